@@ -1,0 +1,87 @@
+//! The one error type of `syne-data`. Every variant names the file (and where it applies the
+//! line, row, key or tensor) at fault, so a user can go straight to the bad input.
+
+use std::path::PathBuf;
+
+use crate::io::Position;
+
+/// Why a single input record could not be used. Bad records are skipped and counted by default;
+/// `--strict` turns the first one into a failing exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRecordKind {
+    /// The line is not valid JSON, or not a JSON object.
+    MalformedJson,
+    /// The line's bytes are not valid UTF-8.
+    InvalidUtf8,
+    /// The configured text field is absent or null.
+    MissingText,
+    /// The configured text field is present but not a string.
+    NonStringText,
+    /// The text is empty (or only whitespace) before any filtering.
+    EmptyText,
+}
+
+impl BadRecordKind {
+    /// Stable snake_case name used in summaries and manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            BadRecordKind::MalformedJson => "malformed_json",
+            BadRecordKind::InvalidUtf8 => "invalid_utf8",
+            BadRecordKind::MissingText => "missing_text",
+            BadRecordKind::NonStringText => "non_string_text",
+            BadRecordKind::EmptyText => "empty_text",
+        }
+    }
+}
+
+/// Errors of the data pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file could not be opened, read or written.
+    #[error("{path}: {action}: {source}")]
+    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+
+    /// One record is unusable (see [`BadRecordKind`]); the rest of the file is still readable.
+    #[error("{pos}: {kind:?}: {detail}")]
+    BadRecord { pos: Position, kind: BadRecordKind, detail: String },
+
+    /// The file itself is damaged (truncated compression stream, bad Parquet footer, ...);
+    /// reading stops at `pos`, and records before it were delivered.
+    #[error("{pos}: corrupt or truncated input: {detail}")]
+    Corrupt { pos: Position, detail: String },
+
+    /// The file name does not tell which corpus format it holds.
+    #[error("{path}: unknown corpus format (expected .jsonl, .jsonl.gz, .jsonl.zst or .parquet)")]
+    UnknownFormat { path: PathBuf },
+
+    /// A tokenizer could not be loaded or built.
+    #[error("{path}: tokenizer: {detail}")]
+    Tokenizer { path: PathBuf, detail: String },
+
+    /// A GGUF file is malformed; `at` says which key, tensor or byte offset.
+    #[error("{path}: GGUF {at}: {detail}")]
+    Gguf { path: PathBuf, at: String, detail: String },
+
+    /// A configuration file is invalid; `key` names the offending setting.
+    #[error("{path}: config key `{key}`: {detail}")]
+    Config { path: PathBuf, key: String, detail: String },
+
+    /// A token shard set or Megatron dataset is malformed or inconsistent.
+    #[error("{path}: shard: {detail}")]
+    Shard { path: PathBuf, detail: String },
+
+    /// Processing was stopped deliberately (strict mode, a failed consistency check, ...).
+    #[error("{0}")]
+    Aborted(String),
+}
+
+impl DataError {
+    /// Shorthand for an I/O error on `path` while doing `action`.
+    pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+        DataError::Io { path: path.into(), action, source }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

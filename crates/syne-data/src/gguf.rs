@@ -1,0 +1,242 @@
+//! GGUF (v2/v3) container reader: metadata key/values and tensor descriptors, memory-mapped.
+//!
+//! The tokenizer builder reads `tokenizer.ggml.*` keys from it; the model loader reads tensor
+//! descriptors and the mapped data. Every length read from the file is checked against the file
+//! size before use, so a truncated or hostile file gives an error naming the key or offset
+//! instead of a huge allocation or a panic.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::{DataError, Result};
+
+/// A metadata value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GgufValue {
+    U8(u8),
+    I8(i8),
+    U16(u16),
+    I16(i16),
+    U32(u32),
+    I32(i32),
+    F32(f32),
+    Bool(bool),
+    String(String),
+    Array(Vec<GgufValue>),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+}
+
+impl GgufValue {
+    /// The value as an unsigned integer, when it is any non-negative integer type.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            GgufValue::U8(v) => Some(v.into()),
+            GgufValue::U16(v) => Some(v.into()),
+            GgufValue::U32(v) => Some(v.into()),
+            GgufValue::U64(v) => Some(v),
+            GgufValue::I8(v) => u64::try_from(v).ok(),
+            GgufValue::I16(v) => u64::try_from(v).ok(),
+            GgufValue::I32(v) => u64::try_from(v).ok(),
+            GgufValue::I64(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value as a float, when it is numeric.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            GgufValue::F32(v) => Some(v.into()),
+            GgufValue::F64(v) => Some(v),
+            _ => self.as_u64().map(|v| v as f64),
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            GgufValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match *self {
+            GgufValue::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[GgufValue]> {
+        match self {
+            GgufValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// One tensor's descriptor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    /// Dimensions as GGUF stores them (innermost first, i.e. reversed from PyTorch order).
+    pub dims: Vec<u64>,
+    /// ggml type id (0 = F32, 1 = F16, 2 = Q4_0, 3 = Q4_1, 8 = Q8_0, ...).
+    pub ggml_type: u32,
+    /// Offset of the data from the start of the data section.
+    pub offset: u64,
+}
+
+/// An opened GGUF file.
+pub struct GgufFile {
+    path: PathBuf,
+    pub version: u32,
+    pub metadata: BTreeMap<String, GgufValue>,
+    pub tensors: Vec<TensorInfo>,
+    /// Absolute offset of the tensor data section.
+    pub data_offset: u64,
+    mmap: Mmap,
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    path: &'a Path,
+}
+
+impl<'a> Cursor<'a> {
+    fn err(&self, at: &str, detail: impl Into<String>) -> DataError {
+        DataError::Gguf { path: self.path.to_path_buf(), at: at.to_string(), detail: detail.into() }
+    }
+
+    fn take(&mut self, n: usize, at: &str) -> Result<&'a [u8]> {
+        if self.buf.len().saturating_sub(self.pos) < n {
+            return Err(self.err(at, format!("file ends at byte {} but {n} more bytes are needed at {}", self.buf.len(), self.pos)));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u32(&mut self, at: &str) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4, at)?.try_into().expect("4 bytes")))
+    }
+
+    fn u64(&mut self, at: &str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8, at)?.try_into().expect("8 bytes")))
+    }
+
+    fn string(&mut self, at: &str) -> Result<String> {
+        let len = self.u64(at)?;
+        let len = usize::try_from(len).map_err(|_| self.err(at, "string length overflows"))?;
+        let bytes = self.take(len, at)?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| self.err(at, format!("string is not UTF-8: {e}")))
+    }
+
+    fn value(&mut self, ty: u32, at: &str) -> Result<GgufValue> {
+        Ok(match ty {
+            0 => GgufValue::U8(self.take(1, at)?[0]),
+            1 => GgufValue::I8(self.take(1, at)?[0] as i8),
+            2 => GgufValue::U16(u16::from_le_bytes(self.take(2, at)?.try_into().expect("2"))),
+            3 => GgufValue::I16(i16::from_le_bytes(self.take(2, at)?.try_into().expect("2"))),
+            4 => GgufValue::U32(self.u32(at)?),
+            5 => GgufValue::I32(self.u32(at)? as i32),
+            6 => GgufValue::F32(f32::from_bits(self.u32(at)?)),
+            7 => GgufValue::Bool(self.take(1, at)?[0] != 0),
+            8 => GgufValue::String(self.string(at)?),
+            9 => {
+                let elem = self.u32(at)?;
+                let n = self.u64(at)?;
+                // Every element takes at least one byte: reject counts the file cannot hold.
+                if n > (self.buf.len() - self.pos) as u64 {
+                    return Err(self.err(at, format!("array of {n} elements does not fit in the file")));
+                }
+                let mut items = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    items.push(self.value(elem, at)?);
+                }
+                GgufValue::Array(items)
+            }
+            10 => GgufValue::U64(self.u64(at)?),
+            11 => GgufValue::I64(self.u64(at)? as i64),
+            12 => GgufValue::F64(f64::from_bits(self.u64(at)?)),
+            other => return Err(self.err(at, format!("unknown value type {other}"))),
+        })
+    }
+}
+
+impl GgufFile {
+    /// Open and parse the header, metadata and tensor descriptors of `path`.
+    pub fn open(path: &Path) -> Result<GgufFile> {
+        let file = File::open(path).map_err(|e| DataError::io(path, "cannot open GGUF file", e))?;
+        // SAFETY: the file is opened read-only and we never hand out references that outlive
+        // `GgufFile`; concurrent truncation by another process is the usual mmap caveat.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io(path, "cannot map GGUF file", e))?;
+        let mut c = Cursor { buf: &mmap, pos: 0, path };
+        let magic = c.take(4, "header")?;
+        if magic != b"GGUF" {
+            return Err(c.err("header", format!("bad magic {magic:?}, expected \"GGUF\"")));
+        }
+        let version = c.u32("header")?;
+        if !(2..=3).contains(&version) {
+            return Err(c.err("header", format!("unsupported version {version} (2 and 3 are supported)")));
+        }
+        let n_tensors = c.u64("header")?;
+        let n_kv = c.u64("header")?;
+        let mut metadata = BTreeMap::new();
+        for i in 0..n_kv {
+            let key = c.string(&format!("metadata key #{i}"))?;
+            let ty = c.u32(&format!("metadata `{key}`"))?;
+            let value = c.value(ty, &format!("metadata `{key}`"))?;
+            metadata.insert(key, value);
+        }
+        let mut tensors = Vec::new();
+        for i in 0..n_tensors {
+            let name = c.string(&format!("tensor #{i}"))?;
+            let at = format!("tensor `{name}`");
+            let n_dims = c.u32(&at)?;
+            if n_dims > 8 {
+                return Err(c.err(&at, format!("{n_dims} dimensions")));
+            }
+            let dims = (0..n_dims).map(|_| c.u64(&at)).collect::<Result<Vec<_>>>()?;
+            let ggml_type = c.u32(&at)?;
+            let offset = c.u64(&at)?;
+            tensors.push(TensorInfo { name, dims, ggml_type, offset });
+        }
+        let alignment = metadata.get("general.alignment").and_then(GgufValue::as_u64).unwrap_or(32).max(1);
+        let data_offset = (c.pos as u64).div_ceil(alignment) * alignment;
+        drop(c);
+        Ok(GgufFile { path: path.to_path_buf(), version, metadata, tensors, data_offset, mmap })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A metadata value, or an error naming the missing key.
+    pub fn get(&self, key: &str) -> Result<&GgufValue> {
+        self.metadata.get(key).ok_or_else(|| DataError::Gguf {
+            path: self.path.clone(),
+            at: format!("metadata `{key}`"),
+            detail: "key is missing".into(),
+        })
+    }
+
+    /// A string array (e.g. `tokenizer.ggml.tokens`), or an error naming the key.
+    pub fn get_str_array(&self, key: &str) -> Result<Vec<&str>> {
+        let arr = self.get(key)?.as_array().ok_or_else(|| self.type_err(key, "an array"))?;
+        arr.iter().map(|v| v.as_str().ok_or_else(|| self.type_err(key, "an array of strings"))).collect()
+    }
+
+    fn type_err(&self, key: &str, expected: &str) -> DataError {
+        DataError::Gguf { path: self.path.clone(), at: format!("metadata `{key}`"), detail: format!("expected {expected}") }
+    }
+
+    /// The raw bytes of the whole file (tensor data lives at `data_offset + tensor.offset`).
+    pub fn bytes(&self) -> &[u8] {
+        &self.mmap
+    }
+}

@@ -1,0 +1,269 @@
+//! Tokenizers: any Hugging Face `tokenizer.json`, or the BPE tokenizer embedded in a GGUF
+//! file's metadata, built through the `tokenizers` builders so the two paths behave the same.
+//!
+//! GGUF stores `tokenizer.ggml.tokens`, `.merges`, `.token_type` and a pre-tokenizer name
+//! (`tokenizer.ggml.pre`); the name selects llama.cpp's split regex for that family. Supported:
+//! `llama-bpe` (Llama-3), `gpt-2`, `qwen2` and the digit-splitting family of `smollm`,
+//! `starcoder`, `refact`. SentencePiece (`tokenizer.ggml.model = "llama"`) GGUFs are refused
+//! with a clear error.
+//!
+//! By default special-token strings inside documents (e.g. a literal `<|endoftext|>` in a web
+//! page) are tokenized as plain text, so corpus text can never inject control tokens;
+//! [`TextTokenizer::with_parse_special`] turns parsing on.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{Merges, Vocab, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+
+use crate::error::{DataError, Result};
+use crate::gguf::{GgufFile, GgufValue};
+
+/// Whether documents start with the BOS token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BosPolicy {
+    /// Follow the model: GGUF `tokenizer.ggml.add_bos_token`, or `add_bos_token` /
+    /// the post-processor of a `tokenizer.json`.
+    #[default]
+    Model,
+    Always,
+    Never,
+}
+
+const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// A loaded tokenizer plus the facts the pipeline needs about it.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    path: PathBuf,
+    bos_id: Option<u32>,
+    eos_id: Option<u32>,
+    model_adds_bos: bool,
+    vocab_size: usize,
+    hash: String,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("path", &self.path)
+            .field("vocab_size", &self.vocab_size)
+            .field("bos_id", &self.bos_id)
+            .field("eos_id", &self.eos_id)
+            .finish()
+    }
+}
+
+fn tok_err(path: &Path, detail: impl std::fmt::Display) -> DataError {
+    DataError::Tokenizer { path: path.to_path_buf(), detail: detail.to_string() }
+}
+
+impl TextTokenizer {
+    /// Load from a `.gguf` file, a `tokenizer.json`, or a directory holding `tokenizer.json`.
+    pub fn load(path: &Path) -> Result<TextTokenizer> {
+        if !path.exists() {
+            return Err(tok_err(path, "no such file or directory"));
+        }
+        let is_gguf = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        if is_gguf {
+            return Self::from_gguf(&GgufFile::open(path)?);
+        }
+        let file = if path.is_dir() { path.join("tokenizer.json") } else { path.to_path_buf() };
+        let inner = Tokenizer::from_file(&file).map_err(|e| tok_err(&file, format!("cannot load tokenizer.json: {e}")))?;
+        let config = file.with_file_name("tokenizer_config.json");
+        let config: Option<serde_json::Value> =
+            std::fs::read(&config).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let token_of = |key: &str| -> Option<String> {
+            let v = config.as_ref()?.get(key)?;
+            v.as_str().map(str::to_owned).or_else(|| v.get("content")?.as_str().map(str::to_owned))
+        };
+        let bos_id = token_of("bos_token").and_then(|t| inner.token_to_id(&t));
+        let eos_id = token_of("eos_token").and_then(|t| inner.token_to_id(&t)).or_else(|| {
+            ["<|end_of_text|>", "<|endoftext|>", "</s>", "<eos>", "<|im_end|>"].iter().find_map(|t| inner.token_to_id(t))
+        });
+        // A post-processor that inserts the BOS token means the model was trained with it.
+        let post_adds_bos = bos_id.is_some_and(|id| {
+            inner.post_process(tokenizers::Encoding::default(), None, true).is_ok_and(|e| e.get_ids().first() == Some(&id))
+        });
+        let model_adds_bos = config
+            .as_ref()
+            .and_then(|c| c.get("add_bos_token"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(post_adds_bos);
+        Self::finish(inner, file, bos_id, eos_id, model_adds_bos)
+    }
+
+    /// Build the tokenizer described by a GGUF file's `tokenizer.ggml.*` metadata.
+    pub fn from_gguf(gguf: &GgufFile) -> Result<TextTokenizer> {
+        let path = gguf.path();
+        let model = gguf.get("tokenizer.ggml.model")?.as_str().unwrap_or_default();
+        if model != "gpt2" {
+            return Err(tok_err(
+                path,
+                format!("tokenizer.ggml.model = {model:?}: only byte-level BPE (\"gpt2\") GGUF tokenizers are supported"),
+            ));
+        }
+        let pre = gguf.metadata.get("tokenizer.ggml.pre").and_then(GgufValue::as_str).unwrap_or("default");
+        let tokens = gguf.get_str_array("tokenizer.ggml.tokens")?;
+        let merges_raw = gguf.get_str_array("tokenizer.ggml.merges")?;
+        let types: Vec<u64> = match gguf.metadata.get("tokenizer.ggml.token_type").and_then(GgufValue::as_array) {
+            Some(a) => a.iter().map(|v| v.as_u64().unwrap_or(1)).collect(),
+            None => vec![1; tokens.len()],
+        };
+        let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| ((*t).to_owned(), i as u32)).collect();
+        if vocab.len() != tokens.len() {
+            return Err(tok_err(path, "tokenizer.ggml.tokens holds duplicate tokens"));
+        }
+        let mut merges: Merges = Vec::with_capacity(merges_raw.len());
+        for (i, m) in merges_raw.iter().enumerate() {
+            let (a, b) = m
+                .split_once(' ')
+                .ok_or_else(|| tok_err(path, format!("tokenizer.ggml.merges[{i}] = {m:?} is not \"A B\"")))?;
+            merges.push((a.to_owned(), b.to_owned()));
+        }
+        let (split, ignore_merges): (Vec<PreTokenizerWrapper>, bool) = match pre {
+            "llama-bpe" | "llama3" | "smaug-bpe" | "dbrx" => (
+                vec![
+                    Split::new(SplitPattern::Regex(LLAMA3_REGEX.into()), SplitDelimiterBehavior::Isolated, false)
+                        .map_err(|e| tok_err(path, e))?
+                        .into(),
+                    ByteLevel::new(false, true, false).into(),
+                ],
+                true,
+            ),
+            "qwen2" | "stablelm2" | "deepseek-r1-qwen" => (
+                vec![
+                    Split::new(SplitPattern::Regex(QWEN2_REGEX.into()), SplitDelimiterBehavior::Isolated, false)
+                        .map_err(|e| tok_err(path, e))?
+                        .into(),
+                    ByteLevel::new(false, true, false).into(),
+                ],
+                false,
+            ),
+            "gpt-2" | "default" | "gpt2" | "mpt" | "olmo" => (vec![ByteLevel::new(false, true, true).into()], false),
+            "smollm" | "starcoder" | "refact" | "codeshell" | "command-r" => {
+                (vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()], false)
+            }
+            other => {
+                return Err(tok_err(path, format!("tokenizer.ggml.pre = {other:?} is not a supported pre-tokenizer")))
+            }
+        };
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .ignore_merges(ignore_merges)
+            .build()
+            .map_err(|e| tok_err(path, format!("cannot build BPE: {e}")))?;
+        let mut inner = Tokenizer::new(bpe);
+        inner.with_pre_tokenizer(Some(Sequence::new(split)));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        // Control (3) and user-defined (4) tokens are matched whole, as llama.cpp does.
+        let mut special = Vec::new();
+        let mut user = Vec::new();
+        for (t, ty) in tokens.iter().zip(&types) {
+            match ty {
+                3 => special.push(AddedToken::from(*t, true).normalized(false)),
+                4 => user.push(AddedToken::from(*t, false).normalized(false)),
+                _ => {}
+            }
+        }
+        inner.add_special_tokens(&special);
+        inner.add_tokens(&user);
+        let id = |key: &str| gguf.metadata.get(key).and_then(GgufValue::as_u64).map(|v| v as u32);
+        let bos_id = id("tokenizer.ggml.bos_token_id");
+        let eos_id = id("tokenizer.ggml.eos_token_id");
+        let model_adds_bos = gguf
+            .metadata
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(GgufValue::as_bool)
+            .unwrap_or(pre == "llama-bpe");
+        Self::finish(inner, path.to_path_buf(), bos_id, eos_id, model_adds_bos)
+    }
+
+    fn finish(
+        mut inner: Tokenizer,
+        path: PathBuf,
+        bos_id: Option<u32>,
+        eos_id: Option<u32>,
+        model_adds_bos: bool,
+    ) -> Result<TextTokenizer> {
+        inner.set_encode_special_tokens(true);
+        let json = inner.to_string(false).map_err(|e| tok_err(&path, format!("cannot serialise: {e}")))?;
+        let hash = hex::encode(Sha256::digest(json.as_bytes()));
+        let vocab_size = inner.get_vocab_size(true);
+        Ok(TextTokenizer { inner, path, bos_id, eos_id, model_adds_bos, vocab_size, hash })
+    }
+
+    /// Parse special-token strings in the input as special tokens (off by default).
+    pub fn with_parse_special(mut self, parse: bool) -> Self {
+        self.inner.set_encode_special_tokens(!parse);
+        self
+    }
+
+    /// Encode one text without adding BOS/EOS.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.inner
+            .encode_fast(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| tok_err(&self.path, format!("encode failed: {e}")))
+    }
+
+    /// Encode many texts in parallel (on the current rayon pool), order preserved.
+    pub fn encode_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>> {
+        texts.par_iter().map(|t| self.encode(t.as_ref())).collect()
+    }
+
+    /// Decode ids back to text (special tokens kept).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, false).map_err(|e| tok_err(&self.path, format!("decode failed: {e}")))
+    }
+
+    /// Whether BOS should be prepended under `policy`.
+    pub fn adds_bos(&self, policy: BosPolicy) -> bool {
+        self.bos_id.is_some()
+            && match policy {
+                BosPolicy::Model => self.model_adds_bos,
+                BosPolicy::Always => true,
+                BosPolicy::Never => false,
+            }
+    }
+
+    pub fn bos_id(&self) -> Option<u32> {
+        self.bos_id
+    }
+
+    pub fn eos_id(&self) -> Option<u32> {
+        self.eos_id
+    }
+
+    /// Vocabulary size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// sha256 of the canonical `tokenizer.json` serialisation: two tokenizers with the same
+    /// hash tokenize identically, whatever file they came from.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The tokenizer as `tokenizer.json` text (for a GGUF model, what the HF layout needs).
+    pub fn to_json(&self, pretty: bool) -> Result<String> {
+        self.inner.to_string(pretty).map_err(|e| tok_err(&self.path, format!("cannot serialise: {e}")))
+    }
+}
