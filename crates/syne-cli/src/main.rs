@@ -1,1 +1,266 @@
-fn main(){}
+//! `syne`: continual pre-training of LLMs, end to end. This binary only parses arguments,
+//! shows progress and prints results; the work is done by the library crates.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use syne_data::prepare::{run_prepare, verify_output, Counts, Manifest, PrepareOptions, PrepareReport};
+use syne_data::shards::{export_megatron, ShardReader};
+use syne_data::tokenizer::{BosPolicy, TextTokenizer};
+use syne_data::DataError;
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+#[derive(Parser)]
+#[command(name = "syne", version, about = "Effective and efficient continual pre-training of LLMs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Clean, deduplicate, tokenize and pack the sources of a TOML file into token shards.
+    Prepare {
+        /// TOML file with [prepare] and [sources.NAME] tables (a recipe works too).
+        config: PathBuf,
+        /// Output folder (default: [prepare].output, relative to the config file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Worker threads (default: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Fail on the first bad record or damaged file instead of skipping and counting it.
+        #[arg(long)]
+        strict: bool,
+        /// Do not draw progress bars.
+        #[arg(long)]
+        no_progress: bool,
+        /// Keep the intermediate .work folder after success.
+        #[arg(long)]
+        keep_work: bool,
+        /// Print the manifest's summary as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tokenize text and print the ids as JSON.
+    Tokenize {
+        /// tokenizer.json, a folder holding one, or a GGUF model.
+        #[arg(long)]
+        tokenizer: PathBuf,
+        /// Text to tokenize (default: standard input).
+        #[arg(long)]
+        text: Option<String>,
+        /// Treat special-token strings in the text as special tokens.
+        #[arg(long)]
+        parse_special: bool,
+        /// Add BOS/EOS as a document in the shards would have them (BOS per the model).
+        #[arg(long)]
+        document: bool,
+    },
+    /// Show what a prepared shard folder holds and decode a sample of documents.
+    Inspect {
+        /// Output folder of `syne prepare`.
+        dir: PathBuf,
+        /// Documents to decode (first of each shard, then evenly spread).
+        #[arg(long, default_value_t = 3)]
+        sample: usize,
+        /// Characters of each decoded document to show.
+        #[arg(long, default_value_t = 300)]
+        chars: usize,
+        /// Also verify every shard against the manifest (hashes, counts, metadata).
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Export a prepared folder to Megatron-LM indexed datasets (one per source and language).
+    ExportMegatron {
+        /// Output folder of `syne prepare`.
+        dir: PathBuf,
+        /// Folder for the `.bin`/`.idx` pairs.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SYNE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Prepare { config, out, threads, strict, no_progress, keep_work, json } => {
+            let opts = PrepareOptions { threads, strict, progress: !no_progress, keep_work };
+            let report = run_prepare(&config, out.as_deref(), &opts)?;
+            if json {
+                let summary = serde_json::json!({
+                    "out": report.out_dir, "total": report.manifest.total, "sources": report.manifest.sources,
+                    "seconds": report.seconds, "resumed_units": report.units_resumed, "already_complete": report.already_complete,
+                });
+                println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+            } else {
+                print_summary(&report);
+            }
+        }
+        Command::Tokenize { tokenizer, text, parse_special, document } => {
+            let tok = TextTokenizer::load(&tokenizer)?.with_parse_special(parse_special);
+            let text = match text {
+                Some(t) => t,
+                None => {
+                    let mut s = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut s)
+                        .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+                    s
+                }
+            };
+            let mut ids = tok.encode(&text)?;
+            if document {
+                if tok.adds_bos(BosPolicy::Model) {
+                    ids.insert(0, tok.bos_id().expect("adds_bos implies a BOS id"));
+                }
+                ids.extend(tok.eos_id());
+            }
+            println!("{}", serde_json::to_string(&ids).expect("json"));
+        }
+        Command::Inspect { dir, sample, chars, verify } => inspect(&dir, sample, chars, verify)?,
+        Command::ExportMegatron { dir, out } => {
+            let m = Manifest::load(&dir)?;
+            std::fs::create_dir_all(&out).map_err(|e| DataError::io(&out, "cannot create directory", e))?;
+            let mut groups: std::collections::BTreeMap<(String, String), Vec<ShardReader>> = Default::default();
+            for s in &m.shards {
+                groups
+                    .entry((s.source.clone(), s.lang.clone()))
+                    .or_default()
+                    .push(ShardReader::open(&dir.join("shards").join(&s.name))?);
+            }
+            for ((source, lang), readers) in groups {
+                let prefix = out.join(format!("{source}.{lang}"));
+                let (seqs, toks) = export_megatron(&readers, &prefix, m.tokenizer.vocab_size)?;
+                println!("{}.{{bin,idx}}: {seqs} documents, {toks} tokens", prefix.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_summary(r: &PrepareReport) {
+    let m = &r.manifest;
+    if r.already_complete {
+        println!("{} is already complete (same configuration); nothing to do.", r.out_dir.display());
+    }
+    println!(
+        "{:<24} {:>9} {:>7} {:>9} {:>7} {:>8} {:>8} {:>7} {:>9} {:>12}",
+        "source", "docs in", "bad", "filtered", "lang", "exact", "near", "short", "docs out", "tokens out"
+    );
+    let row = |name: &str, c: &Counts| {
+        println!(
+            "{:<24} {:>9} {:>7} {:>9} {:>7} {:>8} {:>8} {:>7} {:>9} {:>12}",
+            name,
+            c.docs_in,
+            c.bad_records.values().sum::<u64>(),
+            c.filtered.values().sum::<u64>(),
+            c.language_mismatch,
+            c.exact_duplicates,
+            c.near_duplicates,
+            c.too_few_tokens,
+            c.docs_out,
+            c.tokens_out
+        );
+    };
+    for (name, c) in &m.sources {
+        row(name, c);
+    }
+    row("TOTAL", &m.total);
+    if !m.total.filtered.is_empty() {
+        let parts: Vec<String> = m.total.filtered.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("filtered by rule: {}", parts.join(", "));
+    }
+    if !m.total.bad_records.is_empty() || m.total.damaged_files > 0 {
+        let parts: Vec<String> = m.total.bad_records.iter().map(|(k, v)| format!("{}={v}", k.name())).collect();
+        println!("bad records: {}; damaged files: {}", parts.join(", "), m.total.damaged_files);
+        for e in &m.errors {
+            println!("  {e}");
+        }
+    }
+    for (lang, c) in &m.total.languages {
+        println!("language {lang}: {} documents, {} tokens", c.docs, c.tokens);
+    }
+    let mb = r.input_bytes_processed as f64 / 1e6;
+    println!(
+        "{} shards in {}; tokenizer {} (sha256 {}); {:.1} MB processed in {:.1} s ({:.2} MB/s){}",
+        m.shards.len(),
+        r.out_dir.join("shards").display(),
+        m.tokenizer.path.display(),
+        &m.tokenizer.sha256[..12],
+        mb,
+        r.seconds,
+        if r.seconds > 0.0 { mb / r.seconds } else { 0.0 },
+        if r.units_resumed > 0 { format!("; resumed {} completed units", r.units_resumed) } else { String::new() }
+    );
+}
+
+fn inspect(dir: &Path, sample: usize, chars: usize, verify: bool) -> Result<(), CliError> {
+    let m = Manifest::load(dir)?;
+    println!("{}: format {}, tokenizer {} ({} tokens, {:?} ids)", dir.display(), m.format, m.tokenizer.path.display(), m.tokenizer.vocab_size, m.tokenizer.token_width);
+    println!("{} inputs, {} documents in, {} out, {} tokens", m.inputs.len(), m.total.docs_in, m.total.docs_out, m.total.tokens_out);
+    for s in &m.shards {
+        println!("  {:<48} {:>4} {:>9} docs {:>12} tokens", s.name, s.lang, s.docs, s.tokens);
+    }
+    if verify {
+        let n = verify_output(dir)?;
+        println!("verified {} shards, {n} documents: hashes, counts and metadata agree with the manifest", m.shards.len());
+    }
+    if sample == 0 || m.shards.is_empty() {
+        return Ok(());
+    }
+    let tok = TextTokenizer::load(&m.tokenizer.path)?;
+    if tok.hash() != m.tokenizer.sha256 {
+        return Err(CliError::Usage(format!(
+            "{} no longer matches the tokenizer the shards were made with (sha256 {} != {})",
+            m.tokenizer.path.display(),
+            tok.hash(),
+            m.tokenizer.sha256
+        )));
+    }
+    let shards = m.open_shards(dir)?;
+    let total: usize = shards.iter().map(ShardReader::num_docs).sum();
+    let step = (total / sample.max(1)).max(1);
+    let mut shown = 0;
+    let mut global = 0usize;
+    'outer: for (entry, shard) in m.shards.iter().zip(&shards) {
+        for d in 0..shard.num_docs() {
+            if global % step == 0 {
+                let ids = shard.doc(d).to_vec();
+                let text = tok.decode(&ids)?;
+                let preview: String = text.chars().take(chars).collect();
+                println!("--- {} doc {d} ({} tokens) ---\n{preview}", entry.name, ids.len());
+                shown += 1;
+                if shown >= sample {
+                    break 'outer;
+                }
+            }
+            global += 1;
+        }
+    }
+    Ok(())
+}

@@ -48,6 +48,10 @@ pub struct Document {
     pub text: String,
     /// The record's id field, when the source has one.
     pub id: Option<String>,
+    /// The record's topic label, when a topic field is configured and present.
+    pub topic: Option<String>,
+    /// The record's perplexity score, when a perplexity field is configured and present.
+    pub perplexity: Option<f64>,
     pub pos: Position,
 }
 
@@ -87,11 +91,15 @@ impl Format {
 pub struct FieldSpec {
     pub text: String,
     pub id: Option<String>,
+    /// Optional topic-label field (a string).
+    pub topic: Option<String>,
+    /// Optional perplexity field (a number).
+    pub perplexity: Option<String>,
 }
 
 impl Default for FieldSpec {
     fn default() -> Self {
-        FieldSpec { text: "text".into(), id: Some("id".into()) }
+        FieldSpec { text: "text".into(), id: Some("id".into()), topic: None, perplexity: None }
     }
 }
 
@@ -143,7 +151,7 @@ impl CorpusReader {
                 })?;
                 let schema = reader.metadata().file_metadata().schema_descr().root_schema_ptr();
                 let mut wanted = Vec::new();
-                for name in std::iter::once(&fields.text).chain(fields.id.iter()) {
+                for name in std::iter::once(&fields.text).chain(fields.id.iter()).chain(fields.topic.iter()).chain(fields.perplexity.iter()) {
                     if let Some(f) = schema.get_fields().iter().find(|f| f.name() == name) {
                         wanted.push(f.clone());
                     } else if name == &fields.text {
@@ -258,20 +266,31 @@ impl CorpusReader {
             }
         };
         let mut text = None;
-        let mut id = None;
+        let mut extracted = Extracted::default();
         for (name, value) in r.get_column_iter() {
             if *name == fields.text {
                 text = Some(value.clone());
             } else if Some(name) == fields.id.as_ref() {
-                id = match value {
+                extracted.id = match value {
                     Field::Str(s) => Some(s.clone()),
                     Field::Null => None,
                     other => Some(other.to_string()),
                 };
+            } else if Some(name) == fields.topic.as_ref() {
+                extracted.topic = match value {
+                    Field::Str(s) => Some(s.clone()),
+                    _ => None,
+                };
+            } else if Some(name) == fields.perplexity.as_ref() {
+                extracted.perplexity = match *value {
+                    Field::Double(v) => Some(v),
+                    Field::Float(v) => Some(v.into()),
+                    _ => None,
+                };
             }
         }
         Some(match text {
-            Some(Field::Str(s)) => finish_record(s, id, pos),
+            Some(Field::Str(s)) => finish_record(s, extracted, pos),
             None | Some(Field::Null) => Err(bad(pos, BadRecordKind::MissingText, format!("field `{}` is null", fields.text))),
             Some(other) => Err(bad(pos, BadRecordKind::NonStringText, format!("field `{}` is {other}, not a string", fields.text))),
         })
@@ -320,18 +339,20 @@ fn bad(pos: Position, kind: BadRecordKind, detail: String) -> DataError {
     DataError::BadRecord { pos, kind, detail }
 }
 
-fn finish_record(text: String, id: Option<String>, pos: Position) -> Result<Document> {
+fn finish_record(text: String, x: Extracted, pos: Position) -> Result<Document> {
     if text.trim().is_empty() {
         return Err(bad(pos, BadRecordKind::EmptyText, "text is empty".into()));
     }
-    Ok(Document { text, id, pos })
+    Ok(Document { text, id: x.id, topic: x.topic, perplexity: x.perplexity, pos })
 }
 
-/// What the configured text/id fields of one JSON object held.
+/// What the configured fields of one record held.
 #[derive(Default)]
 struct Extracted {
     text: Option<std::result::Result<String, String>>,
     id: Option<String>,
+    topic: Option<String>,
+    perplexity: Option<f64>,
 }
 
 /// Deserialises a JSON object keeping only the two wanted fields; everything else is skipped
@@ -367,6 +388,10 @@ impl<'de> Visitor<'de> for ExtractSeed<'_> {
                     serde_json::Value::String(s) => Some(s),
                     other => Some(other.to_string()),
                 };
+            } else if self.0.topic.as_deref() == Some(key.as_ref()) {
+                out.topic = map.next_value::<serde_json::Value>()?.as_str().map(str::to_owned);
+            } else if self.0.perplexity.as_deref() == Some(key.as_ref()) {
+                out.perplexity = map.next_value::<serde_json::Value>()?.as_f64();
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -394,16 +419,16 @@ fn parse_json_record(line: &[u8], fields: &FieldSpec, pos: Position) -> Result<D
         }
     };
     let mut de = serde_json::Deserializer::from_str(line);
-    let extracted = ExtractSeed(fields)
+    let mut extracted = ExtractSeed(fields)
         .deserialize(&mut de)
         .and_then(|x| de.end().map(|_| x))
         .map_err(|e| bad(pos.clone(), BadRecordKind::MalformedJson, e.to_string()))?;
-    match extracted.text {
+    match extracted.text.take() {
         None => Err(bad(pos, BadRecordKind::MissingText, format!("no string field `{}`", fields.text))),
         Some(Err(kind)) => {
             Err(bad(pos, BadRecordKind::NonStringText, format!("field `{}` is {kind}, not a string", fields.text)))
         }
-        Some(Ok(text)) => finish_record(text, extracted.id, pos),
+        Some(Ok(text)) => finish_record(text, extracted, pos),
     }
 }
 

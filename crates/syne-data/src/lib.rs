@@ -13,6 +13,7 @@ pub mod gguf;
 pub mod io;
 pub mod langid;
 pub mod normalize;
+pub mod prepare;
 pub mod quality;
 pub mod shards;
 pub mod text;
