@@ -291,3 +291,89 @@ mod tests {
         assert_eq!(d, vec![Decision::Keep, Decision::NearDuplicateOf(0), Decision::NearDuplicateOf(0)]);
     }
 }
+
+/// Counts of a standalone dedup run ([`dedup_corpus`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DedupReport {
+    pub docs_in: u64,
+    pub bad_records: u64,
+    pub exact_duplicates: u64,
+    pub near_duplicates: u64,
+    pub docs_out: u64,
+    /// Ids (or positions, for records without id) of the removed documents, in input order.
+    pub removed: Vec<String>,
+}
+
+/// Deduplicate corpus files into one JSONL output (exact and/or MinHash-LSH, as `cfg` says),
+/// streaming: pass one computes keys in parallel batches, the decision is made on keys only,
+/// pass two re-reads the input and writes the kept records unchanged (`{"id", "text"}`).
+/// Bad records are skipped and counted.
+pub fn dedup_corpus(
+    inputs: &[std::path::PathBuf],
+    fields: &crate::io::FieldSpec,
+    cfg: &DedupConfig,
+    out: &std::path::Path,
+) -> crate::Result<DedupReport> {
+    use rayon::prelude::*;
+
+    use crate::io::CorpusReader;
+    let hasher = MinHasher::new(cfg);
+    let bands = if cfg.near { hasher.bands() } else { 0 };
+    let mut hashes = Vec::new();
+    let mut keys = Vec::new();
+    let mut report = DedupReport::default();
+    const BATCH: usize = 2048;
+    for path in inputs {
+        let mut reader = CorpusReader::open(path, fields)?;
+        loop {
+            let batch: Vec<_> = reader.by_ref().take(BATCH).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let computed: Vec<Option<(u128, Vec<u64>)>> = batch
+                .par_iter()
+                .map(|r| {
+                    r.as_ref().ok().map(|d| {
+                        let k = if cfg.near { hasher.band_keys(&hasher.signature(&d.text)) } else { Vec::new() };
+                        (content_hash(&d.text), k)
+                    })
+                })
+                .collect();
+            for c in computed {
+                report.docs_in += 1;
+                match c {
+                    Some((h, k)) => {
+                        hashes.push(h);
+                        keys.extend(k);
+                    }
+                    None => report.bad_records += 1,
+                }
+            }
+        }
+    }
+    let decisions = decide(hashes.len(), &hashes, cfg.exact, &keys, bands);
+    drop(keys);
+    let mut writer = crate::io::JsonlWriter::create(out)?;
+    let mut i = 0usize;
+    for path in inputs {
+        for doc in CorpusReader::open(path, fields)?.flatten() {
+            match decisions[i] {
+                Decision::Keep => {
+                    writer.write(&serde_json::json!({"id": doc.id, "text": doc.text}))?;
+                    report.docs_out += 1;
+                }
+                d => {
+                    if matches!(d, Decision::ExactDuplicateOf(_)) {
+                        report.exact_duplicates += 1;
+                    } else {
+                        report.near_duplicates += 1;
+                    }
+                    report.removed.push(doc.id.clone().unwrap_or_else(|| doc.pos.to_string()));
+                }
+            }
+            i += 1;
+        }
+    }
+    writer.finish()?;
+    Ok(report)
+}

@@ -233,7 +233,7 @@ impl PrepareConfig {
     pub fn resolve(&self, base: &Path) -> Result<Vec<ResolvedSource>> {
         let mut out = Vec::new();
         for (name, src) in &self.sources {
-            let paths: Vec<PathBuf> = src.paths.iter().map(|p| base.join(p)).collect();
+            let paths: Vec<PathBuf> = src.paths.iter().map(|p| clean_path(&base.join(p))).collect();
             let files = expand_inputs(&paths)?;
             if files.is_empty() {
                 return Err(DataError::Config {
@@ -610,10 +610,27 @@ fn remove_partials(dir: &Path) -> Result<()> {
 /// `[prepare].output`.
 pub fn run_prepare(config_path: &Path, out_override: Option<&Path>, opts: &PrepareOptions) -> Result<PrepareReport> {
     let cfg = PrepareConfig::load(config_path)?;
-    let base = config_path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
-    let out = out_override.map(Path::to_path_buf).unwrap_or_else(|| base.join(&cfg.prepare.output));
+    let base = clean_path(config_path.parent().unwrap_or(Path::new("")));
+    let out = out_override.map(clean_path).unwrap_or_else(|| clean_path(&base.join(&cfg.prepare.output)));
     run_prepare_config(&cfg, &base, &out, opts)
+}
+
+/// `path` made absolute (against the current directory) with `.` and `..` removed lexically,
+/// so the same file is named the same way in manifests whatever the working directory was.
+/// Symbolic links are kept as they are.
+pub fn clean_path(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Run with an already parsed config; relative paths resolve against `base`.
@@ -628,7 +645,7 @@ pub fn run_prepare_config(cfg: &PrepareConfig, base: &Path, out: &Path, opts: &P
 fn run_inner(cfg: &PrepareConfig, base: &Path, out: &Path, opts: &PrepareOptions) -> Result<PrepareReport> {
     let started = Instant::now();
     let sources = cfg.resolve(base)?;
-    let tokenizer_path = base.join(&cfg.prepare.tokenizer);
+    let tokenizer_path = clean_path(&base.join(&cfg.prepare.tokenizer));
     let tokenizer = TextTokenizer::load(&tokenizer_path)?;
 
     // The identity of this run: configuration (resolved), input files (size and mtime) and
