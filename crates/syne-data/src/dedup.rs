@@ -13,12 +13,10 @@
 //! Memory is bounded by the per-document keys (16 bytes of content hash plus 8 bytes per band),
 //! never by the text.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64, xxh3_64_with_seed};
 
-use crate::text::for_each_simplified_word;
+use crate::text::{for_each_simplified_word, ngram_hashes, PrehashedMap};
 
 /// MinHash-LSH settings (the `[prepare.dedup]` table).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,18 +85,9 @@ impl MinHasher {
     pub fn shingles(&self, text: &str) -> Vec<u32> {
         let mut words: Vec<u64> = Vec::new();
         for_each_simplified_word(text, |w| words.push(xxh3_64(w.as_bytes())));
-        let mut out: Vec<u32> = Vec::with_capacity(words.len());
-        if words.is_empty() {
-            return out;
-        }
         // A document shorter than one shingle is one shingle of all its words.
         let n = self.ngram.min(words.len());
-        let mut buf = Vec::with_capacity(8 * n);
-        for w in words.windows(n) {
-            buf.clear();
-            w.iter().for_each(|h| buf.extend_from_slice(&h.to_le_bytes()));
-            out.push(xxh3_64(&buf) as u32);
-        }
+        let mut out: Vec<u32> = ngram_hashes(&words, n).into_iter().map(|h| h as u32).collect();
         out.sort_unstable();
         out.dedup();
         out
@@ -197,7 +186,7 @@ pub fn decide(n: usize, hashes: &[u128], exact: bool, band_keys: &[u64], bands: 
     assert!(n <= u32::MAX as usize, "at most 2^32 documents per dedup run");
     let mut decisions = vec![Decision::Keep; n];
     if exact {
-        let mut first: HashMap<u128, u32> = HashMap::with_capacity(n);
+        let mut first: PrehashedMap<u128, u32> = PrehashedMap::with_capacity_and_hasher(n, Default::default());
         for (i, h) in hashes.iter().enumerate().take(n) {
             let f = *first.entry(*h).or_insert(i as u32);
             if f != i as u32 {

@@ -34,7 +34,7 @@ pub struct LangGuess {
 
 /// How much text (in bytes, from the start) the detector looks at; detection cost then does
 /// not grow with document length.
-const SAMPLE_BYTES: usize = 4096;
+const SAMPLE_BYTES: usize = 2048;
 
 /// Identify the language of `text`.
 ///

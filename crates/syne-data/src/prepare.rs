@@ -743,6 +743,8 @@ fn run_inner(cfg: &PrepareConfig, base: &Path, out: &Path, opts: &PrepareOptions
         filter_stats.push(stats);
     }
     bar.finish_and_clear();
+    tracing::info!("filter phase: {} units ({resumed} resumed) in {:.2} s", ctx.units.len(), started.elapsed().as_secs_f64());
+    let phase = Instant::now();
 
     // Phase 2: dedup over all kept documents in input order.
     let dedup_path = work.join("dedup.bin");
@@ -758,6 +760,9 @@ fn run_inner(cfg: &PrepareConfig, base: &Path, out: &Path, opts: &PrepareOptions
         write_atomic(&dedup_path, &d)?;
         d
     };
+
+    tracing::info!("dedup phase: {} documents in {:.2} s", decisions.len(), phase.elapsed().as_secs_f64());
+    let phase = Instant::now();
 
     // Phase 3: tokenize and pack.
     let total_kept: u64 = filter_stats.iter().map(|s| s.kept).sum();
@@ -780,6 +785,7 @@ fn run_inner(cfg: &PrepareConfig, base: &Path, out: &Path, opts: &PrepareOptions
         pack_stats.push(ps);
     }
     bar.finish_and_clear();
+    tracing::info!("pack phase: {} documents in {:.2} s", total_kept, phase.elapsed().as_secs_f64());
 
     // Phase 4: manifest (and Megatron export).
     let mut total = Counts::default();

@@ -7,12 +7,10 @@
 //! repetition rules are multiplied by `cjk_ngram_scale` (a Chinese word is about two
 //! characters), so that a 5-gram rule compares phrases of similar length in both languages.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::text::{is_cjk, words};
+use crate::text::{is_cjk, ngram_hashes, words, PrehashedMap};
 
 /// Quality-filter thresholds (the `[prepare.filters]` table; a source may override any key).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,7 +241,7 @@ pub fn check(text: &str, cfg: &QualityConfig) -> Result<(), &'static str> {
         if n == 0 || ws.len() < n {
             continue;
         }
-        let counts = ngram_counts(&word_hash, n);
+        let counts = ngram_counts(&ngram_hashes(&word_hash, n));
         // Ties go to the earliest n-gram, so the verdict never depends on hash-map order.
         if let Some(&(count, first)) = counts.values().max_by_key(|(c, first)| (*c, std::cmp::Reverse(*first))) {
             if count > 1 {
@@ -259,10 +257,11 @@ pub fn check(text: &str, cfg: &QualityConfig) -> Result<(), &'static str> {
         if n == 0 || ws.len() < n {
             continue;
         }
-        let counts = ngram_counts(&word_hash, n);
+        let grams = ngram_hashes(&word_hash, n);
+        let counts = ngram_counts(&grams);
         let mut covered = vec![false; ws.len()];
-        for (i, w) in word_hash.windows(n).enumerate() {
-            if counts[&ngram_hash(w)].0 > 1 {
+        for (i, g) in grams.iter().enumerate() {
+            if counts[g].0 > 1 {
                 covered[i..i + n].iter_mut().for_each(|c| *c = true);
             }
         }
@@ -274,32 +273,23 @@ pub fn check(text: &str, cfg: &QualityConfig) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn ngram_hash(window: &[u64]) -> u64 {
-    let mut bytes = [0u8; 8 * 64];
-    let n = window.len().min(64);
-    for (i, h) in window[..n].iter().enumerate() {
-        bytes[i * 8..i * 8 + 8].copy_from_slice(&h.to_le_bytes());
-    }
-    xxh3_64(&bytes[..n * 8])
-}
-
 /// n-gram hash -> (count, first position).
-fn ngram_counts(word_hash: &[u64], n: usize) -> HashMap<u64, (usize, usize)> {
-    let mut counts: HashMap<u64, (usize, usize)> = HashMap::with_capacity(word_hash.len());
-    for (i, w) in word_hash.windows(n).enumerate() {
-        counts.entry(ngram_hash(w)).or_insert((0, i)).0 += 1;
+fn ngram_counts(grams: &[u64]) -> PrehashedMap<u64, (usize, usize)> {
+    let mut counts: PrehashedMap<u64, (usize, usize)> = PrehashedMap::with_capacity_and_hasher(grams.len(), Default::default());
+    for (i, g) in grams.iter().enumerate() {
+        counts.entry(*g).or_insert((0, i)).0 += 1;
     }
     counts
 }
 
 /// (number of repeated items, characters in repeated items, total characters).
 fn duplicates(items: &[&str]) -> (usize, usize, usize) {
-    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let mut seen: PrehashedMap<u64, ()> = PrehashedMap::with_capacity_and_hasher(items.len(), Default::default());
     let (mut dup, mut dup_chars, mut total) = (0, 0, 0);
     for item in items {
         let len = item.chars().count();
         total += len;
-        if !seen.insert(xxh3_64(item.as_bytes())) {
+        if seen.insert(xxh3_64(item.as_bytes()), ()).is_some() {
             dup += 1;
             dup_chars += len;
         }

@@ -99,3 +99,76 @@ mod tests {
         assert_eq!(simplified_words("Hello, World! 你好。x2"), vec!["hello", "world", "你", "好", "x2"]);
     }
 }
+
+/// A `Hasher` for keys that are already uniformly distributed hashes (xxh3 values): it passes
+/// them through instead of hashing them again with SipHash, which profiling showed to cost more
+/// than the n-gram counting itself.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PrehashedHasher(u64);
+
+impl std::hash::Hasher for PrehashedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached for non-integer keys; still a usable (if slower) hash.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = (v as u64) ^ ((v >> 64) as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A hash map (or set, with `V = ()`) keyed by pre-hashed values.
+pub type PrehashedMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<PrehashedHasher>>;
+
+/// SplitMix64's finaliser: a bijective mix of 64 bits.
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Hashes of every window of `n` consecutive values (`len - n + 1` of them), computed with a
+/// rolling polynomial hash in O(len) instead of hashing each window's bytes, then mixed.
+pub fn ngram_hashes(word_hashes: &[u64], n: usize) -> Vec<u64> {
+    const P: u64 = 0x9E37_79B9_7F4A_7C15;
+    if n == 0 || word_hashes.len() < n {
+        return Vec::new();
+    }
+    let top = (1..n).fold(1u64, |acc, _| acc.wrapping_mul(P)); // P^(n-1)
+    let mut h = word_hashes[..n].iter().fold(0u64, |acc, &w| acc.wrapping_mul(P).wrapping_add(w));
+    let mut out = Vec::with_capacity(word_hashes.len() - n + 1);
+    out.push(mix64(h ^ n as u64));
+    for i in n..word_hashes.len() {
+        h = h.wrapping_sub(word_hashes[i - n].wrapping_mul(top)).wrapping_mul(P).wrapping_add(word_hashes[i]);
+        out.push(mix64(h ^ n as u64));
+    }
+    out
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::*;
+
+    #[test]
+    fn rolling_ngram_hashes_equal_direct_ones() {
+        let w: Vec<u64> = (0..50u64).map(|i| mix64(i % 7)).collect();
+        for n in 1..8 {
+            let rolled = ngram_hashes(&w, n);
+            assert_eq!(rolled.len(), w.len() - n + 1);
+            for (i, h) in rolled.iter().enumerate() {
+                assert_eq!(*h, ngram_hashes(&w[i..i + n], n)[0]);
+            }
+            // Equal windows hash equal (the input repeats with period 7).
+            assert_eq!(rolled[0], rolled[7]);
+            assert_ne!(rolled[0], rolled[1]);
+        }
+        assert!(ngram_hashes(&w[..3], 4).is_empty());
+    }
+}
