@@ -1,5 +1,12 @@
 //! `syne`: continual pre-training of LLMs, end to end. This binary only parses arguments,
 //! shows progress and prints results; the work is done by the library crates.
+//!
+//! ```text
+//! syne prepare recipes/demo.toml              # clean, dedup, tokenize, pack (resumable)
+//! syne inspect runs/demo/data --verify        # counts, hashes, decoded samples
+//! syne tokenize --tokenizer MODEL.gguf --text "你好"
+//! syne export-megatron runs/demo/data --out megatron/
+//! ```
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -249,7 +256,7 @@ fn inspect(dir: &Path, sample: usize, chars: usize, verify: bool) -> Result<(), 
     let mut global = 0usize;
     'outer: for (entry, shard) in m.shards.iter().zip(&shards) {
         for d in 0..shard.num_docs() {
-            if global % step == 0 {
+            if global.is_multiple_of(step) {
                 let ids = shard.doc(d).to_vec();
                 let text = tok.decode(&ids)?;
                 let preview: String = text.chars().take(chars).collect();

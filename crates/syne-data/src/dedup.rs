@@ -212,11 +212,11 @@ pub fn decide(n: usize, hashes: &[u128], exact: bool, band_keys: &[u64], bands: 
             }
         }
     }
-    for i in 0..n {
-        if decisions[i] == Decision::Keep {
+    for (i, d) in decisions.iter_mut().enumerate() {
+        if *d == Decision::Keep {
             let root = uf.find(i as u32);
             if root != i as u32 {
-                decisions[i] = Decision::NearDuplicateOf(root);
+                *d = Decision::NearDuplicateOf(root);
             }
         }
     }

@@ -208,7 +208,6 @@ impl GgufFile {
         }
         let alignment = metadata.get("general.alignment").and_then(GgufValue::as_u64).unwrap_or(32).max(1);
         let data_offset = (c.pos as u64).div_ceil(alignment) * alignment;
-        drop(c);
         Ok(GgufFile { path: path.to_path_buf(), version, metadata, tensors, data_offset, mmap })
     }
 
@@ -238,5 +237,77 @@ impl GgufFile {
     /// The raw bytes of the whole file (tensor data lives at `data_offset + tensor.offset`).
     pub fn bytes(&self) -> &[u8] {
         &self.mmap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    /// A minimal GGUF v3 file: two metadata keys and one tensor descriptor.
+    fn tiny() -> Vec<u8> {
+        let mut b = b"GGUF".to_vec();
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(&1u64.to_le_bytes()); // tensors
+        b.extend_from_slice(&2u64.to_le_bytes()); // kv
+        string(&mut b, "general.architecture");
+        b.extend_from_slice(&8u32.to_le_bytes());
+        string(&mut b, "llama");
+        string(&mut b, "tokenizer.ggml.tokens");
+        b.extend_from_slice(&9u32.to_le_bytes());
+        b.extend_from_slice(&8u32.to_le_bytes());
+        b.extend_from_slice(&2u64.to_le_bytes());
+        string(&mut b, "a");
+        string(&mut b, "b");
+        string(&mut b, "token_embd.weight");
+        b.extend_from_slice(&2u32.to_le_bytes());
+        b.extend_from_slice(&4u64.to_le_bytes());
+        b.extend_from_slice(&2u64.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes()); // F32
+        b.extend_from_slice(&0u64.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn parses_metadata_and_tensors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.gguf");
+        std::fs::write(&p, tiny()).unwrap();
+        let g = GgufFile::open(&p).unwrap();
+        assert_eq!(g.version, 3);
+        assert_eq!(g.get("general.architecture").unwrap().as_str(), Some("llama"));
+        assert_eq!(g.get_str_array("tokenizer.ggml.tokens").unwrap(), vec!["a", "b"]);
+        assert_eq!(g.tensors[0].name, "token_embd.weight");
+        assert_eq!(g.tensors[0].dims, vec![4, 2]);
+        assert_eq!(g.data_offset % 32, 0);
+        let missing = g.get("llama.block_count").unwrap_err().to_string();
+        assert!(missing.contains("t.gguf") && missing.contains("llama.block_count"), "{missing}");
+    }
+
+    #[test]
+    fn truncation_and_bad_magic_name_the_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.gguf");
+        let full = tiny();
+        // Cut inside the token array: the error names the key being read.
+        let key_end = full.windows(21).position(|w| w == b"tokenizer.ggml.tokens").unwrap() + 21;
+        std::fs::write(&p, &full[..key_end + 4 + 4 + 8 + 5]).unwrap();
+        let e = GgufFile::open(&p).err().unwrap().to_string();
+        assert!(e.contains("tokenizer.ggml.tokens") && e.contains("file ends"), "{e}");
+        std::fs::write(&p, b"GGML....").unwrap();
+        let e = GgufFile::open(&p).err().unwrap().to_string();
+        assert!(e.contains("bad magic"), "{e}");
+        // An absurd array length is rejected before allocating.
+        let mut evil = full.clone();
+        let at = key_end + 4 + 4;
+        evil[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&p, &evil).unwrap();
+        let e = GgufFile::open(&p).err().unwrap().to_string();
+        assert!(e.contains("does not fit"), "{e}");
     }
 }

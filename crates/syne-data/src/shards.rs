@@ -358,8 +358,8 @@ impl MegatronReader {
         };
         let s = u64::from_le_bytes(idx[18..26].try_into().expect("8")) as usize;
         let d = u64::from_le_bytes(idx[26..34].try_into().expect("8")) as usize;
-        let need = 34usize.checked_add(s.checked_mul(12).unwrap_or(usize::MAX)).and_then(|x| x.checked_add(d.checked_mul(8)?));
-        if need.is_none_or(|n| n > idx.len()) {
+        let need = 34usize.saturating_add(s.saturating_mul(12)).saturating_add(d.saturating_mul(8));
+        if need > idx.len() {
             return Err(shard_err(&idx_path, format!("{s} sequences and {d} document indices do not fit in {} bytes", idx.len())));
         }
         let mut p = 34;
