@@ -662,8 +662,8 @@ fn run_inner(cfg: &PrepareConfig, base: &Path, out: &Path, opts: &PrepareOptions
         "pipeline": PIPELINE_VERSION,
         "prepare": {
             "bos": cfg.prepare.bos, "eos": cfg.prepare.eos, "min_doc_tokens": cfg.prepare.min_doc_tokens,
-            "shard_max_tokens": cfg.prepare.shard_max_tokens, "batch_docs": cfg.prepare.batch_docs,
-            "batch_bytes": cfg.prepare.batch_bytes, "min_lang_confidence": cfg.prepare.min_lang_confidence,
+            // batch_docs / batch_bytes are left out: they change speed and memory, never output.
+            "shard_max_tokens": cfg.prepare.shard_max_tokens, "min_lang_confidence": cfg.prepare.min_lang_confidence,
             "megatron": cfg.prepare.megatron, "normalize": cfg.prepare.normalize, "dedup": cfg.prepare.dedup,
         },
         "sources": sources,

