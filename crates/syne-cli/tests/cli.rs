@@ -1,16 +1,11 @@
 //! The `syne` binary's small commands on real assets: tokenize, prepare + inspect + export, and
 //! clear errors on bad paths.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
-fn assets() -> PathBuf {
-    let dir = std::env::var_os("SYNE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
-    assert!(dir.join("corpora").is_dir(), "real assets missing under {}: run scripts/fetch-assets", dir.display());
-    dir
-}
+use common::assets;
 
 fn syne(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_syne")).args(args).output().unwrap();

@@ -1,34 +1,13 @@
 //! Kill `syne prepare` with SIGKILL at many points, resume it each time, and require output
 //! byte-identical to an uninterrupted run (with another thread count), on real corpora.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn assets() -> PathBuf {
-    let dir = std::env::var_os("SYNE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
-    assert!(dir.join("corpora").is_dir(), "real assets missing under {}: run scripts/fetch-assets", dir.display());
-    dir
-}
-
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
+use common::{assets, tree};
 
 fn subset(corpus: &str, n: usize, dir: &Path) -> String {
     let text = std::fs::read_to_string(assets().join(format!("corpora/{corpus}.jsonl"))).unwrap();
