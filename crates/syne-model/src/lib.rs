@@ -17,3 +17,17 @@ pub mod error;
 pub mod weights;
 
 pub use error::{ModelError, Result};
+
+/// Whether libtorch sees a CUDA device (the same binary runs on CPU-only machines).
+pub fn cuda_available() -> bool {
+    tch::Cuda::is_available()
+}
+
+#[cfg(test)]
+mod torch_tests {
+    #[test]
+    fn libtorch_is_linked_and_computes() {
+        let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+        assert_eq!(f64::try_from(t.sum(tch::Kind::Float)).unwrap(), 6.0);
+    }
+}

@@ -1,0 +1,5 @@
+include!("build_torch.rs");
+
+fn main() {
+    link_libtorch();
+}
