@@ -14,6 +14,7 @@
 
 pub mod dequant;
 pub mod error;
+pub mod llama;
 pub mod weights;
 
 pub use error::{ModelError, Result};

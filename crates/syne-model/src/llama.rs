@@ -1,0 +1,395 @@
+//! The Llama family on tch (libtorch): grouped-query attention, RoPE (with `linear` and `llama3`
+//! scaling), RMSNorm, SwiGLU, tied or untied embeddings. Parameters carry Hugging Face names
+//! (`model.layers.0.self_attn.q_proj.weight`, ...), so HF safetensors map one to one.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use syne_data::gguf::{GgufFile, GgufValue};
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::error::{ModelError, Result};
+use crate::weights::GgufWeights;
+
+/// RoPE scaling as in HF configs (`rope_scaling`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RopeScaling {
+    #[serde(alias = "type")]
+    pub rope_type: String,
+    #[serde(default)]
+    pub factor: Option<f64>,
+    #[serde(default)]
+    pub low_freq_factor: Option<f64>,
+    #[serde(default)]
+    pub high_freq_factor: Option<f64>,
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<f64>,
+}
+
+/// Model hyper-parameters (the fields of an HF `config.json` that a Llama needs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlamaConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+    #[serde(default)]
+    pub rope_scaling: Option<RopeScaling>,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+}
+
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_theta() -> f64 {
+    10_000.0
+}
+fn default_max_pos() -> usize {
+    2048
+}
+
+impl LlamaConfig {
+    pub fn head_dim(&self) -> usize {
+        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
+    }
+
+    /// Read an HF `config.json`.
+    pub fn from_hf_json(path: &Path) -> Result<LlamaConfig> {
+        let bytes = std::fs::read(path).map_err(|e| syne_data::DataError::io(path, "cannot read config", e))?;
+        let cfg: LlamaConfig = serde_json::from_slice(&bytes)
+            .map_err(|e| ModelError::Config { path: path.to_path_buf(), detail: format!("invalid config.json: {e}") })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// The configuration in a llama GGUF file's metadata.
+    pub fn from_gguf(g: &GgufFile) -> Result<LlamaConfig> {
+        let path = g.path().to_path_buf();
+        let arch = g.get("general.architecture")?.as_str().unwrap_or_default().to_string();
+        if arch != "llama" {
+            return Err(ModelError::Config { path, detail: format!("general.architecture = {arch:?}, expected \"llama\"") });
+        }
+        let num = |k: &str| -> Result<f64> {
+            g.get(&format!("llama.{k}"))?.as_f64().ok_or_else(|| ModelError::Config {
+                path: g.path().to_path_buf(),
+                detail: format!("metadata `llama.{k}` is not a number"),
+            })
+        };
+        let opt = |k: &str| g.metadata.get(&format!("llama.{k}")).and_then(GgufValue::as_f64);
+        let vocab_size = g.get_str_array("tokenizer.ggml.tokens")?.len();
+        let heads = num("attention.head_count")? as usize;
+        let tied = !g.tensors.iter().any(|t| t.name == "output.weight");
+        let cfg = LlamaConfig {
+            vocab_size,
+            hidden_size: num("embedding_length")? as usize,
+            intermediate_size: num("feed_forward_length")? as usize,
+            num_hidden_layers: num("block_count")? as usize,
+            num_attention_heads: heads,
+            num_key_value_heads: opt("attention.head_count_kv").map(|v| v as usize).unwrap_or(heads),
+            head_dim: opt("attention.key_length").map(|v| v as usize),
+            rms_norm_eps: opt("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            rope_theta: opt("rope.freq_base").unwrap_or(10_000.0),
+            rope_scaling: None,
+            tie_word_embeddings: tied,
+            max_position_embeddings: opt("context_length").map(|v| v as usize).unwrap_or(2048),
+            bos_token_id: g.metadata.get("tokenizer.ggml.bos_token_id").and_then(GgufValue::as_u64).map(|v| v as u32),
+            eos_token_id: g.metadata.get("tokenizer.ggml.eos_token_id").and_then(GgufValue::as_u64).map(|v| v as u32),
+        };
+        cfg.validate(g.path())?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |d: String| Err(ModelError::Config { path: path.to_path_buf(), detail: d });
+        if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
+            return bad(format!(
+                "{} attention heads cannot be grouped over {} key/value heads",
+                self.num_attention_heads, self.num_key_value_heads
+            ));
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            return bad(format!("head dimension {} must be even for RoPE", self.head_dim()));
+        }
+        Ok(())
+    }
+
+    /// Inverse frequencies of RoPE, with the configured scaling.
+    fn inv_freq(&self) -> Vec<f64> {
+        let d = self.head_dim();
+        let base: Vec<f64> = (0..d / 2).map(|i| 1.0 / self.rope_theta.powf(2.0 * i as f64 / d as f64)).collect();
+        match &self.rope_scaling {
+            Some(s) if s.rope_type == "linear" => base.iter().map(|f| f / s.factor.unwrap_or(1.0)).collect(),
+            Some(s) if s.rope_type == "llama3" => {
+                let factor = s.factor.unwrap_or(8.0);
+                let low = s.low_freq_factor.unwrap_or(1.0);
+                let high = s.high_freq_factor.unwrap_or(4.0);
+                let old = s.original_max_position_embeddings.unwrap_or(8192.0);
+                let (low_wl, high_wl) = (old / low, old / high);
+                base.iter()
+                    .map(|&f| {
+                        let wl = 2.0 * std::f64::consts::PI / f;
+                        if wl < high_wl {
+                            f
+                        } else if wl > low_wl {
+                            f / factor
+                        } else {
+                            let smooth = (old / wl - low) / (high - low);
+                            (1.0 - smooth) * f / factor + smooth * f
+                        }
+                    })
+                    .collect()
+            }
+            _ => base,
+        }
+    }
+}
+
+struct Layer {
+    input_norm: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    o: Tensor,
+    post_norm: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    down: Tensor,
+}
+
+/// A Llama model whose parameters live in a `VarStore` (trainable, f32 master weights).
+pub struct Llama {
+    pub vs: nn::VarStore,
+    pub config: LlamaConfig,
+    embed: Tensor,
+    layers: Vec<Layer>,
+    norm: Tensor,
+    lm_head: Option<Tensor>,
+}
+
+impl Llama {
+    /// A model with HF's initialisation (normal(0, 0.02) weights, unit norms), seeded by the
+    /// caller through `tch::manual_seed`.
+    pub fn new(config: LlamaConfig, device: Device) -> Llama {
+        let vs = nn::VarStore::new(device);
+        let c = &config;
+        let (h, kv, hd) = (c.hidden_size as i64, c.num_key_value_heads as i64, c.head_dim() as i64);
+        let nh = c.num_attention_heads as i64;
+        let init = nn::Init::Randn { mean: 0.0, stdev: 0.02 };
+        let root = vs.root();
+        let m = &root / "model";
+        let embed = (&m / "embed_tokens").var("weight", &[c.vocab_size as i64, h], init);
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| {
+                let l = &m / "layers" / i;
+                let a = &l / "self_attn";
+                let f = &l / "mlp";
+                Layer {
+                    input_norm: (&l / "input_layernorm").var("weight", &[h], nn::Init::Const(1.0)),
+                    q: (&a / "q_proj").var("weight", &[nh * hd, h], init),
+                    k: (&a / "k_proj").var("weight", &[kv * hd, h], init),
+                    v: (&a / "v_proj").var("weight", &[kv * hd, h], init),
+                    o: (&a / "o_proj").var("weight", &[h, nh * hd], init),
+                    post_norm: (&l / "post_attention_layernorm").var("weight", &[h], nn::Init::Const(1.0)),
+                    gate: (&f / "gate_proj").var("weight", &[c.intermediate_size as i64, h], init),
+                    up: (&f / "up_proj").var("weight", &[c.intermediate_size as i64, h], init),
+                    down: (&f / "down_proj").var("weight", &[h, c.intermediate_size as i64], init),
+                }
+            })
+            .collect();
+        let norm = (&m / "norm").var("weight", &[h], nn::Init::Const(1.0));
+        let lm_head = (!c.tie_word_embeddings).then(|| (&root / "lm_head").var("weight", &[c.vocab_size as i64, h], init));
+        Llama { vs, config, embed, layers, norm, lm_head }
+    }
+
+    /// Copy named tensors (HF names) into the parameters; every parameter must be given, with
+    /// its exact shape. `source` names the file in errors.
+    pub fn load_named(&mut self, tensors: &[(String, Tensor)], source: &Path) -> Result<()> {
+        let mut vars = self.vs.variables();
+        let mut seen = std::collections::HashSet::new();
+        tch::no_grad(|| -> Result<()> {
+            for (name, t) in tensors {
+                let Some(var) = vars.get_mut(name) else { continue };
+                if var.size() != t.size() {
+                    return Err(ModelError::Tensor {
+                        path: source.to_path_buf(),
+                        tensor: name.clone(),
+                        detail: format!("expected shape {:?}, found {:?}", var.size(), t.size()),
+                    });
+                }
+                var.copy_(&t.to_kind(Kind::Float).to_device(var.device()));
+                seen.insert(name.clone());
+            }
+            Ok(())
+        })?;
+        let mut missing: Vec<&String> = vars.keys().filter(|k| !seen.contains(*k)).collect();
+        missing.sort();
+        if let Some(first) = missing.first() {
+            return Err(ModelError::Tensor {
+                path: source.to_path_buf(),
+                tensor: (*first).clone(),
+                detail: format!("missing ({} parameters missing in all)", missing.len()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Load an HF checkpoint folder (`config.json` + `model.safetensors`, or sharded with
+    /// `model.safetensors.index.json`).
+    pub fn from_hf_dir(dir: &Path, device: Device) -> Result<Llama> {
+        let config = LlamaConfig::from_hf_json(&dir.join("config.json"))?;
+        let mut model = Llama::new(config, device);
+        let index = dir.join("model.safetensors.index.json");
+        let files: Vec<std::path::PathBuf> = if index.exists() {
+            let v: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(&index).map_err(|e| syne_data::DataError::io(&index, "cannot read", e))?,
+            )
+            .map_err(|e| ModelError::Config { path: index.clone(), detail: e.to_string() })?;
+            let mut f: Vec<String> = v["weight_map"]
+                .as_object()
+                .ok_or_else(|| ModelError::Config { path: index.clone(), detail: "no weight_map".into() })?
+                .values()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect();
+            f.sort();
+            f.dedup();
+            f.into_iter().map(|n| dir.join(n)).collect()
+        } else {
+            vec![dir.join("model.safetensors")]
+        };
+        let mut all = Vec::new();
+        for f in &files {
+            let t = Tensor::read_safetensors(f)
+                .map_err(|e| ModelError::Config { path: f.clone(), detail: format!("cannot read safetensors: {e}") })?;
+            all.extend(t);
+        }
+        model.load_named(&all, dir)?;
+        Ok(model)
+    }
+
+    /// Load a llama GGUF file, dequantising every tensor to f32 and un-permuting Q/K rows.
+    pub fn from_gguf(path: &Path, device: Device) -> Result<Llama> {
+        let w = GgufWeights::open(path)?;
+        let config = LlamaConfig::from_gguf(&w.file)?;
+        let c = config.clone();
+        let (h, hd) = (c.hidden_size, c.head_dim());
+        let (nh, kv, ff) = (c.num_attention_heads, c.num_key_value_heads, c.intermediate_size);
+        let t = |name: &str, shape: &[usize]| -> Result<Tensor> {
+            let x = w.tensor(name, Some(shape))?;
+            Ok(Tensor::from_slice(&x.data).reshape(x.shape.iter().map(|&d| d as i64).collect::<Vec<_>>()))
+        };
+        let qk = |name: &str, shape: &[usize], heads: usize| -> Result<Tensor> {
+            let x = w.qk_tensor(name, shape, heads)?;
+            Ok(Tensor::from_slice(&x.data).reshape(x.shape.iter().map(|&d| d as i64).collect::<Vec<_>>()))
+        };
+        let mut named = vec![("model.embed_tokens.weight".to_string(), t("token_embd.weight", &[c.vocab_size, h])?)];
+        for i in 0..c.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            let b = format!("blk.{i}");
+            named.push((format!("{p}.input_layernorm.weight"), t(&format!("{b}.attn_norm.weight"), &[h])?));
+            named.push((format!("{p}.self_attn.q_proj.weight"), qk(&format!("{b}.attn_q.weight"), &[nh * hd, h], nh)?));
+            named.push((format!("{p}.self_attn.k_proj.weight"), qk(&format!("{b}.attn_k.weight"), &[kv * hd, h], kv)?));
+            named.push((format!("{p}.self_attn.v_proj.weight"), t(&format!("{b}.attn_v.weight"), &[kv * hd, h])?));
+            named.push((format!("{p}.self_attn.o_proj.weight"), t(&format!("{b}.attn_output.weight"), &[h, nh * hd])?));
+            named.push((format!("{p}.post_attention_layernorm.weight"), t(&format!("{b}.ffn_norm.weight"), &[h])?));
+            named.push((format!("{p}.mlp.gate_proj.weight"), t(&format!("{b}.ffn_gate.weight"), &[ff, h])?));
+            named.push((format!("{p}.mlp.up_proj.weight"), t(&format!("{b}.ffn_up.weight"), &[ff, h])?));
+            named.push((format!("{p}.mlp.down_proj.weight"), t(&format!("{b}.ffn_down.weight"), &[h, ff])?));
+        }
+        named.push(("model.norm.weight".to_string(), t("output_norm.weight", &[h])?));
+        if !c.tie_word_embeddings {
+            named.push(("lm_head.weight".to_string(), t("output.weight", &[c.vocab_size, h])?));
+        }
+        let mut model = Llama::new(config, device);
+        model.load_named(&named, path)?;
+        Ok(model)
+    }
+
+    fn rms_norm(&self, x: &Tensor, w: &Tensor) -> Tensor {
+        let var = x.square().mean_dim(-1, true, Kind::Float);
+        x * (var + self.config.rms_norm_eps).rsqrt() * w
+    }
+
+    /// cos/sin tables `[t, head_dim]` for positions `positions` (`[t]` or `[b, t]`).
+    fn rope_tables(&self, positions: &Tensor) -> (Tensor, Tensor) {
+        let inv: Vec<f32> = self.config.inv_freq().into_iter().map(|f| f as f32).collect();
+        let inv = Tensor::from_slice(&inv).to_device(positions.device());
+        let ang = positions.to_kind(Kind::Float).unsqueeze(-1) * inv;
+        let ang = Tensor::cat(&[&ang, &ang], -1);
+        (ang.cos(), ang.sin())
+    }
+
+    /// Logits `[b, t, vocab]` for token ids `[b, t]` (causal attention, positions 0..t).
+    // `h = h + x`, not `h += x`: an in-place add would modify a tensor autograd saved for the
+    // backward pass of the norm that read it.
+    #[allow(clippy::assign_op_pattern)]
+    pub fn forward(&self, input_ids: &Tensor) -> Tensor {
+        let (b, t) = (input_ids.size()[0], input_ids.size()[1]);
+        let c = &self.config;
+        let (nh, kv, hd) = (c.num_attention_heads as i64, c.num_key_value_heads as i64, c.head_dim() as i64);
+        let positions = Tensor::arange(t, (Kind::Int64, input_ids.device()));
+        let (cos, sin) = self.rope_tables(&positions);
+        let (cos, sin) = (cos.view([1, 1, t, hd]), sin.view([1, 1, t, hd]));
+        let rope = |x: &Tensor| {
+            let half = hd / 2;
+            let rot = Tensor::cat(&[x.narrow(3, half, half).neg(), x.narrow(3, 0, half)], 3);
+            x * &cos + rot * &sin
+        };
+        let mut h = self.embed.embedding_lookup(input_ids);
+        for l in &self.layers {
+            let a = self.rms_norm(&h, &l.input_norm);
+            let q = rope(&a.matmul(&l.q.tr()).view([b, t, nh, hd]).transpose(1, 2));
+            let k = rope(&a.matmul(&l.k.tr()).view([b, t, kv, hd]).transpose(1, 2));
+            let v = a.matmul(&l.v.tr()).view([b, t, kv, hd]).transpose(1, 2);
+            let (k, v) = if kv != nh {
+                let rep = nh / kv;
+                (k.repeat_interleave_self_int(rep, 1, None), v.repeat_interleave_self_int(rep, 1, None))
+            } else {
+                (k, v)
+            };
+            let y = Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, true, None, false);
+            let y = y.transpose(1, 2).contiguous().view([b, t, nh * hd]);
+            h = h + y.matmul(&l.o.tr());
+            let a = self.rms_norm(&h, &l.post_norm);
+            let ff = (a.matmul(&l.gate.tr()).silu() * a.matmul(&l.up.tr())).matmul(&l.down.tr());
+            h = h + ff;
+        }
+        let h = self.rms_norm(&h, &self.norm);
+        h.matmul(&self.lm_head.as_ref().unwrap_or(&self.embed).tr())
+    }
+}
+
+trait EmbeddingLookup {
+    fn embedding_lookup(&self, ids: &Tensor) -> Tensor;
+}
+
+impl EmbeddingLookup for Tensor {
+    fn embedding_lookup(&self, ids: &Tensor) -> Tensor {
+        Tensor::embedding(self, ids, -1, false, false)
+    }
+}
+
+/// Mean negative log-likelihood (nats per predicted token) of `ids` `[b, t]` under the model.
+pub fn mean_nll(model: &Llama, ids: &Tensor) -> f64 {
+    tch::no_grad(|| {
+        let t = ids.size()[1];
+        let logits = model.forward(&ids.narrow(1, 0, t - 1));
+        let v = logits.size()[2];
+        let loss = logits.view([-1, v]).cross_entropy_for_logits(&ids.narrow(1, 1, t - 1).reshape([-1]));
+        f64::try_from(loss).expect("scalar loss")
+    })
+}

@@ -1,0 +1,75 @@
+//! Numerics against PyTorch/transformers (fixtures of scripts/make_model_fixtures.py): logits of
+//! a tiny random Llama loaded from HF safetensors, and the perplexity of the real SmolLM2-135M
+//! GGUF on fixed English and Chinese paragraphs.
+
+use std::path::PathBuf;
+
+use syne_data::tokenizer::TextTokenizer;
+use syne_model::llama::{mean_nll, Llama};
+use tch::{Device, Kind, Tensor};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+}
+
+fn gguf() -> PathBuf {
+    let assets = std::env::var_os("SYNE_ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
+    let p = assets.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(p.exists(), "{} missing: run scripts/fetch-assets", p.display());
+    p
+}
+
+#[test]
+fn tiny_llama_logits_match_transformers() {
+    tch::set_num_threads(2);
+    let dir = fixtures().join("tiny-llama");
+    let model = Llama::from_hf_dir(&dir, Device::Cpu).unwrap();
+    let reference: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap().into_iter().collect();
+    let ids = &reference["input_ids"];
+    let logits = tch::no_grad(|| model.forward(ids));
+    let diff = f64::try_from((&logits - &reference["logits"]).abs().max()).unwrap();
+    assert!(diff <= 1e-4, "max |logits - reference| = {diff}");
+    let loss = mean_nll(&model, ids);
+    let want = f64::try_from(reference["loss"].to_kind(Kind::Double).sum(Kind::Double)).unwrap();
+    assert!((loss - want).abs() < 1e-5, "loss {loss} vs {want}");
+}
+
+#[test]
+fn smollm2_gguf_perplexity_matches_transformers_within_half_a_percent() {
+    tch::set_num_threads(2);
+    let model = Llama::from_gguf(&gguf(), Device::Cpu).unwrap();
+    assert_eq!(model.config.num_hidden_layers, 30);
+    assert_eq!((model.config.num_attention_heads, model.config.num_key_value_heads), (9, 3));
+    assert!(model.config.tie_word_embeddings);
+    let tok = TextTokenizer::load(&gguf()).unwrap();
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("smollm2-ppl.json")).unwrap()).unwrap();
+    for lang in ["en", "zh"] {
+        let r = &f[lang];
+        let ids: Vec<i64> = r["ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        // Our GGUF tokenizer agrees with transformers' on the same text.
+        let ours: Vec<i64> = tok.encode(r["text"].as_str().unwrap()).unwrap().into_iter().map(i64::from).collect();
+        assert_eq!(&ours[..ids.len()], &ids[..], "{lang}: tokenization differs from transformers");
+        let nll = mean_nll(&model, &Tensor::from_slice(&ids).view([1, -1]));
+        let (ppl, want) = (nll.exp(), r["ppl"].as_f64().unwrap());
+        assert!(((ppl - want) / want).abs() < 0.005, "{lang}: perplexity {ppl} vs transformers {want}");
+    }
+}
+
+#[test]
+fn wrong_shapes_and_missing_tensors_name_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixtures().join("tiny-llama");
+    std::fs::copy(src.join("model.safetensors"), dir.path().join("model.safetensors")).unwrap();
+    let cfg = std::fs::read_to_string(src.join("config.json")).unwrap().replace("\"intermediate_size\": 172", "\"intermediate_size\": 170");
+    std::fs::write(dir.path().join("config.json"), cfg).unwrap();
+    let e = Llama::from_hf_dir(dir.path(), Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("mlp.") && e.contains("[170, 64]") && e.contains("[172, 64]"), "{e}");
+    let cfg = std::fs::read_to_string(src.join("config.json")).unwrap().replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+    std::fs::write(dir.path().join("config.json"), cfg).unwrap();
+    let e = Llama::from_hf_dir(dir.path(), Device::Cpu).err().unwrap().to_string();
+    assert!(e.contains("model.layers.2.") && e.contains("missing"), "{e}");
+}
