@@ -17,11 +17,16 @@ use syne_data::prepare::{run_prepare, verify_output, Counts, Manifest, PrepareOp
 use syne_data::shards::{export_megatron, ShardReader};
 use syne_data::tokenizer::{BosPolicy, TextTokenizer};
 use syne_data::DataError;
+use syne_model::llama::Llama;
+use syne_model::ppl::{ppl_files, PplOptions};
+use syne_model::ModelError;
 
 #[derive(Debug, thiserror::Error)]
 enum CliError {
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
     #[error("{0}")]
     Usage(String),
 }
@@ -87,6 +92,36 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Perplexity of every document of corpus files under a model, as JSONL (resumable).
+    Ppl {
+        /// Model: a llama GGUF file or a Hugging Face folder (config.json + safetensors).
+        #[arg(long)]
+        model: PathBuf,
+        /// Tokenizer (default: the GGUF's own, or the folder's tokenizer.json).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Corpus files or folders (.jsonl, .jsonl.gz, .jsonl.zst, .parquet).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output JSONL: one line per document (id, position, tokens, mean NLL, perplexity).
+        #[arg(long)]
+        out: PathBuf,
+        /// Window length in tokens.
+        #[arg(long, default_value_t = 1024)]
+        max_len: usize,
+        /// Padded tokens per forward pass.
+        #[arg(long, default_value_t = 4096)]
+        batch_tokens: usize,
+        /// Text field of the records.
+        #[arg(long, default_value = "text")]
+        text_field: String,
+        /// Threads for CPU math (default: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Stay on the CPU even when a GPU is present.
+        #[arg(long)]
+        cpu: bool,
+    },
     /// Export a prepared folder to Megatron-LM indexed datasets (one per source and language).
     ExportMegatron {
         /// Output folder of `syne prepare`.
@@ -150,6 +185,40 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("{}", serde_json::to_string(&ids).expect("json"));
         }
         Command::Inspect { dir, sample, chars, verify } => inspect(&dir, sample, chars, verify)?,
+        Command::Ppl { model, tokenizer, inputs, out, max_len, batch_tokens, text_field, threads, cpu } => {
+            if threads > 0 {
+                tch::set_num_threads(threads as i32);
+            }
+            let device = if cpu { tch::Device::Cpu } else { tch::Device::cuda_if_available() };
+            let is_gguf = model.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+            let lm = if is_gguf { Llama::from_gguf(&model, device)? } else { Llama::from_hf_dir(&model, device)? };
+            let tok = TextTokenizer::load(tokenizer.as_deref().unwrap_or(&model))?;
+            let files = syne_data::io::expand_inputs(&inputs)?;
+            let opts = PplOptions {
+                max_len,
+                batch_tokens,
+                fields: syne_data::io::FieldSpec { text: text_field, ..Default::default() },
+                ..Default::default()
+            };
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} documents scored ({per_sec})").expect("template"));
+            let started = std::time::Instant::now();
+            let s = ppl_files(&lm, &tok, &files, &out, &opts, &|n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}: {} documents scored ({} resumed, {} bad records skipped) on {device:?}, {} tokens; \
+                 mean NLL {:.4} nats/token (perplexity {:.3}); {:.1} documents/s",
+                out.display(),
+                s.docs + s.resumed_docs,
+                s.resumed_docs,
+                s.bad_records,
+                s.tokens,
+                s.nll_sum / s.predicted.max(1) as f64,
+                (s.nll_sum / s.predicted.max(1) as f64).exp(),
+                s.docs as f64 / secs
+            );
+        }
         Command::ExportMegatron { dir, out } => {
             let m = Manifest::load(&dir)?;
             std::fs::create_dir_all(&out).map_err(|e| DataError::io(&out, "cannot create directory", e))?;

@@ -15,6 +15,8 @@
 pub mod dequant;
 pub mod error;
 pub mod llama;
+pub mod ppl;
+pub mod score;
 pub mod weights;
 
 pub use error::{ModelError, Result};

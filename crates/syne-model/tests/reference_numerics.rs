@@ -73,3 +73,29 @@ fn wrong_shapes_and_missing_tensors_name_the_tensor() {
     let e = Llama::from_hf_dir(dir.path(), Device::Cpu).err().unwrap().to_string();
     assert!(e.contains("model.layers.2.") && e.contains("missing"), "{e}");
 }
+
+#[test]
+fn document_scores_are_batch_invariant_and_match_the_reference() {
+    use syne_model::score::score_documents;
+    tch::set_num_threads(2);
+    let model = Llama::from_gguf(&gguf(), Device::Cpu).unwrap();
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("smollm2-ppl.json")).unwrap()).unwrap();
+    let ids = |lang: &str| -> Vec<u32> { f[lang]["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect() };
+    let (en, zh) = (ids("en"), ids("zh"));
+    let docs = vec![en.clone(), zh.clone(), en[..40].to_vec(), vec![5]];
+    let batched = score_documents(&model, &docs, 1024, 4096);
+    let single: Vec<_> = docs.iter().map(|d| score_documents(&model, std::slice::from_ref(d), 1024, 1)[0]).collect();
+    for (i, (a, b)) in batched.iter().zip(&single).enumerate() {
+        assert_eq!(a.predicted, b.predicted, "doc {i}");
+        if a.predicted > 0 {
+            assert!((a.mean_nll() - b.mean_nll()).abs() < 1e-5, "doc {i}: {} vs {}", a.mean_nll(), b.mean_nll());
+        }
+    }
+    assert_eq!(batched[3].predicted, 0, "a one-token document predicts nothing");
+    let want = f["en"]["ppl"].as_f64().unwrap();
+    assert!(((batched[0].perplexity() - want) / want).abs() < 0.005);
+    // Windows: a 64-token window gives more predictions than one long window would allow context for.
+    let windowed = score_documents(&model, std::slice::from_ref(&zh), 64, 4096)[0];
+    assert_eq!(windowed.predicted, zh.len() - zh.len().div_ceil(64));
+}
