@@ -27,7 +27,7 @@ fn scores_every_document_and_resumes_a_torn_output() {
     let opts = PplOptions { chunk_docs: 4, ..Default::default() };
 
     let clean = dir.path().join("clean.jsonl");
-    let s = ppl_files(&model, &tok, &[input.clone()], &clean, &opts, &|_| {}).unwrap();
+    let s = ppl_files(&model, &tok, std::slice::from_ref(&input), &clean, &opts, &|_| {}).unwrap();
     assert_eq!((s.docs, s.bad_records), (12, 1));
     let want = std::fs::read_to_string(&clean).unwrap();
     assert_eq!(want.lines().count(), 12);
