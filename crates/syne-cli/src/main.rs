@@ -122,6 +122,15 @@ enum Command {
         #[arg(long)]
         cpu: bool,
     },
+    /// Convert a model (llama GGUF, dequantised to f32) to a Hugging Face folder:
+    /// config.json, model.safetensors and tokenizer.json.
+    ExportHf {
+        /// A llama GGUF file or an HF folder.
+        model: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Export a prepared folder to Megatron-LM indexed datasets (one per source and language).
     ExportMegatron {
         /// Output folder of `syne prepare`.
@@ -185,6 +194,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("{}", serde_json::to_string(&ids).expect("json"));
         }
         Command::Inspect { dir, sample, chars, verify } => inspect(&dir, sample, chars, verify)?,
+        Command::ExportHf { model, out } => {
+            let is_gguf = model.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+            let lm = if is_gguf { Llama::from_gguf(&model, tch::Device::Cpu)? } else { Llama::from_hf_dir(&model, tch::Device::Cpu)? };
+            // A GGUF carries its tokenizer; an HF folder may or may not have tokenizer.json.
+            let tok = if is_gguf || model.join("tokenizer.json").exists() { Some(TextTokenizer::load(&model)?) } else { None };
+            lm.save_hf(&out, tok.as_ref())?;
+            println!("{}: config.json, model.safetensors, tokenizer.json ({} layers, {} parameters)", out.display(), lm.config.num_hidden_layers, lm.vs.trainable_variables().iter().map(|t| t.numel()).sum::<usize>());
+        }
         Command::Ppl { model, tokenizer, inputs, out, max_len, batch_tokens, text_field, threads, cpu } => {
             if threads > 0 {
                 tch::set_num_threads(threads as i32);

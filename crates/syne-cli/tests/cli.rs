@@ -70,3 +70,18 @@ fn prepare_inspect_and_export_on_a_real_corpus() {
     let (ok, out, _) = syne(&["prepare", cfg.to_str().unwrap(), "--no-progress"]);
     assert!(ok && out.contains("already complete"), "{out}");
 }
+
+#[test]
+fn export_hf_writes_a_loadable_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../syne-model/tests/fixtures/tiny-llama");
+    let out = dir.path().join("hf");
+    let (ok, stdout, err) = syne(&["export-hf", tiny.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("2 layers"), "{stdout}");
+    for f in ["config.json", "model.safetensors"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let (ok, _, err) = syne(&["export-hf", "/nope/model.gguf", "--out", out.to_str().unwrap()]);
+    assert!(!ok && err.contains("/nope/model.gguf"), "{err}");
+}

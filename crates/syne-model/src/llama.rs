@@ -393,3 +393,43 @@ pub fn mean_nll(model: &Llama, ids: &Tensor) -> f64 {
         f64::try_from(loss).expect("scalar loss")
     })
 }
+
+impl Llama {
+    /// Save in Hugging Face layout: `config.json`, `model.safetensors` (f32) and, when given,
+    /// `tokenizer.json`, so that `transformers` (and llama.cpp's converter) can load it. Written
+    /// to `DIR.partial` and renamed, so an interrupted save never looks complete.
+    pub fn save_hf(&self, dir: &Path, tokenizer: Option<&syne_data::tokenizer::TextTokenizer>) -> Result<()> {
+        let tmp = syne_data::io::partial_path(dir);
+        let io = |p: &Path, e: std::io::Error| ModelError::Data(syne_data::DataError::io(p, "cannot write checkpoint", e));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+        let mut cfg = serde_json::to_value(&self.config).expect("config serialises");
+        let obj = cfg.as_object_mut().expect("object");
+        obj.insert("architectures".into(), serde_json::json!(["LlamaForCausalLM"]));
+        obj.insert("model_type".into(), serde_json::json!("llama"));
+        obj.insert("torch_dtype".into(), serde_json::json!("float32"));
+        obj.insert("hidden_act".into(), serde_json::json!("silu"));
+        obj.insert("head_dim".into(), serde_json::json!(self.config.head_dim()));
+        obj.retain(|_, v| !v.is_null());
+        let cfg_path = tmp.join("config.json");
+        std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).expect("json")).map_err(|e| io(&cfg_path, e))?;
+        let st = tmp.join("model.safetensors");
+        // The tied head is the embedding: HF expects no separate lm_head tensor then.
+        let vars = self.vs.variables();
+        let mut named: Vec<(String, Tensor)> = vars.into_iter().map(|(k, v)| (k, v.detach().to_device(Device::Cpu))).collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Tensor::write_safetensors(&named, &st)
+            .map_err(|e| ModelError::Config { path: st.clone(), detail: format!("cannot write safetensors: {e}") })?;
+        if let Some(tok) = tokenizer {
+            let p = tmp.join("tokenizer.json");
+            std::fs::write(&p, tok.to_json(false)?).map_err(|e| io(&p, e))?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
+        Ok(())
+    }
+}

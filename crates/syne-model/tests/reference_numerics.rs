@@ -99,3 +99,21 @@ fn document_scores_are_batch_invariant_and_match_the_reference() {
     let windowed = score_documents(&model, std::slice::from_ref(&zh), 64, 4096)[0];
     assert_eq!(windowed.predicted, zh.len() - zh.len().div_ceil(64));
 }
+
+#[test]
+fn hf_save_round_trips_with_identical_logits() {
+    tch::set_num_threads(2);
+    let model = Llama::from_hf_dir(&fixtures().join("tiny-llama"), Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("saved");
+    model.save_hf(&out, None).unwrap();
+    assert!(!dir.path().join("saved.partial").exists());
+    let again = Llama::from_hf_dir(&out, Device::Cpu).unwrap();
+    assert_eq!(again.config, model.config);
+    let ids = Tensor::from_slice(&[1i64, 5, 9, 200, 3, 77]).view([1, 6]);
+    let (a, b) = tch::no_grad(|| (model.forward(&ids), again.forward(&ids)));
+    assert_eq!(f64::try_from((a - b).abs().max()).unwrap(), 0.0);
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model_type"], "llama");
+    assert_eq!(cfg["architectures"][0], "LlamaForCausalLM");
+}
