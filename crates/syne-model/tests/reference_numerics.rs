@@ -117,3 +117,24 @@ fn hf_save_round_trips_with_identical_logits() {
     assert_eq!(cfg["model_type"], "llama");
     assert_eq!(cfg["architectures"][0], "LlamaForCausalLM");
 }
+
+/// The same check on a GPU. On a machine without CUDA it verifies that the binary still runs on
+/// the CPU build path; with `SYNE_REQUIRE_CUDA=1` (the GPU runs) a missing GPU is a failure.
+#[test]
+fn tiny_llama_logits_match_transformers_on_cuda() {
+    let require = std::env::var_os("SYNE_REQUIRE_CUDA").is_some();
+    if !syne_model::cuda_available() {
+        assert!(!require, "SYNE_REQUIRE_CUDA is set but libtorch sees no CUDA device");
+        return;
+    }
+    let dir = fixtures().join("tiny-llama");
+    let model = Llama::from_hf_dir(&dir, Device::Cuda(0)).unwrap();
+    let reference: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap().into_iter().collect();
+    let ids = reference["input_ids"].to_device(Device::Cuda(0));
+    let logits = tch::no_grad(|| model.forward(&ids));
+    assert_eq!(logits.device(), Device::Cuda(0));
+    let diff = f64::try_from((logits.to_device(Device::Cpu) - &reference["logits"]).abs().max()).unwrap();
+    eprintln!("CUDA: max |logits - transformers| = {diff:.3e}");
+    assert!(diff <= 1e-4, "max |logits - reference| on CUDA = {diff}");
+}
