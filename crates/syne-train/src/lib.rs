@@ -1,0 +1,14 @@
+//! `syne-train`: the pieces of the training loop. So far: AdamW with checkpointable state and
+//! PyTorch's numerics ([`optimizer`]), and learning-rate schedules counted in tokens
+//! ([`schedule`]). The loop itself (data, accumulation, checkpoints, resume) is next.
+//!
+//! ```
+//! use syne_train::schedule::LrSchedule;
+//! let wsd = LrSchedule::WarmupStableDecay { peak: 1e-5, warmup_tokens: 1_000, total_tokens: 100_000,
+//!                                           decay_fraction: 0.1, floor: 1e-6 };
+//! assert_eq!(wsd.lr(50_000), 1e-5);
+//! assert!((wsd.lr(100_000) - 1e-6).abs() < 1e-15);
+//! ```
+
+pub mod optimizer;
+pub mod schedule;
