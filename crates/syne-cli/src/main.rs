@@ -27,6 +27,8 @@ enum CliError {
     Data(#[from] DataError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Train(#[from] syne_train::trainer::TrainError),
     #[error("{0}")]
     Usage(String),
 }
@@ -122,6 +124,22 @@ enum Command {
         #[arg(long)]
         cpu: bool,
     },
+    /// Continually pre-train a model on prepared token shards ([train] table of a TOML file).
+    Train {
+        config: PathBuf,
+        /// Continue from the newest checkpoint of the run folder.
+        #[arg(long)]
+        resume: bool,
+        /// Threads for CPU math (default: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Stay on the CPU even when a GPU is present.
+        #[arg(long)]
+        cpu: bool,
+        /// Do not draw the progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
     /// Convert a model (llama GGUF, dequantised to f32) to a Hugging Face folder:
     /// config.json, model.safetensors and tokenizer.json.
     ExportHf {
@@ -194,6 +212,34 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("{}", serde_json::to_string(&ids).expect("json"));
         }
         Command::Inspect { dir, sample, chars, verify } => inspect(&dir, sample, chars, verify)?,
+        Command::Train { config, resume, threads, cpu, no_progress } => {
+            if threads > 0 {
+                tch::set_num_threads(threads as i32);
+            }
+            let cfg = syne_train::trainer::TrainConfig::load(&config)?;
+            let device = if cpu { tch::Device::Cpu } else { tch::Device::cuda_if_available() };
+            let bar = if no_progress {
+                indicatif::ProgressBar::hidden()
+            } else {
+                indicatif::ProgressBar::new(cfg.total_tokens)
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("[{elapsed_precise}] {wide_bar} {pos}/{len} tokens, eta {eta} {msg}")
+                    .expect("template"),
+            );
+            let state = syne_train::trainer::train(&cfg, resume, device, &mut |m| {
+                bar.set_position(m.tokens);
+                bar.set_message(format!("loss {:.4} lr {:.2e} {:.0} tok/s", m.loss, m.lr, m.tokens_per_s));
+            })?;
+            bar.finish_and_clear();
+            println!(
+                "{}: {} steps, {} tokens on {device:?}; final weights in {}",
+                cfg.out.display(),
+                state.step,
+                state.tokens,
+                cfg.out.join("final").display()
+            );
+        }
         Command::ExportHf { model, out } => {
             let is_gguf = model.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
             let lm = if is_gguf { Llama::from_gguf(&model, tch::Device::Cpu)? } else { Llama::from_hf_dir(&model, tch::Device::Cpu)? };

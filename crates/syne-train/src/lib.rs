@@ -1,6 +1,7 @@
-//! `syne-train`: the pieces of the training loop. So far: AdamW with checkpointable state and
-//! PyTorch's numerics ([`optimizer`]), and learning-rate schedules counted in tokens
-//! ([`schedule`]). The loop itself (data, accumulation, checkpoints, resume) is next.
+//! `syne-train`: the training loop ([`trainer`]: packed sequences from token shards, gradient
+//! accumulation, clipping, metrics, atomic checkpoints and exact resume), AdamW with
+//! checkpointable state and PyTorch's numerics ([`optimizer`]), and learning-rate schedules
+//! counted in tokens ([`schedule`]).
 //!
 //! ```
 //! use syne_train::schedule::LrSchedule;
@@ -12,3 +13,4 @@
 
 pub mod optimizer;
 pub mod schedule;
+pub mod trainer;

@@ -1,0 +1,350 @@
+//! The training loop: packed sequences from token shards, gradient accumulation to a global
+//! batch in tokens, clipping, AdamW, token-based LR schedule, JSON-lines metrics, and atomic
+//! checkpoints (weights in HF layout, optimizer state, counters, data position) from which
+//! `--resume` continues exactly: the final weights equal an uninterrupted run's bit for bit.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use syne_data::prepare::Manifest;
+use syne_data::shards::ShardReader;
+use syne_model::llama::Llama;
+use tch::{Device, Kind, Tensor};
+
+use crate::optimizer::{AdamW, AdamWConfig};
+use crate::schedule::LrSchedule;
+
+/// Errors of a training run; each names the file or setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{path}: {detail}")]
+    Config { path: PathBuf, detail: String },
+    #[error("{path}: {detail}")]
+    Checkpoint { path: PathBuf, detail: String },
+    #[error("loss became {loss} at step {step} ({tokens} tokens); stopped, the last good checkpoint is intact")]
+    NonFinite { step: u64, tokens: u64, loss: f64 },
+    #[error(transparent)]
+    Model(#[from] syne_model::ModelError),
+    #[error(transparent)]
+    Data(#[from] syne_data::DataError),
+}
+
+type Result<T> = std::result::Result<T, TrainError>;
+
+/// The `[train]` table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Initial model: a llama GGUF or an HF folder.
+    pub model: PathBuf,
+    /// Output folders of `syne prepare` and/or shard base paths (`X` for `X.bin` + `X.idx`).
+    pub data: Vec<PathBuf>,
+    /// Run folder: metrics.jsonl, checkpoints/, final/.
+    pub out: PathBuf,
+    pub seq_len: usize,
+    /// Sequences per forward pass.
+    pub micro_batch: usize,
+    /// Tokens per optimizer step (a multiple of micro_batch x seq_len).
+    pub global_batch_tokens: u64,
+    pub total_tokens: u64,
+    pub schedule: LrSchedule,
+    #[serde(default)]
+    pub optimizer: AdamWConfig,
+    /// Global gradient-norm clip (the paper: 1.0).
+    #[serde(default)]
+    pub clip: Option<f64>,
+    pub checkpoint_every_tokens: u64,
+    #[serde(default = "default_keep")]
+    pub keep_checkpoints: usize,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_keep() -> usize {
+    2
+}
+
+impl TrainConfig {
+    /// Read the `[train]` table of a TOML file; relative paths resolve against its folder.
+    pub fn load(path: &Path) -> Result<TrainConfig> {
+        #[derive(Deserialize)]
+        struct File {
+            train: TrainConfig,
+        }
+        let cfg_err = |detail: String| TrainError::Config { path: path.to_path_buf(), detail };
+        let text = std::fs::read_to_string(path).map_err(|e| cfg_err(format!("cannot read: {e}")))?;
+        let mut cfg: TrainConfig = toml::from_str::<File>(&text).map_err(|e| cfg_err(e.to_string()))?.train;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.model = base.join(&cfg.model);
+        cfg.out = base.join(&cfg.out);
+        cfg.data = cfg.data.iter().map(|d| base.join(d)).collect();
+        let per_micro = (cfg.micro_batch * cfg.seq_len) as u64;
+        if cfg.seq_len < 2 || cfg.micro_batch == 0 || per_micro == 0 || !cfg.global_batch_tokens.is_multiple_of(per_micro) {
+            return Err(cfg_err(format!(
+                "train.global_batch_tokens ({}) must be a positive multiple of micro_batch x seq_len ({per_micro})",
+                cfg.global_batch_tokens
+            )));
+        }
+        if cfg.checkpoint_every_tokens == 0 || cfg.keep_checkpoints == 0 {
+            return Err(cfg_err("train.checkpoint_every_tokens and train.keep_checkpoints must be positive".into()));
+        }
+        Ok(cfg)
+    }
+}
+
+/// All training tokens as one stream over the shards, cut into sequences of `seq_len + 1`
+/// tokens (stride `seq_len`), visited in a seeded random order that is reshuffled every epoch.
+pub struct TokenStream {
+    shards: Vec<ShardReader>,
+    starts: Vec<u64>,
+    total: u64,
+    seq_len: usize,
+    seed: u64,
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl TokenStream {
+    pub fn open(data: &[PathBuf], seq_len: usize, seed: u64) -> Result<TokenStream> {
+        let mut shards = Vec::new();
+        for d in data {
+            if d.join("manifest.json").exists() {
+                let m = Manifest::load(d)?;
+                shards.extend(m.open_shards(d)?);
+            } else {
+                shards.push(ShardReader::open(d)?);
+            }
+        }
+        let mut starts = Vec::with_capacity(shards.len());
+        let mut total = 0;
+        for s in &shards {
+            starts.push(total);
+            total += s.num_tokens();
+        }
+        if total < seq_len as u64 + 1 {
+            return Err(TrainError::Config {
+                path: data.first().cloned().unwrap_or_default(),
+                detail: format!("{total} training tokens cannot fill one sequence of {} tokens", seq_len + 1),
+            });
+        }
+        Ok(TokenStream { shards, starts, total, seq_len, seed })
+    }
+
+    /// Sequences per epoch.
+    pub fn sequences(&self) -> u64 {
+        (self.total - 1) / self.seq_len as u64
+    }
+
+    fn read(&self, mut start: u64, len: usize) -> Vec<i64> {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let s = self.starts.partition_point(|&x| x <= start) - 1;
+            let shard = &self.shards[s];
+            let local = start - self.starts[s];
+            let take = ((shard.num_tokens() - local) as usize).min(len - out.len());
+            let toks = shard.token_range(local, local + take as u64);
+            out.extend((0..take).map(|i| i64::from(toks.get(i))));
+            start += take as u64;
+        }
+        out
+    }
+
+    /// The `position`-th sequence of the run (epochs continue the count).
+    pub fn sequence(&self, position: u64) -> Vec<i64> {
+        let n = self.sequences();
+        let (epoch, i) = (position / n, position % n);
+        // Each epoch visits the sequences in the order of an affine bijection of 0..n,
+        // i -> (a * i + b) mod n with gcd(a, n) = 1, drawn from the seed: a shuffle that needs
+        // no memory and is recomputed exactly from the position alone (which makes resume exact).
+        let mut st = self.seed ^ epoch.wrapping_mul(0xA076_1D64_78BD_642F);
+        let b = splitmix(&mut st) % n;
+        let mut a = if n > 1 { 1 + splitmix(&mut st) % (n - 1) } else { 1 };
+        while gcd(a, n) != 1 {
+            a = if a + 1 < n { a + 1 } else { 1 };
+        }
+        let idx = ((a as u128 * i as u128 + b as u128) % n as u128) as u64;
+        self.read(idx * self.seq_len as u64, self.seq_len + 1)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Counters saved in every checkpoint (`trainer.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainState {
+    pub step: u64,
+    pub tokens: u64,
+    /// Sequences consumed (the data position).
+    pub position: u64,
+    pub adam_step: u64,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub step: u64,
+    pub tokens: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens_per_s: f64,
+}
+
+fn ckpt_err(path: &Path, detail: impl Into<String>) -> TrainError {
+    TrainError::Checkpoint { path: path.to_path_buf(), detail: detail.into() }
+}
+
+/// Complete checkpoints of a run, oldest first.
+pub fn checkpoints(out: &Path) -> Vec<PathBuf> {
+    let dir = out.join("checkpoints");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|r| r.flatten().map(|e| e.path()).filter(|p| p.join("trainer.json").exists() && !p.to_string_lossy().ends_with(".partial")).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, out: &Path, keep: usize) -> Result<PathBuf> {
+    let dir = out.join("checkpoints").join(format!("step-{:09}", state.step));
+    let tmp = syne_data::io::partial_path(&dir);
+    // The model goes through save_hf (its own .partial + rename) into the temporary folder.
+    model.save_hf(&tmp.join("model"), None)?;
+    let st = tmp.join("optimizer.safetensors");
+    let named: Vec<(String, Tensor)> = opt.state().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
+    Tensor::write_safetensors(&named, &st).map_err(|e| ckpt_err(&st, e.to_string()))?;
+    let tj = tmp.join("trainer.json");
+    std::fs::write(&tj, serde_json::to_vec_pretty(state).expect("json")).map_err(|e| ckpt_err(&tj, e.to_string()))?;
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| ckpt_err(&dir, e.to_string()))?;
+    }
+    std::fs::rename(&tmp, &dir).map_err(|e| ckpt_err(&dir, e.to_string()))?;
+    let all = checkpoints(out);
+    for old in &all[..all.len().saturating_sub(keep)] {
+        std::fs::remove_dir_all(old).map_err(|e| ckpt_err(old, e.to_string()))?;
+    }
+    Ok(dir)
+}
+
+/// Run (or, with `resume`, continue) training as `cfg` says. `on_step` sees every step's
+/// metrics (for a progress bar). Returns the final state; the final weights are in
+/// `OUT/final` (HF layout).
+pub fn train(cfg: &TrainConfig, resume: bool, device: Device, on_step: &mut dyn FnMut(&StepMetrics)) -> Result<TrainState> {
+    let out = &cfg.out;
+    std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| ckpt_err(out, e.to_string()))?;
+    // A checkpoint a killed run was writing is incomplete: remove it.
+    for e in std::fs::read_dir(out.join("checkpoints")).map_err(|e| ckpt_err(out, e.to_string()))?.flatten() {
+        if e.path().to_string_lossy().ends_with(".partial") {
+            std::fs::remove_dir_all(e.path()).map_err(|x| ckpt_err(&e.path(), x.to_string()))?;
+        }
+    }
+    let is_gguf = cfg.model.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    let mut model = if is_gguf { Llama::from_gguf(&cfg.model, device)? } else { Llama::from_hf_dir(&cfg.model, device)? };
+    let mut opt = AdamW::new(model.vs.variables(), cfg.optimizer.clone());
+    let data = TokenStream::open(&cfg.data, cfg.seq_len, cfg.seed)?;
+    if data.shards.iter().any(|s| {
+        let t = s.tokens();
+        (0..t.len()).any(|i| t.get(i) as usize >= model.config.vocab_size)
+    }) {
+        return Err(TrainError::Config {
+            path: cfg.data[0].clone(),
+            detail: format!("token ids reach beyond the model's vocabulary of {}", model.config.vocab_size),
+        });
+    }
+    let mut state = TrainState::default();
+    let metrics_path = out.join("metrics.jsonl");
+    if resume && checkpoints(out).is_empty() {
+        // Nothing to resume from: start over (dropping metrics of a run killed before its first
+        // checkpoint).
+        let _ = std::fs::remove_file(&metrics_path);
+    }
+    if resume {
+        if let Some(last) = checkpoints(out).pop() {
+            let tj = last.join("trainer.json");
+            state = serde_json::from_slice(&std::fs::read(&tj).map_err(|e| ckpt_err(&tj, e.to_string()))?)
+                .map_err(|e| ckpt_err(&tj, e.to_string()))?;
+            let weights = Tensor::read_safetensors(last.join("model/model.safetensors")).map_err(|e| ckpt_err(&last, e.to_string()))?;
+            model.load_named(&weights, &last)?;
+            let st = Tensor::read_safetensors(last.join("optimizer.safetensors")).map_err(|e| ckpt_err(&last, e.to_string()))?;
+            opt.load_state(&st, state.adam_step).map_err(|e| ckpt_err(&last, e))?;
+            // Drop metrics of steps after the checkpoint: they are about to be redone.
+            if let Ok(text) = std::fs::read_to_string(&metrics_path) {
+                let kept: String = text
+                    .lines()
+                    .filter(|l| serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= state.step))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                syne_data::io::write_atomic(&metrics_path, kept.as_bytes())?;
+            }
+        }
+    } else if !checkpoints(out).is_empty() {
+        return Err(ckpt_err(out, "holds checkpoints of an earlier run: pass --resume to continue it, or use another out folder"));
+    }
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .map_err(|e| ckpt_err(&metrics_path, e.to_string()))?;
+    let micro_tokens = (cfg.micro_batch * cfg.seq_len) as u64;
+    let accum = cfg.global_batch_tokens / micro_tokens;
+    let t = cfg.seq_len as i64;
+    while state.tokens < cfg.total_tokens {
+        let started = Instant::now();
+        opt.zero_grad();
+        let mut loss_sum = 0.0;
+        for _ in 0..accum {
+            let mut ids = Vec::with_capacity(cfg.micro_batch * (cfg.seq_len + 1));
+            for _ in 0..cfg.micro_batch {
+                ids.extend(data.sequence(state.position));
+                state.position += 1;
+            }
+            let ids = Tensor::from_slice(&ids).view([cfg.micro_batch as i64, t + 1]).to_device(device);
+            let logits = model.forward(&ids.narrow(1, 0, t));
+            let v = logits.size()[2];
+            let loss = logits.reshape([-1, v]).cross_entropy_for_logits(&ids.narrow(1, 1, t).reshape([-1]));
+            (&loss / accum as f64).backward();
+            loss_sum += f64::try_from(loss.to_kind(Kind::Double)).expect("scalar");
+        }
+        let loss = loss_sum / accum as f64;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFinite { step: state.step + 1, tokens: state.tokens, loss });
+        }
+        let grad_norm = opt.clip_grad_norm(cfg.clip);
+        let lr = cfg.schedule.lr(state.tokens);
+        opt.step(lr);
+        state.step += 1;
+        state.adam_step = opt.step;
+        let before = state.tokens;
+        state.tokens += cfg.global_batch_tokens;
+        let m = StepMetrics {
+            step: state.step,
+            tokens: state.tokens,
+            loss,
+            lr,
+            grad_norm,
+            tokens_per_s: cfg.global_batch_tokens as f64 / started.elapsed().as_secs_f64(),
+        };
+        let mut line = serde_json::to_vec(&m).expect("json");
+        line.push(b'\n');
+        metrics.write_all(&line).map_err(|e| ckpt_err(&metrics_path, e.to_string()))?;
+        on_step(&m);
+        let every = cfg.checkpoint_every_tokens;
+        if before / every != state.tokens / every || state.tokens >= cfg.total_tokens {
+            save_checkpoint(&model, &opt, &state, out, cfg.keep_checkpoints)?;
+        }
+    }
+    model.save_hf(&out.join("final"), None)?;
+    Ok(state)
+}
