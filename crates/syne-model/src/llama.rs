@@ -221,8 +221,11 @@ impl Llama {
     pub fn load_named(&mut self, tensors: &[(String, Tensor)], source: &Path) -> Result<()> {
         let mut vars = self.vs.variables();
         let mut seen = std::collections::HashSet::new();
+        // Check in name order, so the first error reported does not depend on file order.
+        let mut sorted: Vec<&(String, Tensor)> = tensors.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
         tch::no_grad(|| -> Result<()> {
-            for (name, t) in tensors {
+            for (name, t) in sorted {
                 let Some(var) = vars.get_mut(name) else { continue };
                 if var.size() != t.size() {
                     return Err(ModelError::Tensor {

@@ -67,7 +67,7 @@ fn wrong_shapes_and_missing_tensors_name_the_tensor() {
     let cfg = std::fs::read_to_string(src.join("config.json")).unwrap().replace("\"intermediate_size\": 172", "\"intermediate_size\": 170");
     std::fs::write(dir.path().join("config.json"), cfg).unwrap();
     let e = Llama::from_hf_dir(dir.path(), Device::Cpu).err().unwrap().to_string();
-    assert!(e.contains("mlp.") && e.contains("[170, 64]") && e.contains("[172, 64]"), "{e}");
+    assert!(e.contains("model.layers.0.mlp.down_proj.weight") && e.contains("[64, 170]") && e.contains("[64, 172]"), "{e}");
     let cfg = std::fs::read_to_string(src.join("config.json")).unwrap().replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
     std::fs::write(dir.path().join("config.json"), cfg).unwrap();
     let e = Llama::from_hf_dir(dir.path(), Device::Cpu).err().unwrap().to_string();
