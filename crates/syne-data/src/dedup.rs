@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64, xxh3_64_with_seed};
 
-use crate::text::{for_each_simplified_word, ngram_hashes, PrehashedMap};
+use crate::text::{for_each_simplified_word, ngram_hashes, splitmix64, PrehashedMap};
 
 /// MinHash-LSH settings (the `[prepare.dedup]` table).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,13 +54,6 @@ pub struct MinHasher {
     b: Vec<u64>,
 }
 
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 impl MinHasher {
     /// Hash functions for `cfg` (panics on zero bands/rows/ngram; the config loader rejects them).

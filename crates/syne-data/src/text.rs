@@ -134,6 +134,13 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The next value of a SplitMix64 stream (seeded, portable, good enough for hash parameters
+/// and shuffles; not for cryptography).
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    mix64(*state)
+}
+
 /// Hashes of every window of `n` consecutive values (`len - n + 1` of them), computed with a
 /// rolling polynomial hash in O(len) instead of hashing each window's bytes, then mixed.
 pub fn ngram_hashes(word_hashes: &[u64], n: usize) -> Vec<u64> {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use syne_data::prepare::Manifest;
 use syne_data::shards::ShardReader;
+use syne_data::text::splitmix64;
 use syne_model::llama::Llama;
 use tch::{Device, Kind, Tensor};
 
@@ -104,14 +105,6 @@ pub struct TokenStream {
     seed: u64,
 }
 
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl TokenStream {
     pub fn open(data: &[PathBuf], seq_len: usize, seed: u64) -> Result<TokenStream> {
         let mut shards = Vec::new();
@@ -165,8 +158,8 @@ impl TokenStream {
         // i -> (a * i + b) mod n with gcd(a, n) = 1, drawn from the seed: a shuffle that needs
         // no memory and is recomputed exactly from the position alone (which makes resume exact).
         let mut st = self.seed ^ epoch.wrapping_mul(0xA076_1D64_78BD_642F);
-        let b = splitmix(&mut st) % n;
-        let mut a = if n > 1 { 1 + splitmix(&mut st) % (n - 1) } else { 1 };
+        let b = splitmix64(&mut st) % n;
+        let mut a = if n > 1 { 1 + splitmix64(&mut st) % (n - 1) } else { 1 };
         while gcd(a, n) != 1 {
             a = if a + 1 < n { a + 1 } else { 1 };
         }
