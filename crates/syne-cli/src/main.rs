@@ -241,10 +241,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             );
         }
         Command::ExportHf { model, out } => {
-            let is_gguf = model.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-            let lm = if is_gguf { Llama::from_gguf(&model, tch::Device::Cpu)? } else { Llama::from_hf_dir(&model, tch::Device::Cpu)? };
+            let lm = Llama::load(&model, tch::Device::Cpu)?;
             // A GGUF carries its tokenizer; an HF folder may or may not have tokenizer.json.
-            let tok = if is_gguf || model.join("tokenizer.json").exists() { Some(TextTokenizer::load(&model)?) } else { None };
+            let tok = if !model.is_dir() || model.join("tokenizer.json").exists() { Some(TextTokenizer::load(&model)?) } else { None };
             lm.save_hf(&out, tok.as_ref())?;
             println!("{}: config.json, model.safetensors, tokenizer.json ({} layers, {} parameters)", out.display(), lm.config.num_hidden_layers, lm.vs.trainable_variables().iter().map(|t| t.numel()).sum::<usize>());
         }
@@ -253,8 +252,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 tch::set_num_threads(threads as i32);
             }
             let device = if cpu { tch::Device::Cpu } else { tch::Device::cuda_if_available() };
-            let is_gguf = model.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-            let lm = if is_gguf { Llama::from_gguf(&model, device)? } else { Llama::from_hf_dir(&model, device)? };
+            let lm = Llama::load(&model, device)?;
             let tok = TextTokenizer::load(tokenizer.as_deref().unwrap_or(&model))?;
             let files = syne_data::io::expand_inputs(&inputs)?;
             let opts = PplOptions {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assets, tree};
+use common::{assets, kill_until_done, tree};
 
 fn subset(corpus: &str, n: usize, dir: &Path) -> String {
     let text = std::fs::read_to_string(assets().join(format!("corpora/{corpus}.jsonl"))).unwrap();
@@ -54,30 +54,7 @@ fn sigkill_at_any_point_then_resume_gives_identical_output() {
 
     // Kill after growing delays until a run finishes on its own.
     let killed = d.join("killed");
-    let mut kills = 0;
-    let mut delay = Duration::from_millis(40);
-    loop {
-        let mut child = prepare(&cfg, &killed, 2).spawn().unwrap();
-        let start = Instant::now();
-        let finished = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "resumed run failed after {kills} kills");
-                break true;
-            }
-            if start.elapsed() >= delay {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        if finished {
-            break;
-        }
-        kills += 1;
-        delay = delay.mul_f64(1.6);
-        assert!(kills < 60, "never finished");
-    }
+    let kills = kill_until_done(|| prepare(&cfg, &killed, 2), Duration::from_millis(40), 1.6, 60, || {});
     assert!(kills >= 3, "only {kills} kills landed (full run took {full:?}); the test did not exercise resume");
     let got = tree(&killed);
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "different files after {kills} kills");

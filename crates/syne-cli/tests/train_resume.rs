@@ -5,9 +5,9 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::assets;
+use common::{assets, kill_until_done};
 use syne_data::shards::{ShardWriter, TokenWidth};
 
 fn config(dir: &Path, name: &str, shard: &Path) -> std::path::PathBuf {
@@ -62,33 +62,13 @@ fn sigkill_then_resume_gives_bit_identical_weights() {
     assert_eq!(std::fs::read_dir(d.join("reference/checkpoints")).unwrap().count(), 2, "keep_checkpoints = 2");
 
     let killed = config(d, "killed", &shard);
-    let (mut kills, mut resumed_from_checkpoint) = (0, 0);
-    let mut delay = Duration::from_millis(150);
-    loop {
-        if d.join("killed/checkpoints").exists() && std::fs::read_dir(d.join("killed/checkpoints")).unwrap().count() > 0 {
+    let mut resumed_from_checkpoint = 0;
+    let checkpoints = d.join("killed/checkpoints");
+    let kills = kill_until_done(|| train(&killed, true), Duration::from_millis(150), 1.3, 80, || {
+        if checkpoints.exists() && std::fs::read_dir(&checkpoints).unwrap().count() > 0 {
             resumed_from_checkpoint += 1;
         }
-        let mut child = train(&killed, true).spawn().unwrap();
-        let start = Instant::now();
-        let finished = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "resumed training failed after {kills} kills");
-                break true;
-            }
-            if start.elapsed() >= delay {
-                child.kill().unwrap();
-                child.wait().unwrap();
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(3));
-        };
-        if finished {
-            break;
-        }
-        kills += 1;
-        delay = delay.mul_f64(1.3);
-        assert!(kills < 80, "never finished");
-    }
+    });
     assert!(kills >= 2 && resumed_from_checkpoint >= 2, "kills {kills}, resumes from a checkpoint {resumed_from_checkpoint}");
     let got = std::fs::read(d.join("killed/final/model.safetensors")).unwrap();
     assert!(got == want, "final weights differ after {kills} kills");

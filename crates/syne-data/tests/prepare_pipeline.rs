@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use common::tree;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -15,23 +16,6 @@ use syne_data::BadRecordKind;
 
 fn quiet(threads: usize) -> PrepareOptions {
     PrepareOptions { threads, strict: false, progress: false, keep_work: false }
-}
-
-/// Every file under `dir` (relative path -> bytes).
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// The first `n` lines of a real corpus, copied to `dir/name`.

@@ -284,6 +284,16 @@ impl Llama {
         Ok(model)
     }
 
+    /// Load `path`: a `.gguf` file through [`Llama::from_gguf`], anything else as an HF folder
+    /// through [`Llama::from_hf_dir`].
+    pub fn load(path: &Path, device: Device) -> Result<Llama> {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+            Llama::from_gguf(path, device)
+        } else {
+            Llama::from_hf_dir(path, device)
+        }
+    }
+
     /// Load a llama GGUF file, dequantising every tensor to f32 and un-permuting Q/K rows.
     pub fn from_gguf(path: &Path, device: Device) -> Result<Llama> {
         let w = GgufWeights::open(path)?;

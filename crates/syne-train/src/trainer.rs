@@ -243,8 +243,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: Device, on_step: &mut dyn 
             std::fs::remove_dir_all(e.path()).map_err(|x| ckpt_err(&e.path(), x.to_string()))?;
         }
     }
-    let is_gguf = cfg.model.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-    let mut model = if is_gguf { Llama::from_gguf(&cfg.model, device)? } else { Llama::from_hf_dir(&cfg.model, device)? };
+    let mut model = Llama::load(&cfg.model, device)?;
     let mut opt = AdamW::new(model.vs.variables(), cfg.optimizer.clone());
     let data = TokenStream::open(&cfg.data, cfg.seq_len, cfg.seed)?;
     if data.shards.iter().any(|s| {

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// The assets folder (`$SYNE_ASSETS` or `<workspace>/assets`); panics with the command to run
 /// when it is missing, so tests on real data fail loudly instead of skipping.
@@ -29,4 +31,38 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     out
+}
+
+/// Start `command()` again and again, killing each run with SIGKILL after a delay that grows
+/// by `growth` from `first`, until a run finishes on its own (it must succeed). `before_each`
+/// runs before every start. Returns how many runs were killed.
+pub fn kill_until_done(
+    mut command: impl FnMut() -> Command,
+    first: Duration,
+    growth: f64,
+    max_kills: usize,
+    mut before_each: impl FnMut(),
+) -> usize {
+    let mut kills = 0;
+    let mut delay = first;
+    loop {
+        before_each();
+        let mut child = command().spawn().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "resumed run failed after {kills} kills");
+                return kills;
+            }
+            if start.elapsed() >= delay {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        kills += 1;
+        delay = delay.mul_f64(growth);
+        assert!(kills < max_kills, "never finished");
+    }
 }
