@@ -14,7 +14,9 @@
 
 pub mod dequant;
 pub mod error;
+pub mod generate;
 pub mod llama;
+pub mod lm;
 pub mod ppl;
 pub mod score;
 pub mod weights;

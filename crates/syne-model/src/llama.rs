@@ -179,6 +179,7 @@ pub struct Llama {
     layers: Vec<Layer>,
     norm: Tensor,
     lm_head: Option<Tensor>,
+    precision: Precision,
 }
 
 impl Llama {
@@ -213,7 +214,7 @@ impl Llama {
             .collect();
         let norm = (&m / "norm").var("weight", &[h], nn::Init::Const(1.0));
         let lm_head = (!c.tie_word_embeddings).then(|| (&root / "lm_head").var("weight", &[c.vocab_size as i64, h], init));
-        Llama { vs, config, embed, layers, norm, lm_head }
+        Llama { vs, config, embed, layers, norm, lm_head, precision: Precision::F32 }
     }
 
     /// Copy named tensors (HF names) into the parameters; every parameter must be given, with
@@ -332,68 +333,253 @@ impl Llama {
         Ok(model)
     }
 
-    fn rms_norm(&self, x: &Tensor, w: &Tensor) -> Tensor {
-        let var = x.square().mean_dim(-1, true, Kind::Float);
-        x * (var + self.config.rms_norm_eps).rsqrt() * w
+    /// Arithmetic of the forward pass (see [`Precision`]).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
-    /// cos/sin tables `[t, head_dim]` for positions `positions` (`[t]` or `[b, t]`).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    fn compute_kind(&self) -> Kind {
+        match self.precision {
+            Precision::F32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// A weight as the matrix products use it: the f32 master itself, or a bf16 copy through
+    /// which gradients flow back to the master (what `torch.autocast` does).
+    fn w(&self, t: &Tensor) -> Tensor {
+        match self.precision {
+            Precision::F32 => t.shallow_clone(),
+            Precision::Bf16 => t.to_kind(Kind::BFloat16),
+        }
+    }
+
+    /// RMSNorm in f32 (as HF computes it), returned in the compute precision.
+    fn rms_norm(&self, x: &Tensor, w: &Tensor) -> Tensor {
+        let x = x.to_kind(Kind::Float);
+        let var = x.square().mean_dim(-1, true, Kind::Float);
+        (x * (var + self.config.rms_norm_eps).rsqrt() * w).to_kind(self.compute_kind())
+    }
+
+    /// cos/sin tables `[b, 1, t, head_dim]` for positions `[b, t]`, in the compute precision.
     fn rope_tables(&self, positions: &Tensor) -> (Tensor, Tensor) {
         let inv: Vec<f32> = self.config.inv_freq().into_iter().map(|f| f as f32).collect();
         let inv = Tensor::from_slice(&inv).to_device(positions.device());
         let ang = positions.to_kind(Kind::Float).unsqueeze(-1) * inv;
-        let ang = Tensor::cat(&[&ang, &ang], -1);
-        (ang.cos(), ang.sin())
+        let ang = Tensor::cat(&[&ang, &ang], -1).unsqueeze(1);
+        (ang.cos().to_kind(self.compute_kind()), ang.sin().to_kind(self.compute_kind()))
     }
 
-    /// Logits `[b, t, vocab]` for token ids `[b, t]` (causal attention, positions 0..t).
+    /// One decoder layer. `h` is the f32 residual stream `[b, t, hidden]`; `mask` is a boolean
+    /// `[b, 1, t, t_total]` (true = may attend) or `None` for plain causal attention; `cache`
+    /// holds the keys/values of earlier positions and receives this call's.
     // `h = h + x`, not `h += x`: an in-place add would modify a tensor autograd saved for the
     // backward pass of the norm that read it.
     #[allow(clippy::assign_op_pattern)]
-    pub fn forward(&self, input_ids: &Tensor) -> Tensor {
-        let (b, t) = (input_ids.size()[0], input_ids.size()[1]);
+    fn layer(&self, l: &Layer, h: &Tensor, rope: &(Tensor, Tensor), mask: Option<&Tensor>, cache: Option<&mut LayerCache>) -> Tensor {
+        let (b, t) = (h.size()[0], h.size()[1]);
         let c = &self.config;
         let (nh, kv, hd) = (c.num_attention_heads as i64, c.num_key_value_heads as i64, c.head_dim() as i64);
-        let positions = Tensor::arange(t, (Kind::Int64, input_ids.device()));
-        let (cos, sin) = self.rope_tables(&positions);
-        let (cos, sin) = (cos.view([1, 1, t, hd]), sin.view([1, 1, t, hd]));
-        let rope = |x: &Tensor| {
+        let (cos, sin) = rope;
+        let apply_rope = |x: &Tensor| {
             let half = hd / 2;
             let rot = Tensor::cat(&[x.narrow(3, half, half).neg(), x.narrow(3, 0, half)], 3);
-            x * &cos + rot * &sin
+            x * cos + rot * sin
         };
-        let mut h = self.embed.embedding_lookup(input_ids);
-        for l in &self.layers {
-            let a = self.rms_norm(&h, &l.input_norm);
-            let q = rope(&a.matmul(&l.q.tr()).view([b, t, nh, hd]).transpose(1, 2));
-            let k = rope(&a.matmul(&l.k.tr()).view([b, t, kv, hd]).transpose(1, 2));
-            let v = a.matmul(&l.v.tr()).view([b, t, kv, hd]).transpose(1, 2);
-            let (k, v) = if kv != nh {
-                let rep = nh / kv;
-                (k.repeat_interleave_self_int(rep, 1, None), v.repeat_interleave_self_int(rep, 1, None))
-            } else {
-                (k, v)
-            };
-            let y = Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, true, None, false);
-            let y = y.transpose(1, 2).contiguous().view([b, t, nh * hd]);
-            h = h + y.matmul(&l.o.tr());
-            let a = self.rms_norm(&h, &l.post_norm);
-            let ff = (a.matmul(&l.gate.tr()).silu() * a.matmul(&l.up.tr())).matmul(&l.down.tr());
-            h = h + ff;
+        let a = self.rms_norm(h, &l.input_norm);
+        let q = apply_rope(&a.matmul(&self.w(&l.q).tr()).view([b, t, nh, hd]).transpose(1, 2));
+        let mut k = apply_rope(&a.matmul(&self.w(&l.k).tr()).view([b, t, kv, hd]).transpose(1, 2));
+        let mut v = a.matmul(&self.w(&l.v).tr()).view([b, t, kv, hd]).transpose(1, 2);
+        if let Some(cache) = cache {
+            if let Some((pk, pv)) = cache.take() {
+                k = Tensor::cat(&[pk, k], 2);
+                v = Tensor::cat(&[pv, v], 2);
+            }
+            *cache = Some((k.shallow_clone(), v.shallow_clone()));
         }
-        let h = self.rms_norm(&h, &self.norm);
-        h.matmul(&self.lm_head.as_ref().unwrap_or(&self.embed).tr())
+        let (k, v) = if kv != nh {
+            let rep = nh / kv;
+            (k.repeat_interleave_self_int(rep, 1, None), v.repeat_interleave_self_int(rep, 1, None))
+        } else {
+            (k, v)
+        };
+        let y = match mask {
+            Some(m) => Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), 0.0, false, None, false),
+            None => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, true, None, false),
+        };
+        let y = y.transpose(1, 2).contiguous().view([b, t, nh * hd]);
+        let h = h + y.matmul(&self.w(&l.o).tr()).to_kind(Kind::Float);
+        let a = self.rms_norm(&h, &l.post_norm);
+        let ff = (a.matmul(&self.w(&l.gate).tr()).silu() * a.matmul(&self.w(&l.up).tr())).matmul(&self.w(&l.down).tr());
+        h + ff.to_kind(Kind::Float)
+    }
+
+    fn embed(&self, ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.embed, ids, -1, false, false)
+    }
+
+    /// Final norm and output head: f32 logits.
+    fn head(&self, h: &Tensor) -> Tensor {
+        let h = self.rms_norm(h, &self.norm);
+        h.matmul(&self.w(self.lm_head.as_ref().unwrap_or(&self.embed)).tr()).to_kind(Kind::Float)
+    }
+
+    /// Positions and attention mask of `attention` for ids of shape `[b, t]`.
+    fn attention_inputs(&self, b: i64, t: i64, device: Device, attention: &Attention) -> (Tensor, Option<Tensor>) {
+        match attention {
+            Attention::Causal => (Tensor::arange(t, (Kind::Int64, device)).unsqueeze(0).expand([b, t], false), None),
+            Attention::Packed { segments } => {
+                let segments = segments.to_device(device);
+                let pos = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(0).expand([b, t], false);
+                // Position = index - index of the segment's first token: the first index at
+                // which each segment id occurs, found as a running maximum of the indices where
+                // a new segment starts.
+                let starts_here = segments.narrow(1, 1, t - 1).ne_tensor(&segments.narrow(1, 0, t - 1));
+                let starts_here = Tensor::cat(&[Tensor::ones([b, 1], (Kind::Bool, device)), starts_here], 1);
+                let start_idx = pos.where_self(&starts_here, &Tensor::zeros_like(&pos)).cummax(1).0;
+                let positions = &pos - start_idx;
+                let same = segments.unsqueeze(2).eq_tensor(&segments.unsqueeze(1));
+                let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0);
+                (positions, Some((same.logical_and(&causal)).unsqueeze(1)))
+            }
+        }
+    }
+
+    /// Logits `[b, t, vocab]` (f32) for token ids `[b, t]` (causal attention, positions 0..t).
+    pub fn forward(&self, input_ids: &Tensor) -> Tensor {
+        self.forward_with(input_ids, &Attention::Causal)
+    }
+
+    /// Logits for token ids `[b, t]` under `attention`.
+    pub fn forward_with(&self, input_ids: &Tensor, attention: &Attention) -> Tensor {
+        let (b, t) = (input_ids.size()[0], input_ids.size()[1]);
+        let (positions, mask) = self.attention_inputs(b, t, input_ids.device(), attention);
+        let rope = self.rope_tables(&positions);
+        let mut h = self.embed(input_ids);
+        for l in &self.layers {
+            h = self.layer(l, &h, &rope, mask.as_ref(), None);
+        }
+        self.head(&h)
+    }
+
+    /// Incremental decoding: logits of `input_ids` `[b, t]` at `positions` `[b, t]`, attending to
+    /// the cached keys/values and themselves as `mask` (boolean `[b, 1, t, cached + t]`) allows;
+    /// the new keys/values are appended to `cache`.
+    pub fn forward_cached(&self, input_ids: &Tensor, positions: &Tensor, mask: &Tensor, cache: &mut KvCache) -> Tensor {
+        let rope = self.rope_tables(positions);
+        let mut h = self.embed(input_ids);
+        if cache.layers.len() != self.layers.len() {
+            cache.layers = (0..self.layers.len()).map(|_| None).collect();
+        }
+        for (l, c) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            h = self.layer(l, &h, &rope, Some(mask), Some(c));
+        }
+        self.head(&h)
+    }
+
+    /// Mean cross-entropy of predicting `targets` `[b, t]` from `inputs` `[b, t]`, with the
+    /// gradient of `loss x scale` accumulated into the parameters. With `checkpoint`, layer
+    /// activations are not kept: the forward pass runs without a graph, keeping only each
+    /// layer's input, and the backward pass recomputes one layer at a time (activation
+    /// checkpointing: memory of one layer's activations instead of all of them, for one more
+    /// forward pass of compute). Returns the loss.
+    pub fn loss_backward(&self, inputs: &Tensor, targets: &Tensor, attention: &Attention, scale: f64, checkpoint: bool) -> f64 {
+        let (b, t) = (inputs.size()[0], inputs.size()[1]);
+        let (positions, mask) = self.attention_inputs(b, t, inputs.device(), attention);
+        let rope = self.rope_tables(&positions);
+        let loss_of = |logits: &Tensor| logits.view([b * t, -1]).cross_entropy_for_logits(&targets.reshape([-1]));
+        if !checkpoint {
+            let mut h = self.embed(inputs);
+            for l in &self.layers {
+                h = self.layer(l, &h, &rope, mask.as_ref(), None);
+            }
+            let loss = loss_of(&self.head(&h));
+            (&loss * scale).backward();
+            return f64::try_from(loss.to_kind(Kind::Double)).expect("scalar loss");
+        }
+        // Forward without a graph, keeping the input of every layer.
+        let mut saved = Vec::with_capacity(self.layers.len() + 1);
+        tch::no_grad(|| {
+            let mut h = self.embed(inputs);
+            for l in &self.layers {
+                saved.push(h.shallow_clone());
+                h = self.layer(l, &h, &rope, mask.as_ref(), None);
+            }
+            saved.push(h);
+        });
+        // Head and loss with a graph from the last hidden state.
+        let last = saved.pop().expect("hidden state").detach().set_requires_grad(true);
+        let loss = loss_of(&self.head(&last));
+        (&loss * scale).backward();
+        let mut grad = last.grad();
+        // Backward through the layers in reverse, recomputing each from its saved input:
+        // d(sum(y * g))/dx is the vector-Jacobian product g^T dy/dx that backprop would pass on.
+        for (l, x) in self.layers.iter().zip(saved).rev() {
+            let x = x.detach().set_requires_grad(true);
+            let y = self.layer(l, &x, &rope, mask.as_ref(), None);
+            (y * &grad).sum(Kind::Float).backward();
+            grad = x.grad();
+        }
+        (self.embed(inputs) * grad).sum(Kind::Float).backward();
+        f64::try_from(loss.to_kind(Kind::Double)).expect("scalar loss")
     }
 }
 
-trait EmbeddingLookup {
-    fn embedding_lookup(&self, ids: &Tensor) -> Tensor;
+/// How tokens attend to each other.
+pub enum Attention {
+    /// Every token attends to all earlier tokens of its row; positions 0..t.
+    Causal,
+    /// Packed documents: `segments` `[b, t]` (integer) gives each token's document; a token
+    /// attends only to earlier tokens of its own document, and positions restart at 0 where a
+    /// document starts (document-boundary masking with position reset).
+    Packed { segments: Tensor },
 }
 
-impl EmbeddingLookup for Tensor {
-    fn embedding_lookup(&self, ids: &Tensor) -> Tensor {
-        Tensor::embedding(self, ids, -1, false, false)
+type LayerCache = Option<(Tensor, Tensor)>;
+
+/// Keys and values of earlier positions, per layer (`[b, kv_heads, cached, head_dim]`).
+#[derive(Default)]
+pub struct KvCache {
+    layers: Vec<LayerCache>,
+}
+
+impl KvCache {
+    pub fn new() -> KvCache {
+        KvCache::default()
     }
+
+    /// Cached positions.
+    pub fn len(&self) -> i64 {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.size()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keep only the rows `rows` of the batch (finished sequences leave the batch).
+    pub fn select_rows(&mut self, rows: &Tensor) {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.index_select(0, rows);
+            *v = v.index_select(0, rows);
+        }
+    }
+}
+
+/// Arithmetic of the forward pass. Parameters (and optimizer state) stay f32 masters either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// Matrix products and attention in bf16 with f32 accumulation; norms, residual stream,
+    /// softmax of the loss and the weights in f32 (the `torch.autocast(bfloat16)` recipe).
+    Bf16,
 }
 
 /// Mean negative log-likelihood (nats per predicted token) of `ids` `[b, t]` under the model.

@@ -9,7 +9,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::llama::Llama;
+use crate::lm::LanguageModel;
 
 /// One document's score.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,7 +37,7 @@ impl DocScore {
 
 /// Score `docs` (token ids) with `model`. `batch_tokens` bounds the padded tokens per forward
 /// pass (memory is about `batch_tokens x vocab x 4` bytes of logits).
-pub fn score_documents(model: &Llama, docs: &[Vec<u32>], max_len: usize, batch_tokens: usize) -> Vec<DocScore> {
+pub fn score_documents(model: &impl LanguageModel, docs: &[Vec<u32>], max_len: usize, batch_tokens: usize) -> Vec<DocScore> {
     let max_len = max_len.max(2);
     // Cut documents into windows: (doc index, window tokens).
     let mut windows: Vec<(usize, &[u32])> = Vec::new();
@@ -51,7 +51,7 @@ pub fn score_documents(model: &Llama, docs: &[Vec<u32>], max_len: usize, batch_t
     // Longest first, so each batch holds windows of similar length (little padding).
     let mut order: Vec<usize> = (0..windows.len()).collect();
     order.sort_by_key(|&k| (std::cmp::Reverse(windows[k].1.len()), k));
-    let device = model.vs.device();
+    let device = model.device();
     let mut scores = vec![DocScore { predicted: 0, nll_sum: 0.0 }; docs.len()];
     let mut start = 0;
     while start < order.len() {
@@ -74,7 +74,7 @@ pub fn score_documents(model: &Llama, docs: &[Vec<u32>], max_len: usize, batch_t
         let ids = Tensor::from_slice(&ids).view([b, t]).to_device(device);
         let mask = Tensor::from_slice(&mask).view([b, t - 1]).to_device(device);
         let per_row: Vec<f64> = tch::no_grad(|| {
-            let logits = model.forward(&ids.narrow(1, 0, t - 1)).to_kind(Kind::Float);
+            let logits = model.logits(&ids.narrow(1, 0, t - 1)).to_kind(Kind::Float);
             let logp = logits.log_softmax(-1, Kind::Float);
             let target = ids.narrow(1, 1, t - 1).unsqueeze(-1);
             let nll = -logp.gather(-1, &target, false).squeeze_dim(-1);
