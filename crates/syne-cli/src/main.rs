@@ -140,6 +140,55 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Complete prompts with a model (KV cache; greedy or sampled; batched). Prints one JSON line
+    /// per prompt: prompt, completion, tokens, finish reason.
+    Generate {
+        /// A llama GGUF file or an HF folder.
+        #[arg(long)]
+        model: PathBuf,
+        /// Tokenizer (default: the model's own).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// A prompt (repeatable).
+        #[arg(long)]
+        prompt: Vec<String>,
+        /// A JSONL file of prompts (field `prompt`, else `text`).
+        #[arg(long)]
+        prompts_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 128)]
+        max_new_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        /// 0 = no limit.
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        #[arg(long, default_value_t = 1.0)]
+        repetition_penalty: f64,
+        /// Stop string (repeatable); the completion is cut before it.
+        #[arg(long)]
+        stop: Vec<String>,
+        /// Keep generating past the end-of-sequence token.
+        #[arg(long)]
+        ignore_eos: bool,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Prompts decoded together.
+        #[arg(long, default_value_t = 8)]
+        batch_size: usize,
+        /// Prepend BOS as the model expects.
+        #[arg(long)]
+        bos: bool,
+        /// Write the JSON lines here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long)]
+        cpu: bool,
+    },
     /// Convert a model (llama GGUF, dequantised to f32) to a Hugging Face folder:
     /// config.json, model.safetensors and tokenizer.json.
     ExportHf {
@@ -227,10 +276,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 indicatif::ProgressStyle::with_template("[{elapsed_precise}] {wide_bar} {pos}/{len} tokens, eta {eta} {msg}")
                     .expect("template"),
             );
-            let state = syne_train::trainer::train(&cfg, resume, device, &mut |m| {
-                bar.set_position(m.tokens);
-                bar.set_message(format!("loss {:.4} lr {:.2e} {:.0} tok/s", m.loss, m.lr, m.tokens_per_s));
-            })?;
+            let mut observer = TrainProgress { bar: &bar };
+            let state = syne_train::trainer::train(&cfg, resume, device, &mut observer)?;
             bar.finish_and_clear();
             println!(
                 "{}: {} steps, {} tokens on {device:?}; final weights in {}",
@@ -239,6 +286,74 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 state.tokens,
                 cfg.out.join("final").display()
             );
+        }
+        Command::Generate {
+            model,
+            tokenizer,
+            prompt,
+            prompts_file,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            repetition_penalty,
+            stop,
+            ignore_eos,
+            seed,
+            batch_size,
+            bos,
+            out,
+            threads,
+            cpu,
+        } => {
+            if threads > 0 {
+                tch::set_num_threads(threads as i32);
+            }
+            let mut prompts = prompt;
+            if let Some(f) = &prompts_file {
+                prompts.extend(read_prompts(f)?);
+            }
+            if prompts.is_empty() {
+                return Err(CliError::Usage("no prompt: pass --prompt TEXT or --prompts-file FILE.jsonl".into()));
+            }
+            let device = if cpu { tch::Device::Cpu } else { tch::Device::cuda_if_available() };
+            let lm = Llama::load(&model, device)?;
+            let tok = TextTokenizer::load(tokenizer.as_deref().unwrap_or(&model))?;
+            let cfg = syne_model::generate::SamplingConfig {
+                max_new_tokens,
+                temperature,
+                top_k,
+                top_p,
+                repetition_penalty,
+                stop,
+                stop_at_eos: !ignore_eos,
+                seed,
+            };
+            cfg.validate().map_err(CliError::Usage)?;
+            let mut lines = Vec::new();
+            let bar = indicatif::ProgressBar::new(prompts.len() as u64);
+            for (chunk_no, chunk) in prompts.chunks(batch_size.max(1)).enumerate() {
+                let mut ids = Vec::with_capacity(chunk.len());
+                for p in chunk {
+                    let mut t = tok.encode(p)?;
+                    if bos && tok.adds_bos(BosPolicy::Model) {
+                        t.insert(0, tok.bos_id().expect("adds_bos implies a BOS id"));
+                    }
+                    ids.push(t);
+                }
+                // Each prompt keeps the sampling stream of its position in the whole list.
+                let first = (chunk_no * batch_size.max(1)) as u64;
+                for (p, c) in chunk.iter().zip(syne_model::generate::generate_at(&lm, &tok, &ids, first, &cfg)?) {
+                    lines.push(serde_json::json!({"prompt": p, "completion": c.text, "tokens": c.tokens.len(), "finish": c.finish}).to_string());
+                }
+                bar.inc(chunk.len() as u64);
+            }
+            bar.finish_and_clear();
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            match out {
+                Some(path) => syne_data::io::write_atomic(&path, text.as_bytes())?,
+                None => print!("{text}"),
+            }
         }
         Command::ExportHf { model, out } => {
             let lm = Llama::load(&model, tch::Device::Cpu)?;
@@ -300,6 +415,27 @@ fn run(cli: Cli) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Progress bar and validation lines of `syne train`.
+struct TrainProgress<'a> {
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl syne_train::trainer::TrainObserver for TrainProgress<'_> {
+    fn on_step(&mut self, m: &syne_train::trainer::StepMetrics) {
+        self.bar.set_position(m.tokens);
+        self.bar.set_message(format!("loss {:.4} lr {:.2e} {:.0} tok/s", m.loss, m.lr, m.tokens_per_s));
+    }
+
+    fn on_validation(&mut self, v: &syne_train::validation::ValidationReport) {
+        let parts: Vec<String> = v
+            .domains
+            .iter()
+            .map(|d| format!("{} loss {:.4} ppl {:.2} bpc {:.3}", d.name, d.loss, d.perplexity, d.bits_per_char))
+            .collect();
+        self.bar.println(format!("validation at {} tokens: {}", v.tokens, parts.join("; ")));
+    }
+}
+
 fn print_summary(r: &PrepareReport) {
     let m = &r.manifest;
     if r.already_complete {
@@ -354,6 +490,21 @@ fn print_summary(r: &PrepareReport) {
         if r.seconds > 0.0 { mb / r.seconds } else { 0.0 },
         if r.units_resumed > 0 { format!("; resumed {} completed units", r.units_resumed) } else { String::new() }
     );
+}
+
+/// Prompts of a JSONL file: the `prompt` field, else `text`.
+fn read_prompts(path: &Path) -> Result<Vec<String>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, "cannot read prompts", e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| CliError::Usage(format!("{}:{}: invalid JSON: {e}", path.display(), i + 1)))?;
+        let p = v.get("prompt").or_else(|| v.get("text")).and_then(|p| p.as_str()).ok_or_else(|| {
+            CliError::Usage(format!("{}:{}: no string field `prompt` or `text`", path.display(), i + 1))
+        })?;
+        out.push(p.to_string());
+    }
+    Ok(out)
 }
 
 fn inspect(dir: &Path, sample: usize, chars: usize, verify: bool) -> Result<(), CliError> {

@@ -85,3 +85,34 @@ fn export_hf_writes_a_loadable_folder() {
     let (ok, _, err) = syne(&["export-hf", "/nope/model.gguf", "--out", out.to_str().unwrap()]);
     assert!(!ok && err.contains("/nope/model.gguf"), "{err}");
 }
+
+#[test]
+fn generate_completes_prompts_and_names_bad_prompt_lines() {
+    let smol = assets().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = dir.path().join("prompts.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"The capital of France is\"}\n{\"text\": \"Water boils at\"}\n").unwrap();
+    let out = dir.path().join("out.jsonl");
+    let args = |batch: &'static str| {
+        vec!["generate", "--model", smol.to_str().unwrap(), "--prompts-file", prompts.to_str().unwrap(), "--prompt", "1, 2, 3,",
+             "--max-new-tokens", "8", "--temperature", "0.7", "--seed", "5", "--batch-size", batch, "--cpu", "--threads", "2"]
+    };
+    let (ok, one_by_one, err) = syne(&args("1"));
+    assert!(ok, "{err}");
+    let mut a = args("3");
+    a.extend(["--out", out.to_str().unwrap()]);
+    let (ok, _, err) = syne(&a);
+    assert!(ok, "{err}");
+    // Sampled completions do not depend on how the prompts are batched.
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), one_by_one);
+    let lines: Vec<serde_json::Value> = one_by_one.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["prompt"], "1, 2, 3,");
+    assert!(lines.iter().all(|l| l["tokens"].as_u64().unwrap() <= 8 && !l["completion"].as_str().unwrap().is_empty()));
+
+    std::fs::write(&prompts, "{\"prompt\": \"ok\"}\n{\"question\": 1}\n").unwrap();
+    let (ok, _, err) = syne(&args("1"));
+    assert!(!ok && err.contains("prompts.jsonl:2") && err.contains("prompt"), "{err}");
+    let (ok, _, err) = syne(&["generate", "--model", smol.to_str().unwrap(), "--top-p", "0"]);
+    assert!(!ok && err.contains("prompt"), "{err}");
+}

@@ -14,3 +14,4 @@
 pub mod optimizer;
 pub mod schedule;
 pub mod trainer;
+pub mod validation;

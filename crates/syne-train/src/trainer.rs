@@ -11,11 +11,13 @@ use serde::{Deserialize, Serialize};
 use syne_data::prepare::Manifest;
 use syne_data::shards::ShardReader;
 use syne_data::text::splitmix64;
-use syne_model::llama::Llama;
-use tch::{Device, Kind, Tensor};
+use syne_data::tokenizer::TextTokenizer;
+use syne_model::llama::{Attention, Llama, Precision};
+use tch::{Device, Tensor};
 
 use crate::optimizer::{AdamW, AdamWConfig};
 use crate::schedule::LrSchedule;
+use crate::validation::{LoadedSet, ValidationReport, ValidationSet};
 
 /// Errors of a training run; each names the file or setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,25 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     #[serde(default)]
     pub seed: u64,
+    /// Attend only within each packed document and restart positions at its first token
+    /// (documents come from the shard index).
+    #[serde(default)]
+    pub doc_masking: bool,
+    /// Recompute each layer's activations in the backward pass instead of keeping them.
+    #[serde(default)]
+    pub activation_checkpointing: bool,
+    /// "f32" or "bf16" (default: bf16 on a GPU, f32 on the CPU).
+    #[serde(default)]
+    pub precision: Option<Precision>,
+    /// Tokenizer for validation texts and for the saved folders (default: the model's own,
+    /// from the GGUF metadata or the HF folder's tokenizer.json).
+    #[serde(default)]
+    pub tokenizer: Option<PathBuf>,
+    /// Held-out domains scored before training, every `validate_every_tokens` and at the end.
+    #[serde(default)]
+    pub validation: Vec<ValidationSet>,
+    #[serde(default)]
+    pub validate_every_tokens: Option<u64>,
 }
 
 fn default_keep() -> usize {
@@ -81,6 +102,17 @@ impl TrainConfig {
         cfg.model = base.join(&cfg.model);
         cfg.out = base.join(&cfg.out);
         cfg.data = cfg.data.iter().map(|d| base.join(d)).collect();
+        cfg.tokenizer = cfg.tokenizer.map(|t| base.join(t));
+        for v in &mut cfg.validation {
+            v.path = base.join(&v.path);
+        }
+        if cfg.validate_every_tokens == Some(0) {
+            return Err(cfg_err("train.validate_every_tokens must be positive".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        if let Some(v) = cfg.validation.iter().find(|v| !names.insert(v.name.clone())) {
+            return Err(cfg_err(format!("train.validation: the name `{}` is used twice", v.name)));
+        }
         let per_micro = (cfg.micro_batch * cfg.seq_len) as u64;
         if cfg.seq_len < 2 || cfg.micro_batch == 0 || per_micro == 0 || !cfg.global_batch_tokens.is_multiple_of(per_micro) {
             return Err(cfg_err(format!(
@@ -100,6 +132,8 @@ impl TrainConfig {
 pub struct TokenStream {
     shards: Vec<ShardReader>,
     starts: Vec<u64>,
+    /// Global number of each shard's first document.
+    doc_bases: Vec<u64>,
     total: u64,
     seq_len: usize,
     seed: u64,
@@ -117,10 +151,13 @@ impl TokenStream {
             }
         }
         let mut starts = Vec::with_capacity(shards.len());
-        let mut total = 0;
+        let mut doc_bases = Vec::with_capacity(shards.len());
+        let (mut total, mut docs) = (0, 0);
         for s in &shards {
             starts.push(total);
+            doc_bases.push(docs);
             total += s.num_tokens();
+            docs += s.num_docs() as u64;
         }
         if total < seq_len as u64 + 1 {
             return Err(TrainError::Config {
@@ -128,7 +165,7 @@ impl TokenStream {
                 detail: format!("{total} training tokens cannot fill one sequence of {} tokens", seq_len + 1),
             });
         }
-        Ok(TokenStream { shards, starts, total, seq_len, seed })
+        Ok(TokenStream { shards, starts, doc_bases, total, seq_len, seed })
     }
 
     /// Sequences per epoch.
@@ -150,8 +187,30 @@ impl TokenStream {
         out
     }
 
+    /// Global document number of each token of `start..start + len`.
+    fn read_segments(&self, start: u64, len: usize) -> Vec<i64> {
+        (start..start + len as u64)
+            .map(|g| {
+                let s = self.starts.partition_point(|&x| x <= g) - 1;
+                let local = g - self.starts[s];
+                let doc = self.shards[s].offsets().partition_point(|&o| o <= local) - 1;
+                (self.doc_bases[s] + doc as u64) as i64
+            })
+            .collect()
+    }
+
     /// The `position`-th sequence of the run (epochs continue the count).
     pub fn sequence(&self, position: u64) -> Vec<i64> {
+        self.read(self.sequence_start(position), self.seq_len + 1)
+    }
+
+    /// The `position`-th sequence and the document number of each of its tokens.
+    pub fn sequence_with_segments(&self, position: u64) -> (Vec<i64>, Vec<i64>) {
+        let start = self.sequence_start(position);
+        (self.read(start, self.seq_len + 1), self.read_segments(start, self.seq_len + 1))
+    }
+
+    fn sequence_start(&self, position: u64) -> u64 {
         let n = self.sequences();
         let (epoch, i) = (position / n, position % n);
         // Each epoch visits the sequences in the order of an affine bijection of 0..n,
@@ -164,7 +223,7 @@ impl TokenStream {
             a = if a + 1 < n { a + 1 } else { 1 };
         }
         let idx = ((a as u128 * i as u128 + b as u128) % n as u128) as u64;
-        self.read(idx * self.seq_len as u64, self.seq_len + 1)
+        idx * self.seq_len as u64
     }
 }
 
@@ -210,11 +269,11 @@ pub fn checkpoints(out: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, out: &Path, keep: usize) -> Result<PathBuf> {
+fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, out: &Path, keep: usize, tokenizer: Option<&TextTokenizer>) -> Result<PathBuf> {
     let dir = out.join("checkpoints").join(format!("step-{:09}", state.step));
     let tmp = syne_data::io::partial_path(&dir);
     // The model goes through save_hf (its own .partial + rename) into the temporary folder.
-    model.save_hf(&tmp.join("model"), None)?;
+    model.save_hf(&tmp.join("model"), tokenizer)?;
     let st = tmp.join("optimizer.safetensors");
     let named: Vec<(String, Tensor)> = opt.state().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
     Tensor::write_safetensors(&named, &st).map_err(|e| ckpt_err(&st, e.to_string()))?;
@@ -231,10 +290,65 @@ fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, out: &Path, k
     Ok(dir)
 }
 
-/// Run (or, with `resume`, continue) training as `cfg` says. `on_step` sees every step's
-/// metrics (for a progress bar). Returns the final state; the final weights are in
-/// `OUT/final` (HF layout).
-pub fn train(cfg: &TrainConfig, resume: bool, device: Device, on_step: &mut dyn FnMut(&StepMetrics)) -> Result<TrainState> {
+/// Receives what a run reports: every optimizer step, and every validation (with the per-topic
+/// losses the topic mixture re-weights by). Both methods do nothing by default.
+pub trait TrainObserver {
+    fn on_step(&mut self, _metrics: &StepMetrics) {}
+    fn on_validation(&mut self, _report: &ValidationReport) {}
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+
+impl TrainObserver for NoObserver {}
+
+/// Keep the JSON lines of `path` whose `step` is at most `step` (what a resumed run redoes
+/// after that is appended again).
+fn truncate_log_after(path: &Path, step: u64) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Step {
+        step: u64,
+    }
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let kept: String = text
+            .lines()
+            .filter(|l| serde_json::from_str::<Step>(l).is_ok_and(|m| m.step <= step))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        syne_data::io::write_atomic(path, kept.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn append_line<T: Serialize>(file: &mut std::fs::File, path: &Path, value: &T) -> Result<()> {
+    let mut line = serde_json::to_vec(value).expect("json");
+    line.push(b'\n');
+    file.write_all(&line).map_err(|e| ckpt_err(path, e.to_string()))
+}
+
+fn open_append(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| ckpt_err(path, e.to_string()))
+}
+
+/// The tokenizer of the run: the configured one, else the model's own when it has one.
+fn run_tokenizer(cfg: &TrainConfig) -> Result<Option<TextTokenizer>> {
+    let path = cfg.tokenizer.clone().unwrap_or_else(|| cfg.model.clone());
+    if cfg.tokenizer.is_none() && path.is_dir() && !path.join("tokenizer.json").exists() {
+        if !cfg.validation.is_empty() {
+            return Err(TrainError::Config {
+                path: path.clone(),
+                detail: "validation needs a tokenizer: the model folder has no tokenizer.json; set train.tokenizer".into(),
+            });
+        }
+        return Ok(None);
+    }
+    Ok(Some(TextTokenizer::load(&path)?))
+}
+
+/// Run (or, with `resume`, continue) training as `cfg` says; `observer` sees every step's
+/// metrics (for a progress bar) and every validation. Returns the final state; the final
+/// weights are in `OUT/final` (HF layout, with the tokenizer when there is one).
+pub fn train(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn TrainObserver) -> Result<TrainState> {
     let out = &cfg.out;
     std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| ckpt_err(out, e.to_string()))?;
     // A checkpoint a killed run was writing is incomplete: remove it.
@@ -244,23 +358,39 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: Device, on_step: &mut dyn 
         }
     }
     let mut model = Llama::load(&cfg.model, device)?;
+    model.set_precision(cfg.precision.unwrap_or(if device.is_cuda() { Precision::Bf16 } else { Precision::F32 }));
+    let tokenizer = run_tokenizer(cfg)?;
+    let vocab = model.config.vocab_size;
+    let mut val_sets = Vec::new();
+    for v in &cfg.validation {
+        let set = LoadedSet::load(v, tokenizer.as_ref().expect("run_tokenizer returns one when validating"))?;
+        if set.max_token().is_some_and(|t| t as usize >= vocab) {
+            return Err(TrainError::Config {
+                path: v.path.clone(),
+                detail: format!("the tokenizer yields ids beyond the model's vocabulary of {vocab}"),
+            });
+        }
+        val_sets.push(set);
+    }
     let mut opt = AdamW::new(model.vs.variables(), cfg.optimizer.clone());
     let data = TokenStream::open(&cfg.data, cfg.seq_len, cfg.seed)?;
     if data.shards.iter().any(|s| {
         let t = s.tokens();
-        (0..t.len()).any(|i| t.get(i) as usize >= model.config.vocab_size)
+        (0..t.len()).any(|i| t.get(i) as usize >= vocab)
     }) {
         return Err(TrainError::Config {
             path: cfg.data[0].clone(),
-            detail: format!("token ids reach beyond the model's vocabulary of {}", model.config.vocab_size),
+            detail: format!("token ids reach beyond the model's vocabulary of {vocab}"),
         });
     }
     let mut state = TrainState::default();
     let metrics_path = out.join("metrics.jsonl");
+    let validation_path = out.join("validation.jsonl");
     if resume && checkpoints(out).is_empty() {
-        // Nothing to resume from: start over (dropping metrics of a run killed before its first
+        // Nothing to resume from: start over (dropping logs of a run killed before its first
         // checkpoint).
         let _ = std::fs::remove_file(&metrics_path);
+        let _ = std::fs::remove_file(&validation_path);
     }
     if resume {
         if let Some(last) = checkpoints(out).pop() {
@@ -271,43 +401,63 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: Device, on_step: &mut dyn 
             model.load_named(&weights, &last)?;
             let st = Tensor::read_safetensors(last.join("optimizer.safetensors")).map_err(|e| ckpt_err(&last, e.to_string()))?;
             opt.load_state(&st, state.adam_step).map_err(|e| ckpt_err(&last, e))?;
-            // Drop metrics of steps after the checkpoint: they are about to be redone.
-            if let Ok(text) = std::fs::read_to_string(&metrics_path) {
-                let kept: String = text
-                    .lines()
-                    .filter(|l| serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= state.step))
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                syne_data::io::write_atomic(&metrics_path, kept.as_bytes())?;
-            }
+            // Drop log lines of steps after the checkpoint: they are about to be redone.
+            truncate_log_after(&metrics_path, state.step)?;
+            truncate_log_after(&validation_path, state.step)?;
         }
     } else if !checkpoints(out).is_empty() {
         return Err(ckpt_err(out, "holds checkpoints of an earlier run: pass --resume to continue it, or use another out folder"));
+    } else {
+        let _ = std::fs::remove_file(&metrics_path);
+        let _ = std::fs::remove_file(&validation_path);
     }
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| ckpt_err(&metrics_path, e.to_string()))?;
+    let mut metrics = open_append(&metrics_path)?;
+    let mut validation_log = open_append(&validation_path)?;
+    let mut validate = |model: &Llama, state: &TrainState, observer: &mut dyn TrainObserver| -> Result<()> {
+        if val_sets.is_empty() {
+            return Ok(());
+        }
+        let batch_tokens = (cfg.micro_batch * cfg.seq_len).max(cfg.seq_len * 2);
+        let report = ValidationReport {
+            step: state.step,
+            tokens: state.tokens,
+            domains: val_sets.iter().map(|s| s.evaluate(model, cfg.seq_len, batch_tokens)).collect(),
+        };
+        append_line(&mut validation_log, &validation_path, &report)?;
+        observer.on_validation(&report);
+        Ok(())
+    };
+    if state.step == 0 {
+        validate(&model, &state, observer)?;
+    }
     let micro_tokens = (cfg.micro_batch * cfg.seq_len) as u64;
     let accum = cfg.global_batch_tokens / micro_tokens;
     let t = cfg.seq_len as i64;
+    let b = cfg.micro_batch as i64;
     while state.tokens < cfg.total_tokens {
         let started = Instant::now();
         opt.zero_grad();
         let mut loss_sum = 0.0;
         for _ in 0..accum {
             let mut ids = Vec::with_capacity(cfg.micro_batch * (cfg.seq_len + 1));
+            let mut segments = Vec::new();
             for _ in 0..cfg.micro_batch {
-                ids.extend(data.sequence(state.position));
+                if cfg.doc_masking {
+                    let (seq, seg) = data.sequence_with_segments(state.position);
+                    ids.extend(seq);
+                    segments.extend(seg);
+                } else {
+                    ids.extend(data.sequence(state.position));
+                }
                 state.position += 1;
             }
-            let ids = Tensor::from_slice(&ids).view([cfg.micro_batch as i64, t + 1]).to_device(device);
-            let logits = model.forward(&ids.narrow(1, 0, t));
-            let v = logits.size()[2];
-            let loss = logits.reshape([-1, v]).cross_entropy_for_logits(&ids.narrow(1, 1, t).reshape([-1]));
-            (&loss / accum as f64).backward();
-            loss_sum += f64::try_from(loss.to_kind(Kind::Double)).expect("scalar");
+            let ids = Tensor::from_slice(&ids).view([b, t + 1]).to_device(device);
+            let attention = if cfg.doc_masking {
+                Attention::Packed { segments: Tensor::from_slice(&segments).view([b, t + 1]).narrow(1, 0, t).to_device(device) }
+            } else {
+                Attention::Causal
+            };
+            loss_sum += model.loss_backward(&ids.narrow(1, 0, t), &ids.narrow(1, 1, t), &attention, 1.0 / accum as f64, cfg.activation_checkpointing);
         }
         let loss = loss_sum / accum as f64;
         if !loss.is_finite() {
@@ -328,15 +478,22 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: Device, on_step: &mut dyn 
             grad_norm,
             tokens_per_s: cfg.global_batch_tokens as f64 / started.elapsed().as_secs_f64(),
         };
-        let mut line = serde_json::to_vec(&m).expect("json");
-        line.push(b'\n');
-        metrics.write_all(&line).map_err(|e| ckpt_err(&metrics_path, e.to_string()))?;
-        on_step(&m);
+        append_line(&mut metrics, &metrics_path, &m)?;
+        observer.on_step(&m);
+        let finished = state.tokens >= cfg.total_tokens;
+        // Validate before checkpointing: a run killed in between redoes both on resume.
+        if let Some(every) = cfg.validate_every_tokens {
+            if before / every != state.tokens / every || finished {
+                validate(&model, &state, observer)?;
+            }
+        } else if finished {
+            validate(&model, &state, observer)?;
+        }
         let every = cfg.checkpoint_every_tokens;
-        if before / every != state.tokens / every || state.tokens >= cfg.total_tokens {
-            save_checkpoint(&model, &opt, &state, out, cfg.keep_checkpoints)?;
+        if before / every != state.tokens / every || finished {
+            save_checkpoint(&model, &opt, &state, out, cfg.keep_checkpoints, tokenizer.as_ref())?;
         }
     }
-    model.save_hf(&out.join("final"), None)?;
+    model.save_hf(&out.join("final"), tokenizer.as_ref())?;
     Ok(state)
 }

@@ -1,0 +1,175 @@
+//! Held-out validation: loss, perplexity, bits per byte and bits per character for each
+//! held-out domain (e.g. Chinese and English), and per topic when the documents carry a topic
+//! label: the per-topic losses are what the topic mixture re-weights by.
+//!
+//! A set is a corpus file (JSONL, .gz, .zst, parquet); its first `max_docs` good documents are
+//! tokenized once (BOS as the model wants it, no EOS) and scored whole, window by window, with no
+//! gradient. Bits per byte = total NLL / ln 2 / UTF-8 bytes of the texts; bits per character
+//! likewise per Unicode scalar (the fairer unit across scripts: a Chinese character is 3 bytes).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use syne_data::io::{CorpusReader, FieldSpec};
+use syne_data::tokenizer::{BosPolicy, TextTokenizer};
+use syne_data::DataError;
+use syne_model::lm::LanguageModel;
+use syne_model::score::score_documents;
+
+use crate::trainer::TrainError;
+
+/// One `[[train.validation]]` table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationSet {
+    /// Domain name in the metrics (e.g. "zh", "en").
+    pub name: String,
+    /// Corpus file of held-out documents.
+    pub path: PathBuf,
+    /// Documents read from the start of the file.
+    #[serde(default = "default_max_docs")]
+    pub max_docs: usize,
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    /// Field with each document's topic label, for per-topic losses.
+    #[serde(default)]
+    pub topic_field: Option<String>,
+}
+
+fn default_max_docs() -> usize {
+    200
+}
+
+fn default_text_field() -> String {
+    "text".into()
+}
+
+/// A validation set, tokenized.
+pub struct LoadedSet {
+    pub name: String,
+    docs: Vec<Vec<u32>>,
+    bytes: Vec<usize>,
+    chars: Vec<usize>,
+    topics: Vec<Option<String>>,
+    /// Bad records skipped while reading (counted in the report).
+    pub bad_records: u64,
+}
+
+impl LoadedSet {
+    /// Read and tokenize `set`.
+    pub fn load(set: &ValidationSet, tok: &TextTokenizer) -> Result<LoadedSet, TrainError> {
+        let fields = FieldSpec { text: set.text_field.clone(), id: None, topic: set.topic_field.clone(), perplexity: None };
+        let mut reader = CorpusReader::open(&set.path, &fields)?;
+        let (mut texts, mut topics, mut bad) = (Vec::new(), Vec::new(), 0u64);
+        while texts.len() < set.max_docs {
+            match reader.next() {
+                None => break,
+                Some(Ok(d)) => {
+                    texts.push(d.text);
+                    topics.push(d.topic);
+                }
+                Some(Err(DataError::BadRecord { .. })) => bad += 1,
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+        if texts.is_empty() {
+            return Err(TrainError::Config {
+                path: set.path.clone(),
+                detail: format!("validation set `{}` has no usable document ({bad} bad records)", set.name),
+            });
+        }
+        let mut docs = tok.encode_batch(&texts)?;
+        if tok.adds_bos(BosPolicy::Model) {
+            let bos = tok.bos_id().expect("adds_bos implies a BOS id");
+            for d in &mut docs {
+                d.insert(0, bos);
+            }
+        }
+        Ok(LoadedSet {
+            name: set.name.clone(),
+            bytes: texts.iter().map(String::len).collect(),
+            chars: texts.iter().map(|t| t.chars().count()).collect(),
+            docs,
+            topics,
+            bad_records: bad,
+        })
+    }
+
+    /// Largest token id (checked against the model's vocabulary).
+    pub fn max_token(&self) -> Option<u32> {
+        self.docs.iter().flatten().copied().max()
+    }
+
+    /// Score the set with `model` (windows of `max_len` tokens, `batch_tokens` per pass).
+    pub fn evaluate(&self, model: &impl LanguageModel, max_len: usize, batch_tokens: usize) -> DomainMetrics {
+        let scores = score_documents(model, &self.docs, max_len, batch_tokens);
+        let mut m = DomainMetrics { name: self.name.clone(), docs: self.docs.len(), bad_records: self.bad_records, ..Default::default() };
+        let mut nll = 0.0;
+        let mut topics: BTreeMap<String, (usize, usize, f64)> = BTreeMap::new();
+        for (i, s) in scores.iter().enumerate() {
+            nll += s.nll_sum;
+            m.tokens += s.predicted as u64;
+            m.bytes += self.bytes[i] as u64;
+            m.chars += self.chars[i] as u64;
+            if let Some(t) = &self.topics[i] {
+                let e = topics.entry(t.clone()).or_default();
+                e.0 += 1;
+                e.1 += s.predicted;
+                e.2 += s.nll_sum;
+            }
+        }
+        m.loss = nll / m.tokens.max(1) as f64;
+        m.perplexity = m.loss.exp();
+        m.bits_per_byte = nll / std::f64::consts::LN_2 / m.bytes.max(1) as f64;
+        m.bits_per_char = nll / std::f64::consts::LN_2 / m.chars.max(1) as f64;
+        m.topics = topics
+            .into_iter()
+            .map(|(k, (docs, tokens, nll))| (k, TopicLoss { docs, tokens: tokens as u64, loss: nll / tokens.max(1) as f64 }))
+            .collect();
+        m
+    }
+}
+
+/// Loss of one topic within a domain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TopicLoss {
+    pub docs: usize,
+    pub tokens: u64,
+    /// Mean NLL per predicted token, nats.
+    pub loss: f64,
+}
+
+/// Validation figures of one domain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DomainMetrics {
+    pub name: String,
+    pub docs: usize,
+    pub bad_records: u64,
+    /// Predicted tokens.
+    pub tokens: u64,
+    pub bytes: u64,
+    pub chars: u64,
+    /// Mean NLL per predicted token, nats.
+    pub loss: f64,
+    pub perplexity: f64,
+    pub bits_per_byte: f64,
+    pub bits_per_char: f64,
+    /// Per-topic losses (documents with a topic label only).
+    pub topics: BTreeMap<String, TopicLoss>,
+}
+
+/// One line of `validation.jsonl`: every domain at one point of training.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidationReport {
+    pub step: u64,
+    pub tokens: u64,
+    pub domains: Vec<DomainMetrics>,
+}
+
+impl ValidationReport {
+    /// Per-topic losses over all domains, keyed `domain/topic` (what the topic mixture reads).
+    pub fn topic_losses(&self) -> BTreeMap<String, f64> {
+        self.domains.iter().flat_map(|d| d.topics.iter().map(move |(t, l)| (format!("{}/{t}", d.name), l.loss))).collect()
+    }
+}
