@@ -175,7 +175,7 @@ fn smollm2_greedy_generation_matches_transformers() {
 fn kv_cache_decoding_equals_full_recomputation() {
     tch::set_num_threads(2);
     let model = tiny();
-    let tok = TextTokenizer::load(&gguf()).unwrap();
+    let tok = TextTokenizer::load(&fixtures().join("byte-tokenizer.json")).unwrap();
     let prompt: Vec<u32> = (0..11).map(|i| (i * 37 + 5) % 256).collect();
     let cfg = SamplingConfig { max_new_tokens: 20, stop_at_eos: false, ..Default::default() };
     let cached = generate(&model, &tok, std::slice::from_ref(&prompt), &cfg).unwrap().remove(0);
@@ -186,4 +186,65 @@ fn kv_cache_decoding_equals_full_recomputation() {
     }
     let full: Vec<u32> = seq[prompt.len()..].iter().map(|&t| t as u32).collect();
     assert_eq!(cached.tokens, full);
+}
+
+/// The variants on a GPU (bf16 through the flash/efficient SDPA kernels, boolean masks, the
+/// KV cache): against the CPU f32 results. Without CUDA this returns at once; with
+/// `SYNE_REQUIRE_CUDA=1` (the GPU runs) a missing GPU is a failure.
+#[test]
+fn variants_on_cuda_agree_with_the_cpu() {
+    let require = std::env::var_os("SYNE_REQUIRE_CUDA").is_some();
+    if !syne_model::cuda_available() {
+        assert!(!require, "SYNE_REQUIRE_CUDA is set but libtorch sees no CUDA device");
+        return;
+    }
+    let gpu = Device::Cuda(0);
+    let cpu_model = tiny();
+    let mut model = Llama::from_hf_dir(&fixtures().join("tiny-llama"), gpu).unwrap();
+    let x = Tensor::stack(&[ids(40, 8), ids(40, 9)], 0);
+    let segments = Tensor::cat(&[Tensor::zeros([2, 15], (Kind::Int64, Device::Cpu)), Tensor::ones([2, 25], (Kind::Int64, Device::Cpu))], 1);
+    let packed = Attention::Packed { segments: segments.shallow_clone() };
+    let (want, want_packed) = tch::no_grad(|| (cpu_model.forward(&x), cpu_model.forward_with(&x, &packed)));
+    let xg = x.to_device(gpu);
+    let packed_gpu = Attention::Packed { segments: segments.to_device(gpu) };
+    let (got, got_packed) = tch::no_grad(|| (model.forward(&xg), model.forward_with(&xg, &packed_gpu)));
+    let d = max_diff(&got.to_device(Device::Cpu), &want);
+    let dp = max_diff(&got_packed.to_device(Device::Cpu), &want_packed);
+    eprintln!("CUDA f32: causal {d:.2e}, packed {dp:.2e}");
+    assert!(d < 1e-4 && dp < 1e-4);
+    // Checkpointed gradients equal plain ones on the GPU too.
+    let (inputs, targets) = (xg.narrow(1, 0, 39), xg.narrow(1, 1, 39));
+    zero_grads(&model);
+    let l1 = model.loss_backward(&inputs, &targets, &Attention::Causal, 1.0, false);
+    let g1 = grads(&model);
+    zero_grads(&model);
+    let l2 = model.loss_backward(&inputs, &targets, &Attention::Causal, 1.0, true);
+    let g2 = grads(&model);
+    assert!((l1 - l2).abs() < 1e-5);
+    for ((n, a), (_, b)) in g1.iter().zip(&g2) {
+        let scale = f64::try_from(a.abs().max()).unwrap().max(1e-12);
+        assert!(max_diff(a, b) / scale < 1e-4, "{n}");
+    }
+    // KV-cache decoding on the GPU gives the CPU's greedy tokens (batched, mixed lengths).
+    let tok = TextTokenizer::load(&fixtures().join("byte-tokenizer.json")).unwrap();
+    let prompts: Vec<Vec<u32>> = vec![(0..11).map(|i| (i * 37 + 5) % 256).collect(), (0..5).map(|i| (i * 11 + 2) % 256).collect()];
+    let cfg = SamplingConfig { max_new_tokens: 16, stop_at_eos: false, ..Default::default() };
+    let on_cpu: Vec<Vec<u32>> = generate(&cpu_model, &tok, &prompts, &cfg).unwrap().into_iter().map(|c| c.tokens).collect();
+    let on_gpu: Vec<Vec<u32>> = generate(&model, &tok, &prompts, &cfg).unwrap().into_iter().map(|c| c.tokens).collect();
+    assert_eq!(on_cpu, on_gpu);
+    model.set_precision(Precision::Bf16);
+    let bf = tch::no_grad(|| model.forward(&xg)).to_device(Device::Cpu);
+    let scale = f64::try_from(want.abs().max()).unwrap();
+    let db = max_diff(&bf, &want);
+    eprintln!("CUDA bf16: max diff {db:.3e} of max |logit| {scale:.3}");
+    assert!(db / scale < 0.05);
+    // bf16 training step runs and yields finite gradients for the f32 masters.
+    zero_grads(&model);
+    let l = model.loss_backward(&inputs, &targets, &packed_gpu_narrow(&segments, gpu), 1.0, true);
+    assert!(l.is_finite());
+    assert!(grads(&model).iter().all(|(_, g)| g.kind() == Kind::Float && f64::try_from(g.isfinite().all().to_kind(Kind::Double)).unwrap() == 1.0));
+}
+
+fn packed_gpu_narrow(segments: &Tensor, gpu: Device) -> Attention {
+    Attention::Packed { segments: segments.narrow(1, 0, 39).to_device(gpu) }
 }

@@ -290,6 +290,57 @@ fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, out: &Path, k
     Ok(dir)
 }
 
+/// One optimizer step: `global_batch_tokens` from `data` at `state.position` in micro-batches
+/// (gradient accumulation), clipping, AdamW at the schedule's learning rate; advances `state`.
+/// Fails on a non-finite loss before touching the weights.
+pub fn train_step(model: &Llama, opt: &mut AdamW, data: &TokenStream, state: &mut TrainState, cfg: &TrainConfig, device: Device) -> Result<StepMetrics> {
+    let started = Instant::now();
+    let micro_tokens = (cfg.micro_batch * cfg.seq_len) as u64;
+    let accum = cfg.global_batch_tokens / micro_tokens;
+    let (b, t) = (cfg.micro_batch as i64, cfg.seq_len as i64);
+    opt.zero_grad();
+    let mut loss_sum = 0.0;
+    for _ in 0..accum {
+        let mut ids = Vec::with_capacity(cfg.micro_batch * (cfg.seq_len + 1));
+        let mut segments = Vec::new();
+        for _ in 0..cfg.micro_batch {
+            if cfg.doc_masking {
+                let (seq, seg) = data.sequence_with_segments(state.position);
+                ids.extend(seq);
+                segments.extend(seg);
+            } else {
+                ids.extend(data.sequence(state.position));
+            }
+            state.position += 1;
+        }
+        let ids = Tensor::from_slice(&ids).view([b, t + 1]).to_device(device);
+        let attention = if cfg.doc_masking {
+            Attention::Packed { segments: Tensor::from_slice(&segments).view([b, t + 1]).narrow(1, 0, t).to_device(device) }
+        } else {
+            Attention::Causal
+        };
+        loss_sum += model.loss_backward(&ids.narrow(1, 0, t), &ids.narrow(1, 1, t), &attention, 1.0 / accum as f64, cfg.activation_checkpointing);
+    }
+    let loss = loss_sum / accum as f64;
+    if !loss.is_finite() {
+        return Err(TrainError::NonFinite { step: state.step + 1, tokens: state.tokens, loss });
+    }
+    let grad_norm = opt.clip_grad_norm(cfg.clip);
+    let lr = cfg.schedule.lr(state.tokens);
+    opt.step(lr);
+    state.step += 1;
+    state.adam_step = opt.step;
+    state.tokens += cfg.global_batch_tokens;
+    Ok(StepMetrics {
+        step: state.step,
+        tokens: state.tokens,
+        loss,
+        lr,
+        grad_norm,
+        tokens_per_s: cfg.global_batch_tokens as f64 / started.elapsed().as_secs_f64(),
+    })
+}
+
 /// Receives what a run reports: every optimizer step, and every validation (with the per-topic
 /// losses the topic mixture re-weights by). Both methods do nothing by default.
 pub trait TrainObserver {
@@ -430,54 +481,9 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn
     if state.step == 0 {
         validate(&model, &state, observer)?;
     }
-    let micro_tokens = (cfg.micro_batch * cfg.seq_len) as u64;
-    let accum = cfg.global_batch_tokens / micro_tokens;
-    let t = cfg.seq_len as i64;
-    let b = cfg.micro_batch as i64;
     while state.tokens < cfg.total_tokens {
-        let started = Instant::now();
-        opt.zero_grad();
-        let mut loss_sum = 0.0;
-        for _ in 0..accum {
-            let mut ids = Vec::with_capacity(cfg.micro_batch * (cfg.seq_len + 1));
-            let mut segments = Vec::new();
-            for _ in 0..cfg.micro_batch {
-                if cfg.doc_masking {
-                    let (seq, seg) = data.sequence_with_segments(state.position);
-                    ids.extend(seq);
-                    segments.extend(seg);
-                } else {
-                    ids.extend(data.sequence(state.position));
-                }
-                state.position += 1;
-            }
-            let ids = Tensor::from_slice(&ids).view([b, t + 1]).to_device(device);
-            let attention = if cfg.doc_masking {
-                Attention::Packed { segments: Tensor::from_slice(&segments).view([b, t + 1]).narrow(1, 0, t).to_device(device) }
-            } else {
-                Attention::Causal
-            };
-            loss_sum += model.loss_backward(&ids.narrow(1, 0, t), &ids.narrow(1, 1, t), &attention, 1.0 / accum as f64, cfg.activation_checkpointing);
-        }
-        let loss = loss_sum / accum as f64;
-        if !loss.is_finite() {
-            return Err(TrainError::NonFinite { step: state.step + 1, tokens: state.tokens, loss });
-        }
-        let grad_norm = opt.clip_grad_norm(cfg.clip);
-        let lr = cfg.schedule.lr(state.tokens);
-        opt.step(lr);
-        state.step += 1;
-        state.adam_step = opt.step;
         let before = state.tokens;
-        state.tokens += cfg.global_batch_tokens;
-        let m = StepMetrics {
-            step: state.step,
-            tokens: state.tokens,
-            loss,
-            lr,
-            grad_norm,
-            tokens_per_s: cfg.global_batch_tokens as f64 / started.elapsed().as_secs_f64(),
-        };
+        let m = train_step(&model, &mut opt, &data, &mut state, cfg, device)?;
         append_line(&mut metrics, &metrics_path, &m)?;
         observer.on_step(&m);
         let finished = state.tokens >= cfg.total_tokens;
