@@ -109,12 +109,19 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn err(&self, at: &str, detail: impl Into<String>) -> DataError {
-        DataError::Gguf { path: self.path.to_path_buf(), at: at.to_string(), detail: detail.into() }
+        DataError::Gguf {
+            path: self.path.to_path_buf(),
+            at: at.to_string(),
+            detail: detail.into(),
+        }
     }
 
     fn take(&mut self, n: usize, at: &str) -> Result<&'a [u8]> {
         if self.buf.len().saturating_sub(self.pos) < n {
-            return Err(self.err(at, format!("file ends at byte {} but {n} more bytes are needed at {}", self.buf.len(), self.pos)));
+            return Err(self.err(
+                at,
+                format!("file ends at byte {} but {n} more bytes are needed at {}", self.buf.len(), self.pos),
+            ));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -136,7 +143,7 @@ impl<'a> Cursor<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|e| self.err(at, format!("string is not UTF-8: {e}")))
     }
 
-    fn value(&mut self, ty: u32, at: &str) -> Result<GgufValue> {
+    fn value(&mut self, ty: u32, at: &str, depth: usize) -> Result<GgufValue> {
         Ok(match ty {
             0 => GgufValue::U8(self.take(1, at)?[0]),
             1 => GgufValue::I8(self.take(1, at)?[0] as i8),
@@ -148,15 +155,28 @@ impl<'a> Cursor<'a> {
             7 => GgufValue::Bool(self.take(1, at)?[0] != 0),
             8 => GgufValue::String(self.string(at)?),
             9 => {
+                // Real files nest arrays one level deep; a bound keeps hostile nesting from
+                // exhausting the stack (found by the fuzz target).
+                if depth >= MAX_ARRAY_DEPTH {
+                    return Err(self.err(at, format!("arrays nested more than {MAX_ARRAY_DEPTH} deep")));
+                }
                 let elem = self.u32(at)?;
                 let n = self.u64(at)?;
                 // Every element takes at least one byte: reject counts the file cannot hold.
                 if n > (self.buf.len() - self.pos) as u64 {
                     return Err(self.err(at, format!("array of {n} elements does not fit in the file")));
                 }
-                let mut items = Vec::with_capacity(n as usize);
+                // Reserve for what the bytes can hold at the element's minimum size, not for the
+                // claimed count: a 32-byte value per claimed byte would be a huge allocation.
+                let min_size = match elem {
+                    0 | 1 | 7 => 1,
+                    2 | 3 => 2,
+                    4..=6 => 4,
+                    _ => 8,
+                };
+                let mut items = Vec::with_capacity((n as usize).min((self.buf.len() - self.pos) / min_size));
                 for _ in 0..n {
-                    items.push(self.value(elem, at)?);
+                    items.push(self.value(elem, at, depth + 1)?);
                 }
                 GgufValue::Array(items)
             }
@@ -168,6 +188,70 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Deepest nesting of arrays accepted in metadata.
+pub const MAX_ARRAY_DEPTH: usize = 4;
+
+/// The parsed header of a GGUF file: everything but the tensor data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufHeader {
+    pub version: u32,
+    pub metadata: BTreeMap<String, GgufValue>,
+    pub tensors: Vec<TensorInfo>,
+    /// Absolute offset of the tensor data section.
+    pub data_offset: u64,
+}
+
+/// Parse the header, metadata and tensor descriptors at the start of `buf` (the bytes of a GGUF
+/// file; `path` only names it in errors). Never panics and never allocates more than the bytes
+/// can describe, whatever the input (the `gguf_header` fuzz target's contract). Tensor extents
+/// are checked against the file when a tensor is read.
+pub fn parse_header(buf: &[u8], path: &Path) -> Result<GgufHeader> {
+    let mut c = Cursor { buf, pos: 0, path };
+    let magic = c.take(4, "header")?;
+    if magic != b"GGUF" {
+        return Err(c.err("header", format!("bad magic {magic:?}, expected \"GGUF\"")));
+    }
+    let version = c.u32("header")?;
+    if !(2..=3).contains(&version) {
+        return Err(c.err("header", format!("unsupported version {version} (2 and 3 are supported)")));
+    }
+    let n_tensors = c.u64("header")?;
+    let n_kv = c.u64("header")?;
+    let mut metadata = BTreeMap::new();
+    for i in 0..n_kv {
+        let key = c.string(&format!("metadata key #{i}"))?;
+        let ty = c.u32(&format!("metadata `{key}`"))?;
+        let value = c.value(ty, &format!("metadata `{key}`"), 0)?;
+        metadata.insert(key, value);
+    }
+    let mut tensors = Vec::new();
+    for i in 0..n_tensors {
+        let name = c.string(&format!("tensor #{i}"))?;
+        let at = format!("tensor `{name}`");
+        let n_dims = c.u32(&at)?;
+        if n_dims > 8 {
+            return Err(c.err(&at, format!("{n_dims} dimensions")));
+        }
+        let dims = (0..n_dims).map(|_| c.u64(&at)).collect::<Result<Vec<_>>>()?;
+        let ggml_type = c.u32(&at)?;
+        let offset = c.u64(&at)?;
+        tensors.push(TensorInfo {
+            name,
+            dims,
+            ggml_type,
+            offset,
+        });
+    }
+    let alignment = metadata.get("general.alignment").and_then(GgufValue::as_u64).unwrap_or(32).max(1);
+    let data_offset = (c.pos as u64).div_ceil(alignment).saturating_mul(alignment);
+    Ok(GgufHeader {
+        version,
+        metadata,
+        tensors,
+        data_offset,
+    })
+}
+
 impl GgufFile {
     /// Open and parse the header, metadata and tensor descriptors of `path`.
     pub fn open(path: &Path) -> Result<GgufFile> {
@@ -175,40 +259,15 @@ impl GgufFile {
         // SAFETY: the file is opened read-only and we never hand out references that outlive
         // `GgufFile`; concurrent truncation by another process is the usual mmap caveat.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io(path, "cannot map GGUF file", e))?;
-        let mut c = Cursor { buf: &mmap, pos: 0, path };
-        let magic = c.take(4, "header")?;
-        if magic != b"GGUF" {
-            return Err(c.err("header", format!("bad magic {magic:?}, expected \"GGUF\"")));
-        }
-        let version = c.u32("header")?;
-        if !(2..=3).contains(&version) {
-            return Err(c.err("header", format!("unsupported version {version} (2 and 3 are supported)")));
-        }
-        let n_tensors = c.u64("header")?;
-        let n_kv = c.u64("header")?;
-        let mut metadata = BTreeMap::new();
-        for i in 0..n_kv {
-            let key = c.string(&format!("metadata key #{i}"))?;
-            let ty = c.u32(&format!("metadata `{key}`"))?;
-            let value = c.value(ty, &format!("metadata `{key}`"))?;
-            metadata.insert(key, value);
-        }
-        let mut tensors = Vec::new();
-        for i in 0..n_tensors {
-            let name = c.string(&format!("tensor #{i}"))?;
-            let at = format!("tensor `{name}`");
-            let n_dims = c.u32(&at)?;
-            if n_dims > 8 {
-                return Err(c.err(&at, format!("{n_dims} dimensions")));
-            }
-            let dims = (0..n_dims).map(|_| c.u64(&at)).collect::<Result<Vec<_>>>()?;
-            let ggml_type = c.u32(&at)?;
-            let offset = c.u64(&at)?;
-            tensors.push(TensorInfo { name, dims, ggml_type, offset });
-        }
-        let alignment = metadata.get("general.alignment").and_then(GgufValue::as_u64).unwrap_or(32).max(1);
-        let data_offset = (c.pos as u64).div_ceil(alignment) * alignment;
-        Ok(GgufFile { path: path.to_path_buf(), version, metadata, tensors, data_offset, mmap })
+        let h = parse_header(&mmap, path)?;
+        Ok(GgufFile {
+            path: path.to_path_buf(),
+            version: h.version,
+            metadata: h.metadata,
+            tensors: h.tensors,
+            data_offset: h.data_offset,
+            mmap,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -227,11 +286,17 @@ impl GgufFile {
     /// A string array (e.g. `tokenizer.ggml.tokens`), or an error naming the key.
     pub fn get_str_array(&self, key: &str) -> Result<Vec<&str>> {
         let arr = self.get(key)?.as_array().ok_or_else(|| self.type_err(key, "an array"))?;
-        arr.iter().map(|v| v.as_str().ok_or_else(|| self.type_err(key, "an array of strings"))).collect()
+        arr.iter()
+            .map(|v| v.as_str().ok_or_else(|| self.type_err(key, "an array of strings")))
+            .collect()
     }
 
     fn type_err(&self, key: &str, expected: &str) -> DataError {
-        DataError::Gguf { path: self.path.clone(), at: format!("metadata `{key}`"), detail: format!("expected {expected}") }
+        DataError::Gguf {
+            path: self.path.clone(),
+            at: format!("metadata `{key}`"),
+            detail: format!("expected {expected}"),
+        }
     }
 
     /// The raw bytes of the whole file (tensor data lives at `data_offset + tensor.offset`).
@@ -309,5 +374,35 @@ mod tests {
         std::fs::write(&p, &evil).unwrap();
         let e = GgufFile::open(&p).err().unwrap().to_string();
         assert!(e.contains("does not fit"), "{e}");
+    }
+
+    #[test]
+    fn hostile_nesting_and_counts_are_errors_not_crashes() {
+        // 100,000 arrays nested inside each other (12 bytes each): an error, not a stack overflow.
+        let mut b = b"GGUF".to_vec();
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(&0u64.to_le_bytes());
+        b.extend_from_slice(&1u64.to_le_bytes());
+        string(&mut b, "k");
+        b.extend_from_slice(&9u32.to_le_bytes());
+        for _ in 0..100_000 {
+            b.extend_from_slice(&9u32.to_le_bytes());
+            b.extend_from_slice(&1u64.to_le_bytes());
+        }
+        let e = parse_header(&b, Path::new("n.gguf")).unwrap_err().to_string();
+        assert!(e.contains("nested") && e.contains("`k`"), "{e}");
+        // A u64 array claiming as many elements as there are bytes left: rejected when the data
+        // runs out, with a reservation bounded by what the bytes can hold.
+        let mut b = b"GGUF".to_vec();
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(&0u64.to_le_bytes());
+        b.extend_from_slice(&1u64.to_le_bytes());
+        string(&mut b, "k");
+        b.extend_from_slice(&9u32.to_le_bytes());
+        b.extend_from_slice(&10u32.to_le_bytes());
+        b.extend_from_slice(&4096u64.to_le_bytes());
+        b.extend(std::iter::repeat_n(0u8, 4096));
+        let e = parse_header(&b, Path::new("n.gguf")).unwrap_err().to_string();
+        assert!(e.contains("file ends"), "{e}");
     }
 }

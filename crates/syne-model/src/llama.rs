@@ -358,6 +358,13 @@ impl Llama {
         }
     }
 
+    /// `x @ w^T` through `linear`, whose backward yields the weight gradient in the weight's own
+    /// layout (a `matmul` with `w.tr()` yields it transposed, and accumulating that strided
+    /// gradient costs a cache-unfriendly pass per step).
+    fn lin(&self, x: &Tensor, w: &Tensor) -> Tensor {
+        x.linear(&self.w(w), None::<Tensor>)
+    }
+
     /// RMSNorm in f32 (as HF computes it), returned in the compute precision.
     fn rms_norm(&self, x: &Tensor, w: &Tensor) -> Tensor {
         let x = x.to_kind(Kind::Float);
@@ -391,9 +398,9 @@ impl Llama {
             x * cos + rot * sin
         };
         let a = self.rms_norm(h, &l.input_norm);
-        let q = apply_rope(&a.matmul(&self.w(&l.q).tr()).view([b, t, nh, hd]).transpose(1, 2));
-        let mut k = apply_rope(&a.matmul(&self.w(&l.k).tr()).view([b, t, kv, hd]).transpose(1, 2));
-        let mut v = a.matmul(&self.w(&l.v).tr()).view([b, t, kv, hd]).transpose(1, 2);
+        let q = apply_rope(&self.lin(&a, &l.q).view([b, t, nh, hd]).transpose(1, 2));
+        let mut k = apply_rope(&self.lin(&a, &l.k).view([b, t, kv, hd]).transpose(1, 2));
+        let mut v = self.lin(&a, &l.v).view([b, t, kv, hd]).transpose(1, 2);
         if let Some(cache) = cache {
             if let Some((pk, pv)) = cache.take() {
                 k = Tensor::cat(&[pk, k], 2);
@@ -412,9 +419,9 @@ impl Llama {
             None => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, true, None, false),
         };
         let y = y.transpose(1, 2).contiguous().view([b, t, nh * hd]);
-        let h = h + y.matmul(&self.w(&l.o).tr()).to_kind(Kind::Float);
+        let h = h + self.lin(&y, &l.o).to_kind(Kind::Float);
         let a = self.rms_norm(&h, &l.post_norm);
-        let ff = (a.matmul(&self.w(&l.gate).tr()).silu() * a.matmul(&self.w(&l.up).tr())).matmul(&self.w(&l.down).tr());
+        let ff = self.lin(&(self.lin(&a, &l.gate).silu() * self.lin(&a, &l.up)), &l.down);
         h + ff.to_kind(Kind::Float)
     }
 
@@ -425,7 +432,7 @@ impl Llama {
     /// Final norm and output head: f32 logits.
     fn head(&self, h: &Tensor) -> Tensor {
         let h = self.rms_norm(h, &self.norm);
-        h.matmul(&self.w(self.lm_head.as_ref().unwrap_or(&self.embed)).tr()).to_kind(Kind::Float)
+        self.lin(&h, self.lm_head.as_ref().unwrap_or(&self.embed)).to_kind(Kind::Float)
     }
 
     /// Positions and attention mask of `attention` for ids of shape `[b, t]`.
