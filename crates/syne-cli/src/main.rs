@@ -262,11 +262,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Inspect { dir, sample, chars, verify } => inspect(&dir, sample, chars, verify)?,
         Command::Train { config, resume, threads, cpu, no_progress } => {
-            if threads > 0 {
-                tch::set_num_threads(threads as i32);
-            }
+            let device = torch_device(threads, cpu);
             let cfg = syne_train::trainer::TrainConfig::load(&config)?;
-            let device = if cpu { tch::Device::Cpu } else { tch::Device::cuda_if_available() };
             let bar = if no_progress {
                 indicatif::ProgressBar::hidden()
             } else {
@@ -306,9 +303,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             threads,
             cpu,
         } => {
-            if threads > 0 {
-                tch::set_num_threads(threads as i32);
-            }
+            let device = torch_device(threads, cpu);
             let mut prompts = prompt;
             if let Some(f) = &prompts_file {
                 prompts.extend(read_prompts(f)?);
@@ -316,7 +311,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
             if prompts.is_empty() {
                 return Err(CliError::Usage("no prompt: pass --prompt TEXT or --prompts-file FILE.jsonl".into()));
             }
-            let device = if cpu { tch::Device::Cpu } else { tch::Device::cuda_if_available() };
             let lm = Llama::load(&model, device)?;
             let tok = TextTokenizer::load(tokenizer.as_deref().unwrap_or(&model))?;
             let cfg = syne_model::generate::SamplingConfig {
@@ -363,10 +357,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("{}: config.json, model.safetensors, tokenizer.json ({} layers, {} parameters)", out.display(), lm.config.num_hidden_layers, lm.vs.trainable_variables().iter().map(|t| t.numel()).sum::<usize>());
         }
         Command::Ppl { model, tokenizer, inputs, out, max_len, batch_tokens, text_field, threads, cpu } => {
-            if threads > 0 {
-                tch::set_num_threads(threads as i32);
-            }
-            let device = if cpu { tch::Device::Cpu } else { tch::Device::cuda_if_available() };
+            let device = torch_device(threads, cpu);
             let lm = Llama::load(&model, device)?;
             let tok = TextTokenizer::load(tokenizer.as_deref().unwrap_or(&model))?;
             let files = syne_data::io::expand_inputs(&inputs)?;
@@ -490,6 +481,19 @@ fn print_summary(r: &PrepareReport) {
         if r.seconds > 0.0 { mb / r.seconds } else { 0.0 },
         if r.units_resumed > 0 { format!("; resumed {} completed units", r.units_resumed) } else { String::new() }
     );
+}
+
+/// Set the CPU math threads (0 = libtorch's default: all cores) and pick the device: the GPU
+/// when one is present, unless `cpu`.
+fn torch_device(threads: usize, cpu: bool) -> tch::Device {
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    if cpu {
+        tch::Device::Cpu
+    } else {
+        tch::Device::cuda_if_available()
+    }
 }
 
 /// Prompts of a JSONL file: the `prompt` field, else `text`.

@@ -156,7 +156,7 @@ impl<'a> Cursor<'a> {
             8 => GgufValue::String(self.string(at)?),
             9 => {
                 // Real files nest arrays one level deep; a bound keeps hostile nesting from
-                // exhausting the stack (found by the fuzz target).
+                // exhausting the stack.
                 if depth >= MAX_ARRAY_DEPTH {
                     return Err(self.err(at, format!("arrays nested more than {MAX_ARRAY_DEPTH} deep")));
                 }
@@ -376,15 +376,21 @@ mod tests {
         assert!(e.contains("does not fit"), "{e}");
     }
 
-    #[test]
-    fn hostile_nesting_and_counts_are_errors_not_crashes() {
-        // 100,000 arrays nested inside each other (12 bytes each): an error, not a stack overflow.
+    /// A v3 header with no tensors and one metadata key `k` of type array, up to its element type.
+    fn one_array_header() -> Vec<u8> {
         let mut b = b"GGUF".to_vec();
         b.extend_from_slice(&3u32.to_le_bytes());
         b.extend_from_slice(&0u64.to_le_bytes());
         b.extend_from_slice(&1u64.to_le_bytes());
         string(&mut b, "k");
         b.extend_from_slice(&9u32.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn hostile_nesting_and_counts_are_errors_not_crashes() {
+        // 100,000 arrays nested inside each other (12 bytes each): an error, not a stack overflow.
+        let mut b = one_array_header();
         for _ in 0..100_000 {
             b.extend_from_slice(&9u32.to_le_bytes());
             b.extend_from_slice(&1u64.to_le_bytes());
@@ -393,12 +399,7 @@ mod tests {
         assert!(e.contains("nested") && e.contains("`k`"), "{e}");
         // A u64 array claiming as many elements as there are bytes left: rejected when the data
         // runs out, with a reservation bounded by what the bytes can hold.
-        let mut b = b"GGUF".to_vec();
-        b.extend_from_slice(&3u32.to_le_bytes());
-        b.extend_from_slice(&0u64.to_le_bytes());
-        b.extend_from_slice(&1u64.to_le_bytes());
-        string(&mut b, "k");
-        b.extend_from_slice(&9u32.to_le_bytes());
+        let mut b = one_array_header();
         b.extend_from_slice(&10u32.to_le_bytes());
         b.extend_from_slice(&4096u64.to_le_bytes());
         b.extend(std::iter::repeat_n(0u8, 4096));

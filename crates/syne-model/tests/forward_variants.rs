@@ -4,25 +4,15 @@
 //! transformers' greedy decoding of the real SmolLM2, against full recomputation, and across
 //! batch compositions.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{fixtures, gguf};
 
 use syne_data::tokenizer::TextTokenizer;
 use syne_model::generate::{generate, generate_at, FinishReason, SamplingConfig};
 use syne_model::llama::{Attention, Llama, Precision};
 use tch::{Device, Kind, Tensor};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
-}
-
-fn gguf() -> PathBuf {
-    let assets = std::env::var_os("SYNE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
-    let p = assets.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} missing: run scripts/fetch-assets", p.display());
-    p
-}
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     f64::try_from((a - b).abs().max()).unwrap()

@@ -2,24 +2,14 @@
 //! a tiny random Llama loaded from HF safetensors, and the perplexity of the real SmolLM2-135M
 //! GGUF on fixed English and Chinese paragraphs.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{fixtures, gguf};
 
 use syne_data::tokenizer::TextTokenizer;
 use syne_model::llama::{mean_nll, Llama};
 use tch::{Device, Kind, Tensor};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
-}
-
-fn gguf() -> PathBuf {
-    let assets = std::env::var_os("SYNE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
-    let p = assets.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} missing: run scripts/fetch-assets", p.display());
-    p
-}
 
 #[test]
 fn tiny_llama_logits_match_transformers() {
