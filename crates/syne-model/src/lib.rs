@@ -15,6 +15,7 @@
 pub mod dequant;
 pub mod error;
 pub mod generate;
+pub mod heldout;
 pub mod llama;
 pub mod lm;
 pub mod ppl;

@@ -89,3 +89,80 @@ pub fn score_documents(model: &impl LanguageModel, docs: &[Vec<u32>], max_len: u
     }
     scores
 }
+
+/// Log-likelihood of a continuation after its context (multiple-choice scoring).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ContinuationScore {
+    /// Sum of the continuation tokens' log-probabilities, nats.
+    pub logprob: f64,
+    /// Whether every continuation token is the model's argmax (lm-evaluation-harness's
+    /// `is_greedy`).
+    pub greedy: bool,
+    /// Continuation tokens scored.
+    pub tokens: usize,
+}
+
+/// Score `(context, continuation)` token pairs: the log-probability of the continuation given
+/// the context, keeping at most `max_len` tokens of context + continuation (the context is cut
+/// from the left, as lm-evaluation-harness does). Right-padded batches of about `batch_tokens`
+/// tokens, longest first; causal attention makes each score independent of its batch-mates.
+/// An empty continuation scores 0.
+pub fn score_continuations(model: &impl LanguageModel, requests: &[(Vec<u32>, Vec<u32>)], max_len: usize, batch_tokens: usize) -> Vec<ContinuationScore> {
+    let max_len = max_len.max(2);
+    // Input tokens (all but the last of context + continuation, cut to max_len) and the
+    // index in them of the position predicting the first continuation token.
+    let prepared: Vec<(Vec<i64>, usize, &[u32])> = requests
+        .iter()
+        .map(|(ctx, cont)| {
+            let cont = &cont[cont.len().saturating_sub(max_len)..];
+            let mut seq: Vec<i64> = ctx.iter().chain(cont).map(|&t| i64::from(t)).collect();
+            let keep = (max_len + 1).min(seq.len());
+            seq.drain(..seq.len() - keep);
+            seq.pop();
+            // With an empty context the first continuation token has nothing to be predicted
+            // from (callers put BOS or EOS first, as lm-evaluation-harness does); it is skipped.
+            let cont = &cont[cont.len() - cont.len().min(seq.len())..];
+            let first = seq.len() - cont.len();
+            (seq, first, cont)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..requests.len()).collect();
+    order.sort_by_key(|&k| (std::cmp::Reverse(prepared[k].0.len()), k));
+    let device = model.device();
+    let mut out = vec![ContinuationScore { logprob: 0.0, greedy: true, tokens: 0 }; requests.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let longest = prepared[order[start]].0.len().max(1);
+        let per_batch = (batch_tokens / longest).max(1);
+        let batch: Vec<usize> = order[start..(start + per_batch).min(order.len())].iter().copied().filter(|&k| !prepared[k].2.is_empty()).collect();
+        start += per_batch.min(order.len() - start);
+        if batch.is_empty() {
+            continue;
+        }
+        let mut ids = vec![0i64; batch.len() * longest];
+        for (r, &k) in batch.iter().enumerate() {
+            ids[r * longest..r * longest + prepared[k].0.len()].copy_from_slice(&prepared[k].0);
+        }
+        let ids = Tensor::from_slice(&ids).view([batch.len() as i64, longest as i64]).to_device(device);
+        let rows: Vec<(f64, bool)> = tch::no_grad(|| {
+            let logits = model.logits(&ids);
+            batch
+                .iter()
+                .enumerate()
+                .map(|(r, &k)| {
+                    let (_, first, cont) = &prepared[k];
+                    let n = cont.len() as i64;
+                    let lp = logits.get(r as i64).narrow(0, *first as i64, n).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
+                    let target = Tensor::from_slice(&cont.iter().map(|&t| i64::from(t)).collect::<Vec<_>>()).to_device(device);
+                    let logprob = f64::try_from(lp.gather(-1, &target.unsqueeze(-1), false).sum(Kind::Double)).expect("scalar");
+                    let greedy = bool::try_from(lp.argmax(-1, false).eq_tensor(&target).all()).expect("scalar");
+                    (logprob, greedy)
+                })
+                .collect()
+        });
+        for (&k, (logprob, greedy)) in batch.iter().zip(rows) {
+            out[k] = ContinuationScore { logprob, greedy, tokens: prepared[k].2.len() };
+        }
+    }
+    out
+}

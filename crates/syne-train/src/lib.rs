@@ -14,4 +14,5 @@
 pub mod optimizer;
 pub mod schedule;
 pub mod trainer;
-pub mod validation;
+/// Held-out validation sets (defined in `syne-model`, shared with evaluation).
+pub use syne_model::heldout as validation;

@@ -1,4 +1,4 @@
-//! Held-out validation: loss, perplexity, bits per byte and bits per character for each
+//! Held-out text scoring (the trainer's validation sets and `syne eval`'s perplexity tasks): loss, perplexity, bits per byte and bits per character for each
 //! held-out domain (e.g. Chinese and English), and per topic when the documents carry a topic
 //! label: the per-topic losses are what the topic mixture re-weights by.
 //!
@@ -14,10 +14,9 @@ use serde::{Deserialize, Serialize};
 use syne_data::io::{CorpusReader, FieldSpec};
 use syne_data::tokenizer::{BosPolicy, TextTokenizer};
 use syne_data::DataError;
-use syne_model::lm::LanguageModel;
-use syne_model::score::score_documents;
-
-use crate::trainer::TrainError;
+use crate::error::ModelError;
+use crate::lm::LanguageModel;
+use crate::score::score_documents;
 
 /// One `[[train.validation]]` table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,7 +57,7 @@ pub struct LoadedSet {
 
 impl LoadedSet {
     /// Read and tokenize `set`.
-    pub fn load(set: &ValidationSet, tok: &TextTokenizer) -> Result<LoadedSet, TrainError> {
+    pub fn load(set: &ValidationSet, tok: &TextTokenizer) -> Result<LoadedSet, ModelError> {
         let fields = FieldSpec { text: set.text_field.clone(), id: None, topic: set.topic_field.clone(), perplexity: None };
         let mut reader = CorpusReader::open(&set.path, &fields)?;
         let (mut texts, mut topics, mut bad) = (Vec::new(), Vec::new(), 0u64);
@@ -74,7 +73,7 @@ impl LoadedSet {
             }
         }
         if texts.is_empty() {
-            return Err(TrainError::Config {
+            return Err(ModelError::Config {
                 path: set.path.clone(),
                 detail: format!("validation set `{}` has no usable document ({bad} bad records)", set.name),
             });

@@ -1,0 +1,19 @@
+//! The one error type of `syne-eval`: every message names the file (and line) or setting at fault.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A task file is missing or malformed.
+    #[error("{path}: {detail}")]
+    Task { path: PathBuf, detail: String },
+    /// A bad option or results file.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Model(#[from] syne_model::ModelError),
+    #[error(transparent)]
+    Data(#[from] syne_data::DataError),
+}
+
+pub type Result<T, E = EvalError> = std::result::Result<T, E>;

