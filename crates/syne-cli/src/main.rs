@@ -554,7 +554,7 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
             Some((n, k)) => (n, k.parse::<usize>().map_err(|_| usage(&format!("--tasks {t}: shots must be a number")))?),
             None => (t.as_str(), syne_eval::task::default_shots(t)),
         };
-        tasks.push(syne_eval::task::load_olmo_mc(&cmd.data_dir, name, shots, cmd.limit)?);
+        tasks.push(syne_eval::task::load_mc(&cmd.data_dir, name, shots, cmd.limit)?);
     }
     let mut ppl = Vec::new();
     for p in &cmd.ppl {

