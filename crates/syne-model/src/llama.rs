@@ -372,7 +372,8 @@ impl Llama {
         (x * (var + self.config.rms_norm_eps).rsqrt() * w).to_kind(self.compute_kind())
     }
 
-    /// cos/sin tables `[b, 1, t, head_dim]` for positions `[b, t]`, in the compute precision.
+    /// cos/sin tables `[b, 1, t, head_dim]` for positions `[b, t]` (b may be 1, broadcast), in the
+    /// compute precision.
     fn rope_tables(&self, positions: &Tensor) -> (Tensor, Tensor) {
         let inv: Vec<f32> = self.config.inv_freq().into_iter().map(|f| f as f32).collect();
         let inv = Tensor::from_slice(&inv).to_device(positions.device());
@@ -435,10 +436,12 @@ impl Llama {
         self.lin(&h, self.lm_head.as_ref().unwrap_or(&self.embed)).to_kind(Kind::Float)
     }
 
-    /// Positions and attention mask of `attention` for ids of shape `[b, t]`.
+    /// Positions (`[b, t]`, or `[1, t]` when every row counts 0..t) and attention mask of
+    /// `attention` for ids of shape `[b, t]`.
     fn attention_inputs(&self, b: i64, t: i64, device: Device, attention: &Attention) -> (Tensor, Option<Tensor>) {
         match attention {
-            Attention::Causal => (Tensor::arange(t, (Kind::Int64, device)).unsqueeze(0).expand([b, t], false), None),
+            // One row of positions, broadcast over the batch by the RoPE products.
+            Attention::Causal => (Tensor::arange(t, (Kind::Int64, device)).unsqueeze(0), None),
             Attention::Packed { segments } => {
                 let segments = segments.to_device(device);
                 let pos = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(0).expand([b, t], false);

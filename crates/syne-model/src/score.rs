@@ -48,45 +48,30 @@ pub fn score_documents(model: &impl LanguageModel, docs: &[Vec<u32>], max_len: u
             }
         }
     }
-    // Longest first, so each batch holds windows of similar length (little padding).
-    let mut order: Vec<usize> = (0..windows.len()).collect();
-    order.sort_by_key(|&k| (std::cmp::Reverse(windows[k].1.len()), k));
+    // Inputs are a window without its last token; targets are the window from its second.
+    let seqs: Vec<Vec<i64>> = windows.iter().map(|(_, w)| w[..w.len() - 1].iter().map(|&t| i64::from(t)).collect()).collect();
     let device = model.device();
     let mut scores = vec![DocScore { predicted: 0, nll_sum: 0.0 }; docs.len()];
-    let mut start = 0;
-    while start < order.len() {
-        let longest = windows[order[start]].1.len();
-        let per_batch = (batch_tokens / longest).max(1);
-        let batch: Vec<usize> = order[start..(start + per_batch).min(order.len())].to_vec();
-        start += batch.len();
-        let (b, t) = (batch.len() as i64, longest as i64);
-        let mut ids = vec![0i64; batch.len() * longest];
-        let mut mask = vec![0f32; batch.len() * (longest - 1)];
+    for_each_batch(model, &seqs, batch_tokens, |batch, logits| {
+        let (b, t) = (batch.len(), logits.size()[1] as usize);
+        let mut target = vec![0i64; b * t];
+        let mut mask = vec![0f32; b * t];
         for (r, &k) in batch.iter().enumerate() {
-            let w = windows[k].1;
-            for (c, &tok) in w.iter().enumerate() {
-                ids[r * longest + c] = i64::from(tok);
-            }
-            for c in 0..w.len() - 1 {
-                mask[r * (longest - 1) + c] = 1.0;
+            for (c, &tok) in windows[k].1[1..].iter().enumerate() {
+                target[r * t + c] = i64::from(tok);
+                mask[r * t + c] = 1.0;
             }
         }
-        let ids = Tensor::from_slice(&ids).view([b, t]).to_device(device);
-        let mask = Tensor::from_slice(&mask).view([b, t - 1]).to_device(device);
-        let per_row: Vec<f64> = tch::no_grad(|| {
-            let logits = model.logits(&ids.narrow(1, 0, t - 1)).to_kind(Kind::Float);
-            let logp = logits.log_softmax(-1, Kind::Float);
-            let target = ids.narrow(1, 1, t - 1).unsqueeze(-1);
-            let nll = -logp.gather(-1, &target, false).squeeze_dim(-1);
-            let sums = (nll * &mask).sum_dim_intlist(-1, false, Kind::Double).to_device(Device::Cpu);
-            Vec::<f64>::try_from(sums).expect("row sums")
-        });
-        for (r, &k) in batch.iter().enumerate() {
+        let target = Tensor::from_slice(&target).view([b as i64, t as i64, 1]).to_device(device);
+        let mask = Tensor::from_slice(&mask).view([b as i64, t as i64]).to_device(device);
+        let nll = -logits.to_kind(Kind::Float).log_softmax(-1, Kind::Float).gather(-1, &target, false).squeeze_dim(-1);
+        let sums = Vec::<f64>::try_from((nll * &mask).sum_dim_intlist(-1, false, Kind::Double).to_device(Device::Cpu)).expect("row sums");
+        for (&k, sum) in batch.iter().zip(sums) {
             let (doc, w) = windows[k];
             scores[doc].predicted += w.len() - 1;
-            scores[doc].nll_sum += per_row[r];
+            scores[doc].nll_sum += sum;
         }
-    }
+    });
     scores
 }
 
@@ -102,14 +87,15 @@ pub struct ContinuationScore {
     pub tokens: usize,
 }
 
-/// Run `seqs` (token ids, each non-empty) through the model in right-padded batches of about
-/// `batch_tokens` tokens, longest first, and hand each sequence's logits `[len, vocab]` to `f`
-/// with its index. Causal attention makes each row independent of its batch-mates.
-fn for_each_logits<T: Default + Clone>(model: &impl LanguageModel, seqs: &[Vec<i64>], batch_tokens: usize, f: impl Fn(usize, &Tensor) -> T) -> Vec<T> {
+/// Run the non-empty `seqs` through the model in right-padded batches of about `batch_tokens`
+/// tokens, longest first (so a batch holds sequences of similar length: little padding), with no
+/// gradient, and hand `f` each batch: the indices of its sequences and their logits
+/// `[batch, longest, vocab]`. Causal attention makes each row independent of its batch-mates
+/// and of the padding after it.
+fn for_each_batch(model: &impl LanguageModel, seqs: &[Vec<i64>], batch_tokens: usize, mut f: impl FnMut(&[usize], &Tensor)) {
     let mut order: Vec<usize> = (0..seqs.len()).filter(|&k| !seqs[k].is_empty()).collect();
     order.sort_by_key(|&k| (std::cmp::Reverse(seqs[k].len()), k));
     let device = model.device();
-    let mut out = vec![T::default(); seqs.len()];
     let mut start = 0;
     while start < order.len() {
         let longest = seqs[order[start]].len();
@@ -120,25 +106,23 @@ fn for_each_logits<T: Default + Clone>(model: &impl LanguageModel, seqs: &[Vec<i
             ids[r * longest..r * longest + seqs[k].len()].copy_from_slice(&seqs[k]);
         }
         let ids = Tensor::from_slice(&ids).view([batch.len() as i64, longest as i64]).to_device(device);
-        tch::no_grad(|| {
-            let logits = model.logits(&ids);
-            for (r, &k) in batch.iter().enumerate() {
-                out[k] = f(k, &logits.get(r as i64).narrow(0, 0, seqs[k].len() as i64));
-            }
-        });
+        tch::no_grad(|| f(batch, &model.logits(&ids)));
     }
-    out
 }
+
+/// Where a continuation's scores are read: the input position predicting its first scored token,
+/// and the scored tokens.
+type ScoredSpan<'a> = (usize, &'a [u32]);
 
 /// Score `(context, continuation)` token pairs: the log-probability of the continuation given
 /// the context, keeping at most `max_len` tokens of context + continuation (the context is cut
-/// from the left, as lm-evaluation-harness does). Batched by [`for_each_logits`], so a score
+/// from the left, as lm-evaluation-harness does). Batched by [`for_each_batch`], so a score
 /// does not depend on its batch-mates. An empty continuation scores 0.
 pub fn score_continuations(model: &impl LanguageModel, requests: &[(Vec<u32>, Vec<u32>)], max_len: usize, batch_tokens: usize) -> Vec<ContinuationScore> {
     let max_len = max_len.max(2);
     // Input tokens (all but the last of context + continuation, cut to max_len) and the
     // index in them of the position predicting the first scored continuation token.
-    let prepared: Vec<(Vec<i64>, usize, &[u32])> = requests
+    let (seqs, spans): (Vec<Vec<i64>>, Vec<ScoredSpan>) = requests
         .iter()
         .map(|(ctx, cont)| {
             let cont = &cont[cont.len().saturating_sub(max_len)..];
@@ -150,26 +134,22 @@ pub fn score_continuations(model: &impl LanguageModel, requests: &[(Vec<u32>, Ve
             // from (callers put BOS or EOS first, as lm-evaluation-harness does); it is skipped.
             let cont = &cont[cont.len() - cont.len().min(seq.len())..];
             let first = seq.len() - cont.len();
-            (if cont.is_empty() { Vec::new() } else { seq }, first, cont)
+            (if cont.is_empty() { Vec::new() } else { seq }, (first, cont))
         })
-        .collect();
-    let seqs: Vec<Vec<i64>> = prepared.iter().map(|p| p.0.clone()).collect();
+        .unzip();
     let device = model.device();
-    let rows = for_each_logits(model, &seqs, batch_tokens, |k, logits| {
-        let (_, first, cont) = &prepared[k];
-        let lp = logits.narrow(0, *first as i64, cont.len() as i64).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
-        let target = Tensor::from_slice(&cont.iter().map(|&t| i64::from(t)).collect::<Vec<_>>()).to_device(device);
-        let logprob = f64::try_from(lp.gather(-1, &target.unsqueeze(-1), false).sum(Kind::Double)).expect("scalar");
-        let greedy = bool::try_from(lp.argmax(-1, false).eq_tensor(&target).all()).expect("scalar");
-        Some((logprob, greedy))
+    let mut out = vec![ContinuationScore { logprob: 0.0, greedy: true, tokens: 0 }; requests.len()];
+    for_each_batch(model, &seqs, batch_tokens, |batch, logits| {
+        for (r, &k) in batch.iter().enumerate() {
+            let (first, cont) = spans[k];
+            let lp = logits.get(r as i64).narrow(0, first as i64, cont.len() as i64).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
+            let target = Tensor::from_slice(&cont.iter().map(|&t| i64::from(t)).collect::<Vec<_>>()).to_device(device);
+            let logprob = f64::try_from(lp.gather(-1, &target.unsqueeze(-1), false).sum(Kind::Double)).expect("scalar");
+            let greedy = bool::try_from(lp.argmax(-1, false).eq_tensor(&target).all()).expect("scalar");
+            out[k] = ContinuationScore { logprob, greedy, tokens: cont.len() };
+        }
     });
-    rows.into_iter()
-        .zip(&prepared)
-        .map(|(r, p)| match r {
-            Some((logprob, greedy)) => ContinuationScore { logprob, greedy, tokens: p.2.len() },
-            None => ContinuationScore { logprob: 0.0, greedy: true, tokens: 0 },
-        })
-        .collect()
+    out
 }
 
 /// Score single-token continuations that share a context in one pass: for each context (cut
@@ -180,11 +160,15 @@ pub fn score_next_tokens(model: &impl LanguageModel, contexts: &[Vec<u32>], cand
     let max_len = max_len.max(1);
     let seqs: Vec<Vec<i64>> = contexts.iter().map(|c| c[c.len().saturating_sub(max_len)..].iter().map(|&t| i64::from(t)).collect()).collect();
     let device = model.device();
-    for_each_logits(model, &seqs, batch_tokens, |k, logits| {
-        let lp = logits.get(-1).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
-        let best = i64::try_from(lp.argmax(-1, false)).expect("scalar");
-        let ids: Vec<i64> = candidates[k].iter().map(|&t| i64::from(t)).collect();
-        let vals = Vec::<f64>::try_from(lp.index_select(0, &Tensor::from_slice(&ids).to_device(device)).to_kind(Kind::Double)).expect("values");
-        vals.into_iter().zip(&ids).map(|(logprob, &t)| ContinuationScore { logprob, greedy: t == best, tokens: 1 }).collect()
-    })
+    let mut out = vec![Vec::new(); contexts.len()];
+    for_each_batch(model, &seqs, batch_tokens, |batch, logits| {
+        for (r, &k) in batch.iter().enumerate() {
+            let lp = logits.get(r as i64).get(seqs[k].len() as i64 - 1).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
+            let best = i64::try_from(lp.argmax(-1, false)).expect("scalar");
+            let ids: Vec<i64> = candidates[k].iter().map(|&t| i64::from(t)).collect();
+            let vals = Vec::<f64>::try_from(lp.index_select(0, &Tensor::from_slice(&ids).to_device(device)).to_kind(Kind::Double)).expect("values");
+            out[k] = vals.into_iter().zip(&ids).map(|(logprob, &t)| ContinuationScore { logprob, greedy: t == best, tokens: 1 }).collect();
+        }
+    });
+    out
 }
