@@ -263,6 +263,22 @@ struct EvalCmd {
     /// Wall-clock seconds per generated program.
     #[arg(long, default_value_t = 10.0)]
     code_timeout: f64,
+    /// Score a model served by an OpenAI-compatible server (vLLM, llama.cpp server, ...) instead
+    /// of --model: its base URL, e.g. http://localhost:8000/v1.
+    #[arg(long)]
+    api_base: Option<String>,
+    /// The served model's name (the requests' `model` field).
+    #[arg(long, default_value = "default")]
+    api_model: String,
+    /// Environment variable holding the API key, if the server wants one.
+    #[arg(long)]
+    api_key_env: Option<String>,
+    /// Generate through /chat/completions instead of /completions.
+    #[arg(long)]
+    api_chat: bool,
+    /// Seconds a server request may take.
+    #[arg(long, default_value_t = 600)]
+    api_timeout: u64,
     /// Run generated code even where it cannot be sandboxed (no user namespaces or Landlock):
     /// only rlimits and timeouts then protect the machine.
     #[arg(long)]
@@ -566,7 +582,17 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
         return Ok(());
     }
     let usage = |m: &str| CliError::Usage(m.to_string());
-    let model = cmd.model.clone().ok_or_else(|| usage("syne eval needs --model (or: syne eval compare A.json B.json)"))?;
+    if cmd.api_base.is_some() && cmd.model.is_some() {
+        return Err(usage("pass --model (local) or --api-base (a server), not both"));
+    }
+    if cmd.api_base.is_some() && !cmd.ppl.is_empty() {
+        return Err(usage("--ppl tasks score whole documents with the local model; they need --model"));
+    }
+    let model = match (&cmd.model, &cmd.api_base) {
+        (Some(m), _) => Some(m.clone()),
+        (None, Some(_)) => None,
+        (None, None) => return Err(usage("syne eval needs --model or --api-base (or: syne eval compare A.json B.json)")),
+    };
     let out = cmd.out.clone().ok_or_else(|| usage("syne eval needs --out DIR"))?;
     if cmd.tasks.is_empty() && cmd.ppl.is_empty() {
         return Err(usage("nothing to evaluate: pass --tasks and/or --ppl NAME=FILE"));
@@ -599,16 +625,27 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
         None
     };
     let device = torch_device(cmd.threads, cmd.cpu);
-    let lm = Llama::load(&model, device)?;
-    let tok = TextTokenizer::load(cmd.tokenizer.as_deref().unwrap_or(&model))?;
-    let identity = syne_eval::run::model_identity(&model)?;
-    let backend = syne_eval::backend::LocalBackend {
-        model: &lm,
-        tok: &tok,
-        identity: identity.clone(),
-        max_len: cmd.max_len,
-        batch_tokens: cmd.batch_tokens,
-        generate_batch: cmd.generate_batch,
+    let local = match &model {
+        Some(m) => Some((Llama::load(m, device)?, TextTokenizer::load(cmd.tokenizer.as_deref().unwrap_or(m))?, syne_eval::run::model_identity(m)?)),
+        None => None,
+    };
+    let backend: Box<dyn syne_eval::backend::Backend + '_> = match (&local, &cmd.api_base) {
+        (Some((lm, tok, identity)), _) => Box::new(syne_eval::backend::LocalBackend {
+            model: lm,
+            tok,
+            identity: identity.clone(),
+            max_len: cmd.max_len,
+            batch_tokens: cmd.batch_tokens,
+            generate_batch: cmd.generate_batch,
+        }),
+        (None, Some(base)) => {
+            let key = match &cmd.api_key_env {
+                Some(var) => Some(std::env::var(var).map_err(|_| usage(&format!("--api-key-env {var}: the variable is not set")))?),
+                None => None,
+            };
+            Box::new(syne_eval::openai::OpenAiBackend::new(base, &cmd.api_model, key, cmd.api_chat, cmd.api_timeout))
+        }
+        (None, None) => unreachable!("checked above"),
     };
     let opts = syne_eval::run::EvalOptions { max_len: cmd.max_len, batch_tokens: cmd.batch_tokens, ..Default::default() };
     let mut results = std::collections::BTreeMap::new();
@@ -618,9 +655,9 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
         bar.set_message(format!("{} {}-shot", task.name(), task.shots()));
         let progress = |n: usize| bar.set_position(n as u64);
         let (r, reused) = match task {
-            syne_eval::task::Task::Mc(t) => syne_eval::run::run_mc(&backend, t, &out, opts.chunk, &progress)?,
+            syne_eval::task::Task::Mc(t) => syne_eval::run::run_mc(backend.as_ref(), t, &out, opts.chunk, &progress)?,
             // Generation chunks are smaller: a killed run loses less decoding.
-            syne_eval::task::Task::Gen(t) => syne_eval::run::run_gen(&backend, t, sandbox.as_ref(), &out, cmd.generate_batch.max(1), &progress)?,
+            syne_eval::task::Task::Gen(t) => syne_eval::run::run_gen(backend.as_ref(), t, sandbox.as_ref(), &out, cmd.generate_batch.max(1), &progress)?,
         };
         bar.finish_and_clear();
         if reused > 0 {
@@ -628,15 +665,18 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
         }
         results.insert(format!("{}:{}shot", task.name(), task.shots()), r);
     }
-    for (name, file) in &ppl {
-        results.insert(name.clone(), syne_eval::run::run_ppl(&lm, &tok, name, file, cmd.ppl_docs, &opts)?);
+    if let Some((lm, tok, _)) = &local {
+        for (name, file) in &ppl {
+            results.insert(name.clone(), syne_eval::run::run_ppl(lm, tok, name, file, cmd.ppl_docs, &opts)?);
+        }
     }
     let config = serde_json::json!({
         "tasks": cmd.tasks, "ppl": cmd.ppl, "ppl_docs": cmd.ppl_docs, "limit": cmd.limit, "max_len": cmd.max_len,
         "data_dir": cmd.data_dir, "bench_dir": cmd.bench_dir, "strict": cmd.strict,
-        "sandbox": sandbox.as_ref().map(|s| serde_json::json!({"isolation": s.isolation(), "limits": s.limits()})), "tokenizer_sha256": tok.hash(), "device": format!("{device:?}"),
+        "sandbox": sandbox.as_ref().map(|s| serde_json::json!({"isolation": s.isolation(), "limits": s.limits()})), "tokenizer_sha256": local.as_ref().map(|l| l.1.hash()),
+        "api": cmd.api_base.as_ref().map(|b| serde_json::json!({"base": b, "model": cmd.api_model, "chat": cmd.api_chat})), "device": format!("{device:?}"),
     });
-    let run = RunResults { model: identity, config, results };
+    let run = RunResults { model: backend.identity().clone(), config, results };
     syne_data::io::write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&run).expect("json").as_bytes())?;
     let md = run.markdown();
     syne_data::io::write_atomic(&out.join("results.md"), md.as_bytes())?;

@@ -10,6 +10,9 @@ pub enum EvalError {
     /// Generated code could not be run in the sandbox.
     #[error("sandbox: {0}")]
     Sandbox(String),
+    /// An OpenAI-compatible server failed or answered something unusable.
+    #[error("{url}: {detail}")]
+    Server { url: String, detail: String },
     /// A bad option or results file.
     #[error("{0}")]
     Usage(String),

@@ -24,6 +24,7 @@ pub mod backend;
 pub mod error;
 pub mod external;
 pub mod results;
+pub mod openai;
 pub mod run;
 pub mod sandbox;
 pub mod task;
