@@ -4,7 +4,7 @@
 use syne_data::tokenizer::{BosPolicy, TextTokenizer};
 use syne_model::generate::{generate_at, SamplingConfig};
 use syne_model::lm::LanguageModel;
-use syne_model::score::{score_continuations, score_next_tokens};
+use syne_model::score::{score_choices_shared, score_next_tokens};
 
 use crate::error::Result;
 use crate::results::ModelIdentity;
@@ -90,17 +90,9 @@ impl<M: LanguageModel> Backend for LocalBackend<'_, M> {
             let scores = score_next_tokens(self.model, &contexts, &candidates, self.max_len, self.batch_tokens);
             return Ok(scores.iter().map(|q| q.iter().map(to_choice).collect()).collect());
         }
-        let requests: Vec<(Vec<u32>, Vec<u32>)> = contexts.iter().zip(&conts).flat_map(|(ctx, cs)| cs.iter().map(move |c| (ctx.clone(), c.clone()))).collect();
-        let flat = score_continuations(self.model, &requests, self.max_len, self.batch_tokens);
-        let mut k = 0;
-        Ok(conts
-            .iter()
-            .map(|cs| {
-                let q = flat[k..k + cs.len()].iter().map(to_choice).collect();
-                k += cs.len();
-                q
-            })
-            .collect())
+        // Otherwise each question's context is computed once and its choices attend to it.
+        let scores = score_choices_shared(self.model, &contexts, &conts, self.max_len, self.batch_tokens);
+        Ok(scores.iter().map(|q| q.iter().map(to_choice).collect()).collect())
     }
 
     fn generate(&self, prompts: &[&str], stop: &[String], max_new_tokens: usize) -> Result<Vec<String>> {

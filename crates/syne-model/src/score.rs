@@ -152,6 +152,96 @@ pub fn score_continuations(model: &impl LanguageModel, requests: &[(Vec<u32>, Ve
     out
 }
 
+/// Score every choice of a question in one sequence: the context once, then each choice's tokens
+/// with positions continuing from the context and an attention mask that lets a choice token see
+/// the context and the earlier tokens of its own choice only. Equal to [`score_continuations`]
+/// on (context, choice) pairs (tested to 1e-4), at `c + Σk` tokens per question instead of
+/// `n (c + k)`. The context (non-empty) is cut from the left so that it and the longest choice
+/// fit `max_len`; questions are batched up to `batch_tokens` padded tokens and padding is masked
+/// out, so a score does not depend on its batch-mates.
+pub fn score_choices_shared(model: &impl LanguageModel, contexts: &[Vec<u32>], choices: &[Vec<Vec<u32>>], max_len: usize, batch_tokens: usize) -> Vec<Vec<ContinuationScore>> {
+    let max_len = max_len.max(2);
+    // Per question: the tokens, positions and block (0 = context, j + 1 = choice j) of its row.
+    struct Row {
+        ids: Vec<i64>,
+        positions: Vec<i64>,
+        blocks: Vec<usize>,
+        context: usize,
+    }
+    let rows: Vec<Row> = contexts
+        .iter()
+        .zip(choices)
+        .map(|(ctx, cs)| {
+            let cs: Vec<&[u32]> = cs.iter().map(|c| &c[c.len().saturating_sub(max_len - 1)..]).collect();
+            let longest = cs.iter().map(|c| c.len()).max().unwrap_or(0);
+            let ctx = &ctx[ctx.len().saturating_sub(max_len - longest).max(ctx.len().saturating_sub(max_len))..];
+            let mut row = Row { ids: ctx.iter().map(|&t| i64::from(t)).collect(), positions: (0..ctx.len() as i64).collect(), blocks: vec![0; ctx.len()], context: ctx.len() };
+            for (j, c) in cs.iter().enumerate() {
+                row.ids.extend(c.iter().map(|&t| i64::from(t)));
+                row.positions.extend((0..c.len() as i64).map(|p| ctx.len() as i64 + p));
+                row.blocks.extend(std::iter::repeat_n(j + 1, c.len()));
+            }
+            row
+        })
+        .collect();
+    let device = model.device();
+    let mut out: Vec<Vec<ContinuationScore>> = choices.iter().map(|cs| vec![ContinuationScore { logprob: 0.0, greedy: true, tokens: 0 }; cs.len()]).collect();
+    // Longest rows first, batched up to batch_tokens padded tokens.
+    let mut order: Vec<usize> = (0..rows.len()).filter(|&q| rows[q].context > 0).collect();
+    order.sort_by_key(|&q| std::cmp::Reverse(rows[q].ids.len()));
+    let mut start = 0;
+    while start < order.len() {
+        let t = rows[order[start]].ids.len();
+        let b = (batch_tokens / t.max(1)).clamp(1, order.len() - start);
+        let batch = &order[start..start + b];
+        start += b;
+        let mut ids = vec![0i64; b * t];
+        let mut positions = vec![0i64; b * t];
+        let mut mask = vec![false; b * t * t];
+        for (r, &q) in batch.iter().enumerate() {
+            let row = &rows[q];
+            let n = row.ids.len();
+            ids[r * t..r * t + n].copy_from_slice(&row.ids);
+            positions[r * t..r * t + n].copy_from_slice(&row.positions);
+            for i in 0..t {
+                let m = &mut mask[(r * t + i) * t..(r * t + i + 1) * t];
+                if i >= n {
+                    // Padding attends to itself only (a row of no keys would give NaN).
+                    m[i] = true;
+                    continue;
+                }
+                for (j, allowed) in m.iter_mut().enumerate().take(i + 1) {
+                    *allowed = row.blocks[j] == 0 || row.blocks[j] == row.blocks[i];
+                }
+            }
+        }
+        let ids = Tensor::from_slice(&ids).view([b as i64, t as i64]).to_device(device);
+        let positions = Tensor::from_slice(&positions).view([b as i64, t as i64]).to_device(device);
+        let mask = Tensor::from_slice(&mask).view([b as i64, 1, t as i64, t as i64]).to_device(device);
+        let logits = tch::no_grad(|| model.logits_cached(&ids, &positions, &mask, &mut crate::llama::KvCache::new()));
+        for (r, &q) in batch.iter().enumerate() {
+            let row = &rows[q];
+            let mut offset = row.context;
+            for (j, c) in choices[q].iter().enumerate() {
+                let k = row.blocks[offset..].iter().take_while(|&&bl| bl == j + 1).count();
+                if k == 0 {
+                    continue;
+                }
+                let cont = &row.ids[offset..offset + k];
+                // The context's last position predicts the first token; each choice position the next.
+                let from: Vec<i64> = std::iter::once(row.context as i64 - 1).chain((offset..offset + k - 1).map(|p| p as i64)).collect();
+                let lp = logits.get(r as i64).index_select(0, &Tensor::from_slice(&from).to_device(device)).to_kind(Kind::Float).log_softmax(-1, Kind::Float);
+                let target = Tensor::from_slice(cont).to_device(device);
+                let logprob = f64::try_from(lp.gather(-1, &target.unsqueeze(-1), false).sum(Kind::Double)).expect("scalar");
+                let greedy = bool::try_from(lp.argmax(-1, false).eq_tensor(&target).all()).expect("scalar");
+                out[q][j] = ContinuationScore { logprob, greedy, tokens: k.min(c.len()) };
+                offset += k;
+            }
+        }
+    }
+    out
+}
+
 /// Score single-token continuations that share a context in one pass: for each context (cut
 /// from the left to `max_len` tokens; non-empty), the log-probability of each candidate token
 /// as the next token, and whether it is the argmax. Equal to [`score_continuations`] with
