@@ -232,6 +232,10 @@ struct EvalCmd {
     /// biology, asdiv, mawps). Shots default to the paper's.
     #[arg(long, value_delimiter = ',')]
     tasks: Vec<String>,
+    /// Custom tasks defined in a TOML file (prompt template, fields, choices, metric; see
+    /// syne-eval's `custom` module), added to --tasks.
+    #[arg(long)]
+    tasks_file: Option<PathBuf>,
     /// Held-out perplexity task `NAME=FILE` (any corpus file; repeatable).
     #[arg(long)]
     ppl: Vec<String>,
@@ -594,8 +598,8 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
         (None, None) => return Err(usage("syne eval needs --model or --api-base (or: syne eval compare A.json B.json)")),
     };
     let out = cmd.out.clone().ok_or_else(|| usage("syne eval needs --out DIR"))?;
-    if cmd.tasks.is_empty() && cmd.ppl.is_empty() {
-        return Err(usage("nothing to evaluate: pass --tasks and/or --ppl NAME=FILE"));
+    if cmd.tasks.is_empty() && cmd.ppl.is_empty() && cmd.tasks_file.is_none() {
+        return Err(usage("nothing to evaluate: pass --tasks, --tasks-file and/or --ppl NAME=FILE"));
     }
     let mut tasks = Vec::new();
     let load_opts = syne_eval::task::LoadOptions { limit: cmd.limit, strict: cmd.strict };
@@ -610,6 +614,15 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
             eprintln!("{name}: skipped {} malformed rows (--strict fails on them instead); first: {}", skipped.count, skipped.first.join("; "));
         }
         tasks.push(task);
+    }
+    if let Some(file) = &cmd.tasks_file {
+        for spec in syne_eval::custom::read_tasks_file(file)? {
+            let task = syne_eval::custom::load_custom(&spec, load_opts)?;
+            if task.skipped().count > 0 {
+                eprintln!("{}: skipped {} malformed rows; first: {}", spec.name, task.skipped().count, task.skipped().first.join("; "));
+            }
+            tasks.push(task);
+        }
     }
     let mut ppl = Vec::new();
     for p in &cmd.ppl {
@@ -671,7 +684,7 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
         }
     }
     let config = serde_json::json!({
-        "tasks": cmd.tasks, "ppl": cmd.ppl, "ppl_docs": cmd.ppl_docs, "limit": cmd.limit, "max_len": cmd.max_len,
+        "tasks": cmd.tasks, "tasks_file": cmd.tasks_file, "ppl": cmd.ppl, "ppl_docs": cmd.ppl_docs, "limit": cmd.limit, "max_len": cmd.max_len,
         "data_dir": cmd.data_dir, "bench_dir": cmd.bench_dir, "strict": cmd.strict,
         "sandbox": sandbox.as_ref().map(|s| serde_json::json!({"isolation": s.isolation(), "limits": s.limits()})), "tokenizer_sha256": local.as_ref().map(|l| l.1.hash()),
         "api": cmd.api_base.as_ref().map(|b| serde_json::json!({"base": b, "model": cmd.api_model, "chat": cmd.api_chat})), "device": format!("{device:?}"),

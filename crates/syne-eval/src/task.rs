@@ -216,6 +216,8 @@ pub enum GenMetric {
     Program,
     /// The first letter choice `(A)`..`(E)` or `A.` in the completion equals the gold letter.
     Letter,
+    /// The completion, trimmed, equals the gold text (numbers compared as numbers).
+    ExactMatch,
 }
 
 /// One generation question.
