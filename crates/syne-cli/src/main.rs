@@ -194,7 +194,7 @@ enum Command {
     /// Evaluate a model on multiple-choice benchmarks and held-out perplexity tasks
     /// (`syne eval --model M --tasks arc_easy,sciq --out DIR`), or compare two results files
     /// (`syne eval compare A.json B.json`).
-    Eval(EvalCmd),
+    Eval(Box<EvalCmd>),
     /// Convert a model (llama GGUF, dequantised to f32) to a Hugging Face folder:
     /// config.json, model.safetensors and tokenizer.json.
     ExportHf {
@@ -444,7 +444,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 None => print!("{text}"),
             }
         }
-        Command::Eval(cmd) => eval(cmd)?,
+        Command::Eval(cmd) => eval(*cmd)?,
         Command::ExportHf { model, out } => {
             let lm = Llama::load(&model, tch::Device::Cpu)?;
             // A GGUF carries its tokenizer; an HF folder may or may not have tokenizer.json.
