@@ -31,6 +31,8 @@ enum CliError {
     Train(#[from] syne_train::trainer::TrainError),
     #[error(transparent)]
     Eval(#[from] syne_eval::EvalError),
+    #[error(transparent)]
+    Mix(#[from] syne_mix::MixError),
     #[error("{0}")]
     Usage(String),
 }
@@ -195,6 +197,14 @@ enum Command {
     /// (`syne eval --model M --tasks arc_easy,sciq --out DIR`), or compare two results files
     /// (`syne eval compare A.json B.json`).
     Eval(Box<EvalCmd>),
+    /// The exact per-stage, per-source token plan of a recipe (`syne plan RECIPE [--json]`),
+    /// checked against the corpora's `syne prepare` manifest when it exists.
+    Plan {
+        recipe: PathBuf,
+        /// Print the plan as JSON instead of Markdown tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Convert a model (llama GGUF, dequantised to f32) to a Hugging Face folder:
     /// config.json, model.safetensors and tokenizer.json.
     ExportHf {
@@ -445,6 +455,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Eval(cmd) => eval(*cmd)?,
+        Command::Plan { recipe, json } => {
+            let recipe = syne_mix::recipe::Recipe::load(&recipe)?;
+            let mut plan = syne_mix::plan::Plan::new(&recipe);
+            plan.check_prepared(&recipe)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan).expect("json"));
+            } else {
+                print!("{}", plan.markdown());
+            }
+        }
         Command::ExportHf { model, out } => {
             let lm = Llama::load(&model, tch::Device::Cpu)?;
             // A GGUF carries its tokenizer; an HF folder may or may not have tokenizer.json.

@@ -1,0 +1,26 @@
+//! `syne-mix`: the data mixture of a continual pre-training run.
+//!
+//! - [`recipe`]: the recipe (one TOML file for a whole run): sources with their group
+//!   (language, or `syn` for synthetic data) and category, stages with token budgets and group
+//!   ratios, within-group source ratios, topic-mixture and curriculum settings; validation errors
+//!   name the key.
+//! - [`plan`]: the exact per-stage, per-source token plan (integer tokens, rounding remainders
+//!   assigned by largest remainder so every stage sums to its budget), checked against the
+//!   corpora's manifests: a source short of its quota is an error unless it may repeat.
+//! - [`reweight`]: the paper's topic re-weighting rule.
+//!
+//! ```
+//! use syne_mix::reweight::{reweight, ReweightConfig};
+//! // Topic 0's validation loss rose by 10% (it is being forgotten), topic 1's did not move:
+//! // with the default `relative` normalisation topic 0 gains weight (the paper's Figure 1).
+//! let cfg = ReweightConfig::default();
+//! let r = reweight(&[0.5, 0.5], &[2.0, 3.0], &[2.2, 3.0], &[1.0, 1.0], &[false, false], &cfg).unwrap();
+//! assert!(r.ratios[0] > 0.5 && (r.ratios[0] + r.ratios[1] - 1.0).abs() < 1e-12);
+//! ```
+
+pub mod error;
+pub mod plan;
+pub mod recipe;
+pub mod reweight;
+
+pub use error::{MixError, Result};
