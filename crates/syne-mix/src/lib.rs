@@ -8,6 +8,9 @@
 //!   assigned by largest remainder so every stage sums to its budget), checked against the
 //!   corpora's manifests: a source short of its quota is an error unless it may repeat.
 //! - [`reweight`]: the paper's topic re-weighting rule.
+//! - [`curriculum`]: perplexity quantile buckets ordered easy-to-hard (or the ablations).
+//! - [`topics`]: a fastText-style topic classifier (hashed word, subword and CJK n-grams,
+//!   averaged embeddings, softmax), the 11-topic English taxonomy and its MMLU mapping.
 //!
 //! ```
 //! use syne_mix::reweight::{reweight, ReweightConfig};
@@ -18,9 +21,11 @@
 //! assert!(r.ratios[0] > 0.5 && (r.ratios[0] + r.ratios[1] - 1.0).abs() < 1e-12);
 //! ```
 
+pub mod curriculum;
 pub mod error;
 pub mod plan;
 pub mod recipe;
 pub mod reweight;
+pub mod topics;
 
 pub use error::{MixError, Result};
