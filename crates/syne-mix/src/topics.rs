@@ -182,6 +182,7 @@ impl TopicModel {
             }
         }
         let (k, d) = (labels.len(), cfg.dim);
+        debug_assert!(k >= 2);
         let mut rng = cfg.seed;
         let bound = 1.0 / d as f32;
         let embeddings: Vec<f32> = (0..cfg.buckets as usize * d).map(|_| ((next(&mut rng) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * bound).collect();
@@ -202,12 +203,12 @@ impl TopicModel {
                 m.hidden(feats, &mut h);
                 m.probs(&h, &mut p);
                 grad_h.iter_mut().for_each(|g| *g = 0.0);
-                for c in 0..k {
-                    let g = p[c] - if c == *y { 1.0 } else { 0.0 };
-                    let w = &mut m.output[c * d..(c + 1) * d];
-                    for j in 0..d {
-                        grad_h[j] += g * w[j];
-                        w[j] -= lr * g * h[j];
+                for (c, (pc, w)) in p.iter().zip(m.output.chunks_exact_mut(d)).enumerate() {
+                    // d loss / d logit_c = p_c - [c = y]
+                    let g = pc - if c == *y { 1.0 } else { 0.0 };
+                    for ((gh, wj), hj) in grad_h.iter_mut().zip(w.iter_mut()).zip(&h) {
+                        *gh += g * *wj;
+                        *wj -= lr * g * hj;
                     }
                     m.bias[c] -= lr * g;
                 }
