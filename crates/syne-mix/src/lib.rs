@@ -8,6 +8,8 @@
 //!   assigned by largest remainder so every stage sums to its budget), checked against the
 //!   corpora's manifests: a source short of its quota is an error unless it may repeat.
 //! - [`reweight`]: the paper's topic re-weighting rule.
+//! - [`sampler`]: the schedule of sources per training sequence (exact quotas, smooth weighted
+//!   round-robin, sources read on across stages, cursors recomputed exactly from a position).
 //! - [`curriculum`]: perplexity quantile buckets ordered easy-to-hard (or the ablations).
 //! - [`topics`]: a fastText-style topic classifier (hashed word, subword and CJK n-grams,
 //!   averaged embeddings, softmax), the 11-topic English taxonomy and its MMLU mapping.
@@ -26,6 +28,7 @@ pub mod error;
 pub mod plan;
 pub mod recipe;
 pub mod reweight;
+pub mod sampler;
 pub mod topics;
 
 pub use error::{MixError, Result};
