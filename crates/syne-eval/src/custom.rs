@@ -150,21 +150,6 @@ pub fn render(template: &str, row: &serde_json::Value) -> std::result::Result<St
     Ok(out)
 }
 
-fn read_rows(path: &Path, opts: LoadOptions, skipped: &mut Skipped) -> Result<Vec<(usize, serde_json::Value)>> {
-    let text = std::fs::read_to_string(path).map_err(|e| syne_data::DataError::io(path, "cannot read task data", e))?;
-    let mut rows = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(v) => rows.push((n + 1, v)),
-            Err(e) => skipped.row(opts.strict, EvalError::Task { path: path.to_path_buf(), detail: format!("line {}: invalid JSON: {e}", n + 1) })?,
-        }
-    }
-    Ok(rows)
-}
-
 /// A row rendered: prompt, choices (multiple choice), gold index or gold text.
 struct Rendered {
     prompt: String,
@@ -218,7 +203,7 @@ pub fn load_custom(spec: &TaskSpec, opts: LoadOptions) -> Result<Task> {
     let mut skipped = Skipped::default();
     let rendered = |path: &Path, skipped: &mut Skipped| -> Result<Vec<(usize, Rendered)>> {
         let mut out = Vec::new();
-        for (line, row) in read_rows(path, opts, skipped)? {
+        for (line, row) in crate::task::read_json_lines(path, opts, skipped)? {
             match render_row(spec, &row) {
                 Ok(r) => out.push((line, r)),
                 Err(d) => skipped.row(opts.strict, EvalError::Task { path: path.to_path_buf(), detail: format!("line {line}: {d}") })?,

@@ -126,82 +126,57 @@ fn pick_subjects(all: Vec<String>, wanted: Option<&str>, dir: &Path) -> Result<V
     }
 }
 
-/// C-Eval: per subject, the official prompt "以下是中国关于{科目}考试的单项选择题，请选出其中的正确答案。"
-/// with `shots` dev questions, scored on the validation split.
-fn load_ceval(root: &Path, name: &str, subject: Option<&str>, shots: usize, opts: LoadOptions) -> Result<McTask> {
+/// The layout and prompt of a Chinese four-option exam (C-Eval, CMMLU).
+struct ChineseExam {
+    /// The scored split's folder and file suffix (`val`, `_val.csv`), and the dev files' suffix.
+    split: &'static str,
+    suffix: &'static str,
+    dev_suffix: &'static str,
+    question_col: &'static str,
+    answer_col: &'static str,
+    /// Written before each question's body.
+    body_prefix: &'static str,
+    cue: &'static str,
+}
+
+const CEVAL: ChineseExam = ChineseExam { split: "val", suffix: "_val.csv", dev_suffix: "_dev.csv", question_col: "question", answer_col: "answer", body_prefix: "", cue: "答案：" };
+const CMMLU: ChineseExam = ChineseExam { split: "test", suffix: ".csv", dev_suffix: ".csv", question_col: "Question", answer_col: "Answer", body_prefix: "题目：", cue: "答案是：" };
+
+/// C-Eval (the official prompt "以下是中国关于{科目}考试的单项选择题，请选出其中的正确答案。", subject
+/// names from `subject_mapping.json`, scored on the validation split) and CMMLU ("以下是关于{科目}的
+/// 单项选择题，请直接给出正确答案的选项。", scored on the test split); `shots` dev questions per subject.
+fn load_chinese_exam(root: &Path, name: &str, subject: Option<&str>, shots: usize, opts: LoadOptions, exam: &ChineseExam) -> Result<McTask> {
     let mapping: serde_json::Value = std::fs::read(root.join("subject_mapping.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    let subjects = pick_subjects(subjects(&root.join("val"), "_val.csv")?, subject, root)?;
+    let subjects = pick_subjects(subjects(&root.join(exam.split), exam.suffix)?, subject, root)?;
     let mut items = Vec::new();
     let mut skipped = Skipped::default();
     let mut files = Vec::new();
     for s in &subjects {
-        let (dev_path, val_path) = (root.join(format!("dev/{s}_dev.csv")), root.join(format!("val/{s}_val.csv")));
-        let dev = if shots > 0 { read_four_option_csv(&dev_path, "question", "answer", opts, &mut skipped)? } else { Vec::new() };
+        let (dev_path, scored_path) = (root.join(format!("dev/{s}{}", exam.dev_suffix)), root.join(format!("{}/{s}{}", exam.split, exam.suffix)));
+        let read = |path: &Path, skipped: &mut Skipped| -> Result<Vec<LetterQuestion>> {
+            let rows = read_four_option_csv(path, exam.question_col, exam.answer_col, opts, skipped)?;
+            Ok(rows.into_iter().map(|q| LetterQuestion { body: format!("{}{}", exam.body_prefix, q.body), id: format!("{s}/{}", q.id), ..q }).collect())
+        };
+        let dev = if shots > 0 { read(&dev_path, &mut skipped)? } else { Vec::new() };
         if dev.len() < shots {
             return Err(bad(&dev_path, format!("{} dev questions, {shots} shots asked", dev.len())));
         }
-        let mut val = read_four_option_csv(&val_path, "question", "answer", opts, &mut skipped)?;
-        val.truncate(opts.limit.unwrap_or(usize::MAX));
-        for q in &mut val {
-            q.id = format!("{s}/{}", q.id);
-        }
-        let zh = mapping.get(s).and_then(|m| m.get(1)).and_then(|v| v.as_str()).unwrap_or(s.as_str()).to_string();
-        let header = format!("以下是中国关于{zh}考试的单项选择题，请选出其中的正确答案。\n\n");
-        items.extend(letter_items(&header, &dev, shots, val, "答案："));
-        files.push(val_path);
+        let mut scored = read(&scored_path, &mut skipped)?;
+        scored.truncate(opts.limit.unwrap_or(usize::MAX));
+        let header = if exam.split == "val" {
+            let zh = mapping.get(s).and_then(|m| m.get(1)).and_then(|v| v.as_str()).unwrap_or(s.as_str());
+            format!("以下是中国关于{zh}考试的单项选择题，请选出其中的正确答案。\n\n")
+        } else {
+            format!("以下是关于{}的单项选择题，请直接给出正确答案的选项。\n\n", s.replace('_', " "))
+        };
+        items.extend(letter_items(&header, &dev, shots, scored, exam.cue));
+        files.push(scored_path);
         if shots > 0 {
             files.push(dev_path);
         }
     }
     let fp = fingerprint(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     Ok(McTask { name: name.to_string(), shots, source: root.into(), fingerprint: fp, items, skipped })
-}
-
-/// CMMLU: per subject, "以下是关于{科目}的单项选择题，请直接给出正确答案的选项。" with `shots` dev
-/// questions, scored on the test split.
-fn load_cmmlu(root: &Path, name: &str, subject: Option<&str>, shots: usize, opts: LoadOptions) -> Result<McTask> {
-    let subjects = pick_subjects(subjects(&root.join("test"), ".csv")?, subject, root)?;
-    let mut items = Vec::new();
-    let mut skipped = Skipped::default();
-    let mut files = Vec::new();
-    for s in &subjects {
-        let (dev_path, test_path) = (root.join(format!("dev/{s}.csv")), root.join(format!("test/{s}.csv")));
-        let dev = if shots > 0 { read_four_option_csv(&dev_path, "Question", "Answer", opts, &mut skipped)? } else { Vec::new() };
-        if dev.len() < shots {
-            return Err(bad(&dev_path, format!("{} dev questions, {shots} shots asked", dev.len())));
-        }
-        let mut test = read_four_option_csv(&test_path, "Question", "Answer", opts, &mut skipped)?;
-        test.truncate(opts.limit.unwrap_or(usize::MAX));
-        for q in &mut test {
-            q.id = format!("{s}/{}", q.id);
-        }
-        let header = format!("以下是关于{}的单项选择题，请直接给出正确答案的选项。\n\n", s.replace('_', " "));
-        let dev: Vec<LetterQuestion> = dev.into_iter().map(|q| LetterQuestion { body: format!("题目：{}", q.body), ..q }).collect();
-        let test: Vec<LetterQuestion> = test.into_iter().map(|q| LetterQuestion { body: format!("题目：{}", q.body), ..q }).collect();
-        items.extend(letter_items(&header, &dev, shots, test, "答案是："));
-        files.push(test_path);
-        if shots > 0 {
-            files.push(dev_path);
-        }
-    }
-    let fp = fingerprint(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
-    Ok(McTask { name: name.to_string(), shots, source: root.into(), fingerprint: fp, items, skipped })
-}
-
-/// JSON lines of a file, 1-based line numbers; malformed lines counted or fatal.
-fn json_lines(path: &Path, opts: LoadOptions, skipped: &mut Skipped) -> Result<Vec<(usize, serde_json::Value)>> {
-    let text = read(path)?;
-    let mut rows = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(v) => rows.push((n + 1, v)),
-            Err(e) => skipped.row(opts.strict, bad(path, format!("line {}: invalid JSON: {e}", n + 1)))?,
-        }
-    }
-    Ok(rows)
 }
 
 fn str_field<'a>(v: &'a serde_json::Value, field: &str) -> Option<&'a str> {
@@ -212,7 +187,7 @@ fn str_field<'a>(v: &'a serde_json::Value, field: &str) -> Option<&'a str> {
 fn load_agieval(path: &Path, name: &str, shots: usize, opts: LoadOptions) -> Result<McTask> {
     let mut skipped = Skipped::default();
     let mut rows = Vec::new();
-    for (line, v) in json_lines(path, opts, &mut skipped)? {
+    for (line, v) in crate::task::read_json_lines(path, opts, &mut skipped)? {
         let at = |d: &str| bad(path, format!("line {line}: {d}"));
         let options: Vec<String> = v.get("options").and_then(|o| o.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
         let (Some(question), false) = (str_field(&v, "question"), options.is_empty()) else {
@@ -350,7 +325,7 @@ fn read_mawps(path: &Path, opts: LoadOptions, skipped: &mut Skipped) -> Result<V
     let text = read(path)?;
     let items: Vec<(usize, serde_json::Value)> = match serde_json::from_str::<serde_json::Value>(&text) {
         Ok(serde_json::Value::Array(a)) => a.into_iter().enumerate().map(|(i, v)| (i + 1, v)).collect(),
-        _ => json_lines(path, opts, skipped)?,
+        _ => crate::task::read_json_lines(path, opts, skipped)?,
     };
     let mut rows = Vec::new();
     for (n, v) in items {
@@ -412,7 +387,7 @@ pub fn load_external(bench_dir: &Path, name: &str, shots: usize, opts: LoadOptio
             if !root.exists() {
                 return Err(missing(root));
             }
-            Task::Mc(if bench == "ceval" { load_ceval(&root, n, subject, shots, opts)? } else { load_cmmlu(&root, n, subject, shots, opts)? })
+            Task::Mc(load_chinese_exam(&root, n, subject, shots, opts, if bench == "ceval" { &CEVAL } else { &CMMLU })?)
         }
         ("gaokao_mathqa" | "gaokao_chemistry" | "gaokao_biology" | "sat_math" | "aqua_rat", _) => {
             let agieval = bench_dir.join("agieval").join(format!("{}.jsonl", name.replace('_', "-")));

@@ -97,6 +97,23 @@ impl Skipped {
     }
 }
 
+/// The JSON lines of a (plain) file with their 1-based line numbers; malformed lines go to
+/// `skipped` (or fail under `strict`).
+pub(crate) fn read_json_lines(path: &Path, opts: LoadOptions, skipped: &mut Skipped) -> Result<Vec<(usize, serde_json::Value)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| syne_data::DataError::io(path, "cannot read task data", e))?;
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(v) => rows.push((n + 1, v)),
+            Err(e) => skipped.row(opts.strict, EvalError::Task { path: path.to_path_buf(), detail: format!("line {}: invalid JSON: {e}", n + 1) })?,
+        }
+    }
+    Ok(rows)
+}
+
 /// The lines of a gzipped JSONL file with their 1-based line numbers; malformed ones go to
 /// `skipped` (or fail under `strict`).
 fn read_gz_jsonl<T: serde::de::DeserializeOwned>(path: &Path, opts: LoadOptions, skipped: &mut Skipped) -> Result<Vec<(usize, T)>> {
@@ -448,17 +465,23 @@ fn mmlu_block(row: &MmluRow) -> String {
     s + "\nAnswer:"
 }
 
-/// MMLU's questions with their choices (no subject header, no answer) and their subject, for
-/// topic-classifier training and evaluation: `split` is `dev`, `validation` or `test`.
-pub fn mmlu_questions(data_dir: &Path, split: &str) -> Result<Vec<(String, String)>> {
-    let root = data_dir.join("hf_datasets/hails/mmlu_no_train");
-    let mut subjects: Vec<String> = std::fs::read_dir(&root)
-        .map_err(|e| syne_data::DataError::io(&root, "cannot list MMLU subjects (run scripts/fetch-assets)", e))?
+/// The 57 subject folders of MMLU's Arrow data, sorted.
+fn mmlu_subjects(root: &Path) -> Result<Vec<String>> {
+    let mut subjects: Vec<String> = std::fs::read_dir(root)
+        .map_err(|e| syne_data::DataError::io(root, "cannot list MMLU subjects (run scripts/fetch-assets)", e))?
         .flatten()
         .filter(|e| e.path().is_dir())
         .filter_map(|e| e.file_name().to_str().map(str::to_owned))
         .collect();
     subjects.sort();
+    Ok(subjects)
+}
+
+/// MMLU's questions with their choices (no subject header, no answer) and their subject, for
+/// topic-classifier training and evaluation: `split` is `dev`, `validation` or `test`.
+pub fn mmlu_questions(data_dir: &Path, split: &str) -> Result<Vec<(String, String)>> {
+    let root = data_dir.join("hf_datasets/hails/mmlu_no_train");
+    let subjects = mmlu_subjects(&root)?;
     let mut out = Vec::new();
     for subject in subjects {
         let path = root.join(&subject).join(format!("{split}/data-00000-of-00001.arrow"));
@@ -475,13 +498,7 @@ pub fn mmlu_questions(data_dir: &Path, split: &str) -> Result<Vec<(String, Strin
 /// `mmlu_SUBJECT`; `limit` applies per subject. Data: `DATA_DIR/hf_datasets/hails/mmlu_no_train`.
 pub fn load_mmlu(data_dir: &Path, task: &str, shots: usize, opts: LoadOptions) -> Result<McTask> {
     let root = data_dir.join("hf_datasets/hails/mmlu_no_train");
-    let mut subjects: Vec<String> = std::fs::read_dir(&root)
-        .map_err(|e| syne_data::DataError::io(&root, "cannot list MMLU subjects (run scripts/fetch-assets)", e))?
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-        .collect();
-    subjects.sort();
+    let mut subjects = mmlu_subjects(&root)?;
     if let Some(one) = task.strip_prefix("mmlu_") {
         if !subjects.iter().any(|s| s == one) {
             return Err(EvalError::Task { path: root, detail: format!("no MMLU subject `{one}`; subjects: {}", subjects.join(", ")) });

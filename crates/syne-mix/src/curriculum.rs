@@ -37,17 +37,9 @@ pub struct Placement {
     pub bucket: usize,
 }
 
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn shuffle<T>(v: &mut [T], rng: &mut u64) {
     for i in (1..v.len()).rev() {
-        v.swap(i, (splitmix(rng) % (i as u64 + 1)) as usize);
+        v.swap(i, (syne_data::text::splitmix64(rng) % (i as u64 + 1)) as usize);
     }
 }
 

@@ -134,15 +134,6 @@ pub struct TopicModel {
     pub bias: Vec<f32>,
 }
 
-/// splitmix64: a small seeded generator for initialisation and shuffling.
-fn next(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl TopicModel {
     fn hidden(&self, feats: &[u64], h: &mut [f32]) {
         h.iter_mut().for_each(|x| *x = 0.0);
@@ -185,7 +176,7 @@ impl TopicModel {
         debug_assert!(k >= 2);
         let mut rng = cfg.seed;
         let bound = 1.0 / d as f32;
-        let embeddings: Vec<f32> = (0..cfg.buckets as usize * d).map(|_| ((next(&mut rng) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * bound).collect();
+        let embeddings: Vec<f32> = (0..cfg.buckets as usize * d).map(|_| ((syne_data::text::splitmix64(&mut rng) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * bound).collect();
         let mut m = TopicModel { labels: labels.to_vec(), buckets: cfg.buckets, dim: d, embeddings, output: vec![0.0; k * d], bias: vec![0.0; k] };
         let total = (cfg.epochs * data.len()) as f32;
         let mut seen = 0f32;
@@ -194,7 +185,7 @@ impl TopicModel {
         for _ in 0..cfg.epochs {
             // Fisher–Yates with the seeded generator.
             for i in (1..order.len()).rev() {
-                order.swap(i, (next(&mut rng) % (i as u64 + 1)) as usize);
+                order.swap(i, (syne_data::text::splitmix64(&mut rng) % (i as u64 + 1)) as usize);
             }
             for &i in &order {
                 let lr = cfg.learning_rate * (1.0 - seen / total);
