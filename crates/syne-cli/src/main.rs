@@ -210,6 +210,10 @@ enum Command {
         /// Print the plan as JSON instead of Markdown tables.
         #[arg(long)]
         json: bool,
+        /// Also write each stage as a Megatron-LM blend + launch snippet into this folder (needs
+        /// the recipe's `syne prepare` output with `megatron = true`).
+        #[arg(long)]
+        megatron: Option<PathBuf>,
     },
     /// Convert a model (llama GGUF, dequantised to f32) to a Hugging Face folder:
     /// config.json, model.safetensors and tokenizer.json.
@@ -505,10 +509,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Eval(cmd) => eval(*cmd)?,
         Command::Topics { cmd } => topics(cmd)?,
-        Command::Plan { recipe, json } => {
+        Command::Plan { recipe, json, megatron } => {
             let recipe = syne_mix::recipe::Recipe::load(&recipe)?;
             let mut plan = syne_mix::plan::Plan::new(&recipe);
             plan.check_prepared(&recipe)?;
+            if let Some(out) = megatron {
+                let prepared = plan.manifest.as_ref().and_then(|m| m.parent()).ok_or_else(|| {
+                    CliError::Usage("--megatron needs the recipe's `syne prepare` output ([prepare] output with a manifest.json)".into())
+                })?;
+                for e in syne_mix::megatron::export(&recipe, &plan, prepared, &out)? {
+                    eprintln!("stage `{}`: {} and {}", e.stage, e.blend.display(), e.launch.display());
+                }
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan).expect("json"));
             } else {

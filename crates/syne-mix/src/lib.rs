@@ -10,6 +10,8 @@
 //! - [`reweight`]: the paper's topic re-weighting rule.
 //! - [`sampler`]: the schedule of sources per training sequence (exact quotas, smooth weighted
 //!   round-robin, sources read on across stages, cursors recomputed exactly from a position).
+//! - [`megatron`]: each stage as a Megatron-LM `--data-path` blend over the prepared
+//!   `.bin/.idx` files, with a launch snippet matching the recipe's hyper-parameters.
 //! - [`curriculum`]: perplexity quantile buckets ordered easy-to-hard (or the ablations).
 //! - [`topics`]: a fastText-style topic classifier (hashed word, subword and CJK n-grams,
 //!   averaged embeddings, softmax), the 11-topic English taxonomy and its MMLU mapping.
@@ -25,6 +27,7 @@
 
 pub mod curriculum;
 pub mod error;
+pub mod megatron;
 pub mod plan;
 pub mod recipe;
 pub mod reweight;
