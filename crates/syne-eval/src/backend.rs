@@ -51,12 +51,15 @@ pub struct LocalBackend<'a, M: LanguageModel> {
 }
 
 impl<M: LanguageModel> LocalBackend<'_, M> {
-    fn bos(&self) -> Vec<u32> {
-        if self.tok.adds_bos(BosPolicy::Model) {
-            self.tok.bos_id().into_iter().collect()
-        } else {
-            Vec::new()
+    /// A context or prompt as the model reads it: BOS first when the model wants it, and EOS
+    /// for an empty text (something must predict the first scored token).
+    fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids: Vec<u32> = if self.tok.adds_bos(BosPolicy::Model) { self.tok.bos_id().into_iter().collect() } else { Vec::new() };
+        ids.extend(self.tok.encode(text)?);
+        if ids.is_empty() {
+            ids.extend(self.tok.eos_id());
         }
+        Ok(ids)
     }
 }
 
@@ -70,16 +73,10 @@ impl<M: LanguageModel> Backend for LocalBackend<'_, M> {
     }
 
     fn score(&self, questions: &[Question<'_>]) -> Result<Vec<Vec<ChoiceScore>>> {
-        let bos = self.bos();
         let mut contexts = Vec::with_capacity(questions.len());
         let mut conts = Vec::with_capacity(questions.len());
         for q in questions {
-            let mut ctx = bos.clone();
-            ctx.extend(self.tok.encode(q.context)?);
-            if ctx.is_empty() {
-                ctx.extend(self.tok.eos_id());
-            }
-            contexts.push(ctx);
+            contexts.push(self.encode_prompt(q.context)?);
             conts.push(q.choices.iter().map(|c| self.tok.encode(c)).collect::<std::result::Result<Vec<_>, _>>()?);
         }
         let to_choice = |s: &syne_model::score::ContinuationScore| ChoiceScore { logprob: s.logprob, greedy: s.greedy };
@@ -96,23 +93,17 @@ impl<M: LanguageModel> Backend for LocalBackend<'_, M> {
     }
 
     fn generate(&self, prompts: &[&str], stop: &[String], max_new_tokens: usize) -> Result<Vec<String>> {
-        let bos = self.bos();
         // Prompts are cut from the left so that prompt + completion fit the window.
         let room = self.max_len.saturating_sub(max_new_tokens).max(1);
         let mut ids = Vec::with_capacity(prompts.len());
         for p in prompts {
-            let mut t = bos.clone();
-            t.extend(self.tok.encode(p)?);
-            if t.is_empty() {
-                t.extend(self.tok.eos_id());
-            }
+            let mut t = self.encode_prompt(p)?;
             if t.len() > room {
                 t.drain(..t.len() - room);
             }
             ids.push(t);
         }
         let cfg = SamplingConfig { max_new_tokens, temperature: 0.0, stop: stop.to_vec(), stop_at_eos: true, ..Default::default() };
-        let mut out = Vec::with_capacity(prompts.len());
         // Longest first, so a batch holds prompts of similar length (less padding); greedy
         // completions do not depend on their batch-mates.
         let mut order: Vec<usize> = (0..ids.len()).collect();
@@ -124,7 +115,6 @@ impl<M: LanguageModel> Backend for LocalBackend<'_, M> {
                 texts[i] = c.text;
             }
         }
-        out.extend(texts);
-        Ok(out)
+        Ok(texts)
     }
 }

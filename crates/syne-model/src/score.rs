@@ -174,7 +174,8 @@ pub fn score_choices_shared(model: &impl LanguageModel, contexts: &[Vec<u32>], c
         .map(|(ctx, cs)| {
             let cs: Vec<&[u32]> = cs.iter().map(|c| &c[c.len().saturating_sub(max_len - 1)..]).collect();
             let longest = cs.iter().map(|c| c.len()).max().unwrap_or(0);
-            let ctx = &ctx[ctx.len().saturating_sub(max_len - longest).max(ctx.len().saturating_sub(max_len))..];
+            // longest ≤ max_len - 1, so at least one context token stays.
+            let ctx = &ctx[ctx.len().saturating_sub(max_len - longest)..];
             let mut row = Row { ids: ctx.iter().map(|&t| i64::from(t)).collect(), positions: (0..ctx.len() as i64).collect(), blocks: vec![0; ctx.len()], context: ctx.len() };
             for (j, c) in cs.iter().enumerate() {
                 row.ids.extend(c.iter().map(|&t| i64::from(t)));
