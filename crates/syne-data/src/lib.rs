@@ -57,6 +57,7 @@ pub mod normalize;
 pub mod prepare;
 pub mod quality;
 pub mod shards;
+pub mod stream;
 pub mod text;
 pub mod tokenizer;
 

@@ -32,6 +32,7 @@ pub mod plan;
 pub mod recipe;
 pub mod reweight;
 pub mod sampler;
+pub mod stream;
 pub mod topics;
 
 pub use error::{MixError, Result};

@@ -61,8 +61,8 @@ pub fn export(recipe: &Recipe, plan: &Plan, prepared: &Path, out: &Path) -> Resu
         let stem = format!("stage-{}-{}", k + 1, st.name);
         let blend = out.join(format!("{stem}.blend"));
         syne_data::io::write_atomic(&blend, lines.as_bytes())?;
-        let lr = num(train_value(recipe, "schedule.constant.peak")).unwrap_or(1e-5);
-        let warmup_tokens = if k == 0 { num(train_value(recipe, "schedule.constant.warmup_tokens")).unwrap_or(0.0) as u64 } else { 0 };
+        let lr = num(train_value(recipe, "schedule.peak")).unwrap_or(1e-5);
+        let warmup_tokens = if k == 0 { num(train_value(recipe, "schedule.warmup_tokens")).unwrap_or(0.0) as u64 } else { 0 };
         let clip = num(train_value(recipe, "clip")).unwrap_or(1.0);
         let beta1 = num(train_value(recipe, "optimizer.beta1")).unwrap_or(0.9);
         let beta2 = num(train_value(recipe, "optimizer.beta2")).unwrap_or(0.95);
@@ -120,7 +120,7 @@ mod tests {
             errors: Vec::new(),
         };
         std::fs::write(prepared.join("manifest.json"), serde_json::to_string(&manifest).unwrap()).unwrap();
-        let recipe_text = "[run]\nname = \"t\"\noutput = \"out\"\n[sources.a]\nlanguage = \"en\"\n[sources.b]\nlanguage = \"en\"\n[[stages]]\nname = \"s\"\ntokens = 1000\ngroups = { en = 1.0 }\n[mixture.en]\na = 0.8\nb = 0.2\n[train]\nseq_len = 100\nclip = 0.5\nschedule = { constant = { peak = 2e-5, warmup_tokens = 500 } }\n";
+        let recipe_text = "[run]\nname = \"t\"\noutput = \"out\"\n[sources.a]\nlanguage = \"en\"\n[sources.b]\nlanguage = \"en\"\n[[stages]]\nname = \"s\"\ntokens = 1000\ngroups = { en = 1.0 }\n[mixture.en]\na = 0.8\nb = 0.2\n[train]\nseq_len = 100\nclip = 0.5\nschedule = { kind = \"constant\", peak = 2e-5, warmup_tokens = 500 }\n";
         let recipe = Recipe::parse(recipe_text, &dir.path().join("r.toml")).unwrap();
         let plan = Plan::new(&recipe);
         let out = export(&recipe, &plan, &prepared, &dir.path().join("megatron")).unwrap();

@@ -89,6 +89,19 @@ pub struct TopicSettings {
     /// Per-topic weights `w_i` (default 1).
     #[serde(default)]
     pub weights: BTreeMap<String, f64>,
+    /// A trained classifier (`syne topics train`) that labels the topic sources' documents...
+    #[serde(default)]
+    pub classifier: Option<PathBuf>,
+    /// ... or a labelled JSONL seed file (`text`, `topic`) `syne run` trains one from.
+    #[serde(default)]
+    pub seed: Option<PathBuf>,
+    /// Documents per topic held out of training to measure the per-topic validation loss.
+    #[serde(default = "default_heldout_docs")]
+    pub heldout_docs: usize,
+}
+
+fn default_heldout_docs() -> usize {
+    16
 }
 
 /// Perplexity curriculum settings.
@@ -101,6 +114,14 @@ pub struct CurriculumSettings {
     pub buckets: usize,
     #[serde(default)]
     pub seed: u64,
+    /// Tokens of each document the backbone scores (its first ones; a long document's
+    /// perplexity is estimated from its opening).
+    #[serde(default = "default_score_tokens")]
+    pub score_tokens: usize,
+}
+
+fn default_score_tokens() -> usize {
+    256
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,8 +172,13 @@ impl Recipe {
     pub fn parse(text: &str, path: &Path) -> Result<Recipe> {
         let mut r: Recipe = toml::from_str(text).map_err(|e| MixError::Recipe { path: path.to_path_buf(), detail: format!("invalid recipe: {e}") })?;
         r.path = path.to_path_buf();
+        let base = path.parent().unwrap_or(Path::new("."));
         if r.run.output.is_relative() {
-            r.run.output = path.parent().unwrap_or(Path::new(".")).join(&r.run.output);
+            r.run.output = base.join(&r.run.output);
+        }
+        if let Some(t) = &mut r.topics {
+            t.classifier = t.classifier.as_ref().map(|p| base.join(p));
+            t.seed = t.seed.as_ref().map(|p| base.join(p));
         }
         r.validate()?;
         Ok(r)
@@ -233,13 +259,19 @@ impl Recipe {
             if !["ascending", "descending", "random"].contains(&c.order.as_str()) {
                 return Err(self.key_err("curriculum.order", format!("`{}`: expected ascending, descending or random", c.order)));
             }
-            if c.buckets == 0 {
-                return Err(self.key_err("curriculum.buckets", "must be at least 1"));
+            if c.buckets == 0 || c.buckets > usize::from(u16::MAX) {
+                return Err(self.key_err("curriculum.buckets", "must be between 1 and 65535"));
+            }
+            if c.score_tokens < 2 {
+                return Err(self.key_err("curriculum.score_tokens", "must be at least 2"));
             }
         }
         if let Some(t) = &self.topics {
             if t.interval_tokens == 0 {
                 return Err(self.key_err("topics.interval_tokens", "must be positive"));
+            }
+            if t.classifier.is_some() == t.seed.is_some() && self.sources.values().any(|s| s.topics) {
+                return Err(self.key_err("topics", "give exactly one of `classifier` (a trained model) or `seed` (labelled JSONL) to label the topic sources"));
             }
         }
         Ok(())

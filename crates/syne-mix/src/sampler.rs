@@ -83,9 +83,10 @@ impl Schedule {
         self.stages.iter().map(|s| s.sequences).sum()
     }
 
-    /// A cursor at `position` (sequences already drawn), recomputed by replaying the draws.
-    pub fn cursor(&self, position: u64) -> Cursor<'_> {
-        let mut c = Cursor { schedule: self, stage: 0, step: 0, credit: Vec::new(), read: vec![0; self.sources.len()], drawn: Vec::new() };
+    /// A cursor at `position` (sequences already drawn), recomputed by replaying the draws
+    /// (the cursor keeps its own copy of the schedule, which is small).
+    pub fn cursor(&self, position: u64) -> Cursor {
+        let mut c = Cursor { schedule: self.clone(), position: 0, stage: 0, step: 0, credit: Vec::new(), read: vec![0; self.sources.len()], drawn: Vec::new() };
         c.enter_stage(0);
         for _ in 0..position {
             if c.next().is_none() {
@@ -98,8 +99,10 @@ impl Schedule {
 
 /// Where the schedule stands: the next draw, and everything drawn so far.
 #[derive(Debug, Clone)]
-pub struct Cursor<'a> {
-    schedule: &'a Schedule,
+pub struct Cursor {
+    schedule: Schedule,
+    /// Draws made (the run's sequence position).
+    position: u64,
     stage: usize,
     /// Draws made in the current stage.
     step: u64,
@@ -110,7 +113,7 @@ pub struct Cursor<'a> {
     drawn: Vec<Vec<u64>>,
 }
 
-impl Cursor<'_> {
+impl Cursor {
     fn enter_stage(&mut self, s: usize) {
         self.stage = s;
         self.step = 0;
@@ -129,9 +132,17 @@ impl Cursor<'_> {
     pub fn stage(&self) -> usize {
         self.stage
     }
+
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
 }
 
-impl Iterator for Cursor<'_> {
+impl Iterator for Cursor {
     type Item = Draw;
 
     fn next(&mut self) -> Option<Draw> {
@@ -153,6 +164,7 @@ impl Iterator for Cursor<'_> {
         }
         self.credit[best] -= total;
         self.step += 1;
+        self.position += 1;
         let source = st.sources[best];
         let index = self.read[source];
         self.read[source] += 1;

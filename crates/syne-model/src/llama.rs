@@ -77,6 +77,16 @@ impl LlamaConfig {
         Ok(cfg)
     }
 
+    /// The configuration of a model path as [`Llama::load`] reads it (a `.gguf` file's metadata
+    /// or an HF folder's `config.json`), without loading weights.
+    pub fn read(path: &Path) -> Result<LlamaConfig> {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
+            LlamaConfig::from_gguf(&GgufFile::open(path)?)
+        } else {
+            LlamaConfig::from_hf_json(&path.join("config.json"))
+        }
+    }
+
     /// The configuration in a llama GGUF file's metadata.
     pub fn from_gguf(g: &GgufFile) -> Result<LlamaConfig> {
         let path = g.path().to_path_buf();

@@ -85,13 +85,13 @@ fn main() {
         validation: Vec::new(),
         validate_every_tokens: None,
     };
-    let data = TokenStream::open(&cfg.data, seq, 0).expect("token stream");
+    let mut data = TokenStream::open(&cfg.data, seq, 0).expect("token stream");
     let mut opt = AdamW::new(model.vs.variables(), cfg.optimizer.clone());
     let mut state = TrainState::default();
     let (mut first, mut last, mut timed) = (0.0, 0.0, 0.0);
     for i in 0..warm + steps {
         let started = std::time::Instant::now();
-        let m = train_step(&model, &mut opt, &data, &mut state, &cfg, device).expect("step");
+        let m = train_step(&model, &mut opt, &mut data, &mut state, &cfg, device).expect("step");
         if device.is_cuda() {
             tch::Cuda::synchronize(0);
         }

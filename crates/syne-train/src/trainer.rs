@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use syne_data::prepare::Manifest;
 use syne_data::shards::ShardReader;
+use syne_data::stream::{PackedSequence, SequenceSource};
 use syne_data::text::splitmix64;
 use syne_data::tokenizer::TextTokenizer;
 use syne_model::llama::{Attention, Llama, Precision};
@@ -234,6 +235,17 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
+impl SequenceSource for TokenStream {
+    fn sequence(&mut self, position: u64, with_segments: bool) -> syne_data::Result<PackedSequence> {
+        Ok(if with_segments {
+            let (tokens, segments) = self.sequence_with_segments(position);
+            PackedSequence { tokens, segments }
+        } else {
+            PackedSequence { tokens: TokenStream::sequence(self, position), segments: Vec::new() }
+        })
+    }
+}
+
 /// Counters saved in every checkpoint (`trainer.json`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TrainState {
@@ -269,7 +281,7 @@ pub fn checkpoints(out: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, out: &Path, keep: usize, tokenizer: Option<&TextTokenizer>) -> Result<PathBuf> {
+fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, data: &dyn SequenceSource, out: &Path, keep: usize, tokenizer: Option<&TextTokenizer>) -> Result<PathBuf> {
     let dir = out.join("checkpoints").join(format!("step-{:09}", state.step));
     let tmp = syne_data::io::partial_path(&dir);
     // The model goes through save_hf (its own .partial + rename) into the temporary folder.
@@ -277,6 +289,9 @@ fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, out: &Path, k
     let st = tmp.join("optimizer.safetensors");
     let named: Vec<(String, Tensor)> = opt.state().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
     Tensor::write_safetensors(&named, &st).map_err(|e| ckpt_err(&st, e.to_string()))?;
+    let dj = tmp.join("data.json");
+    std::fs::write(&dj, serde_json::to_vec_pretty(&data.state()).expect("json")).map_err(|e| ckpt_err(&dj, e.to_string()))?;
+    // trainer.json last: its presence marks the checkpoint complete.
     let tj = tmp.join("trainer.json");
     std::fs::write(&tj, serde_json::to_vec_pretty(state).expect("json")).map_err(|e| ckpt_err(&tj, e.to_string()))?;
     if dir.exists() {
@@ -293,7 +308,7 @@ fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, out: &Path, k
 /// One optimizer step: `global_batch_tokens` from `data` at `state.position` in micro-batches
 /// (gradient accumulation), clipping, AdamW at the schedule's learning rate; advances `state`.
 /// Fails on a non-finite loss before touching the weights.
-pub fn train_step(model: &Llama, opt: &mut AdamW, data: &TokenStream, state: &mut TrainState, cfg: &TrainConfig, device: Device) -> Result<StepMetrics> {
+pub fn train_step(model: &Llama, opt: &mut AdamW, data: &mut dyn SequenceSource, state: &mut TrainState, cfg: &TrainConfig, device: Device) -> Result<StepMetrics> {
     let started = Instant::now();
     let micro_tokens = (cfg.micro_batch * cfg.seq_len) as u64;
     let accum = cfg.global_batch_tokens / micro_tokens;
@@ -304,13 +319,15 @@ pub fn train_step(model: &Llama, opt: &mut AdamW, data: &TokenStream, state: &mu
         let mut ids = Vec::with_capacity(cfg.micro_batch * (cfg.seq_len + 1));
         let mut segments = Vec::new();
         for _ in 0..cfg.micro_batch {
-            if cfg.doc_masking {
-                let (seq, seg) = data.sequence_with_segments(state.position);
-                ids.extend(seq);
-                segments.extend(seg);
-            } else {
-                ids.extend(data.sequence(state.position));
+            let seq = data.sequence(state.position, cfg.doc_masking)?;
+            if seq.tokens.len() != cfg.seq_len + 1 || (cfg.doc_masking && seq.segments.len() != cfg.seq_len + 1) {
+                return Err(TrainError::Config {
+                    path: cfg.out.clone(),
+                    detail: format!("the data source returned {} tokens at position {}, expected {}", seq.tokens.len(), state.position, cfg.seq_len + 1),
+                });
             }
+            ids.extend(seq.tokens);
+            segments.extend(seq.segments);
             state.position += 1;
         }
         let ids = Tensor::from_slice(&ids).view([b, t + 1]).to_device(device);
@@ -396,11 +413,46 @@ fn run_tokenizer(cfg: &TrainConfig) -> Result<Option<TextTokenizer>> {
     Ok(Some(TextTokenizer::load(&path)?))
 }
 
-/// Run (or, with `resume`, continue) training as `cfg` says; `observer` sees every step's
-/// metrics (for a progress bar) and every validation. Returns the final state; the final
-/// weights are in `OUT/final` (HF layout, with the tokenizer when there is one).
+/// Run (or, with `resume`, continue) training as `cfg` says on the shards of `cfg.data`;
+/// `observer` sees every step's metrics (for a progress bar) and every validation. Returns the
+/// final state; the final weights are in `OUT/final` (HF layout, with the tokenizer when there
+/// is one).
 pub fn train(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn TrainObserver) -> Result<TrainState> {
+    let mut data = TokenStream::open(&cfg.data, cfg.seq_len, cfg.seed)?;
+    let vocab = syne_model::llama::LlamaConfig::read(&cfg.model)?.vocab_size;
+    if data.shards.iter().any(|s| {
+        let t = s.tokens();
+        (0..t.len()).any(|i| t.get(i) as usize >= vocab)
+    }) {
+        return Err(TrainError::Config {
+            path: cfg.data[0].clone(),
+            detail: format!("token ids reach beyond the model's vocabulary of {vocab}"),
+        });
+    }
+    train_on(cfg, resume, device, observer, &mut data)
+}
+
+/// [`train`] on any [`SequenceSource`] (`cfg.data` is not read): the mixture sampler of a
+/// recipe run. The source's state is saved in every checkpoint (`data.json`) and restored on
+/// resume; what it reports at validations is logged to `OUT/mixture.jsonl`. A source with a plan
+/// must be consumed exactly: `total_tokens` must equal its sequences x `seq_len`. The caller
+/// checks that the source's token ids fit the model's vocabulary.
+pub fn train_on(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn TrainObserver, data: &mut dyn SequenceSource) -> Result<TrainState> {
     let out = &cfg.out;
+    if let Some(n) = data.planned_sequences() {
+        if n * cfg.seq_len as u64 != cfg.total_tokens || !cfg.total_tokens.is_multiple_of(cfg.global_batch_tokens) {
+            return Err(TrainError::Config {
+                path: out.clone(),
+                detail: format!(
+                    "the data plan holds {n} sequences of {} tokens ({} tokens) but train.total_tokens is {}; it must equal the plan and be a multiple of global_batch_tokens ({})",
+                    cfg.seq_len,
+                    n * cfg.seq_len as u64,
+                    cfg.total_tokens,
+                    cfg.global_batch_tokens
+                ),
+            });
+        }
+    }
     std::fs::create_dir_all(out.join("checkpoints")).map_err(|e| ckpt_err(out, e.to_string()))?;
     // A checkpoint a killed run was writing is incomplete: remove it.
     for e in std::fs::read_dir(out.join("checkpoints")).map_err(|e| ckpt_err(out, e.to_string()))?.flatten() {
@@ -424,24 +476,15 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn
         val_sets.push(set);
     }
     let mut opt = AdamW::new(model.vs.variables(), cfg.optimizer.clone());
-    let data = TokenStream::open(&cfg.data, cfg.seq_len, cfg.seed)?;
-    if data.shards.iter().any(|s| {
-        let t = s.tokens();
-        (0..t.len()).any(|i| t.get(i) as usize >= vocab)
-    }) {
-        return Err(TrainError::Config {
-            path: cfg.data[0].clone(),
-            detail: format!("token ids reach beyond the model's vocabulary of {vocab}"),
-        });
-    }
     let mut state = TrainState::default();
     let metrics_path = out.join("metrics.jsonl");
     let validation_path = out.join("validation.jsonl");
+    let mixture_path = out.join("mixture.jsonl");
+    let logs = [&metrics_path, &validation_path, &mixture_path];
     if resume && checkpoints(out).is_empty() {
         // Nothing to resume from: start over (dropping logs of a run killed before its first
         // checkpoint).
-        let _ = std::fs::remove_file(&metrics_path);
-        let _ = std::fs::remove_file(&validation_path);
+        logs.iter().for_each(|p| drop(std::fs::remove_file(p)));
     }
     if resume {
         if let Some(last) = checkpoints(out).pop() {
@@ -452,19 +495,26 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn
             model.load_named(&weights, &last)?;
             let st = Tensor::read_safetensors(last.join("optimizer.safetensors")).map_err(|e| ckpt_err(&last, e.to_string()))?;
             opt.load_state(&st, state.adam_step).map_err(|e| ckpt_err(&last, e))?;
+            let dj = last.join("data.json");
+            let data_state = match std::fs::read(&dj) {
+                Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ckpt_err(&dj, e.to_string()))?,
+                Err(_) => serde_json::Value::Null,
+            };
+            data.restore(state.position, &data_state).map_err(|e| ckpt_err(&dj, e.to_string()))?;
             // Drop log lines of steps after the checkpoint: they are about to be redone.
-            truncate_log_after(&metrics_path, state.step)?;
-            truncate_log_after(&validation_path, state.step)?;
+            for p in logs {
+                truncate_log_after(p, state.step)?;
+            }
         }
     } else if !checkpoints(out).is_empty() {
         return Err(ckpt_err(out, "holds checkpoints of an earlier run: pass --resume to continue it, or use another out folder"));
     } else {
-        let _ = std::fs::remove_file(&metrics_path);
-        let _ = std::fs::remove_file(&validation_path);
+        logs.iter().for_each(|p| drop(std::fs::remove_file(p)));
     }
     let mut metrics = open_append(&metrics_path)?;
     let mut validation_log = open_append(&validation_path)?;
-    let mut validate = |model: &Llama, state: &TrainState, observer: &mut dyn TrainObserver| -> Result<()> {
+    let mut mixture_log = open_append(&mixture_path)?;
+    let mut validate = |model: &Llama, state: &TrainState, observer: &mut dyn TrainObserver, data: &mut dyn SequenceSource| -> Result<()> {
         if val_sets.is_empty() {
             return Ok(());
         }
@@ -476,28 +526,31 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn
         };
         append_line(&mut validation_log, &validation_path, &report)?;
         observer.on_validation(&report);
+        if let Some(event) = data.observe_validation(state.tokens, &report.topic_losses())? {
+            append_line(&mut mixture_log, &mixture_path, &serde_json::json!({"step": state.step, "tokens": state.tokens, "event": event}))?;
+        }
         Ok(())
     };
     if state.step == 0 {
-        validate(&model, &state, observer)?;
+        validate(&model, &state, observer, data)?;
     }
     while state.tokens < cfg.total_tokens {
         let before = state.tokens;
-        let m = train_step(&model, &mut opt, &data, &mut state, cfg, device)?;
+        let m = train_step(&model, &mut opt, data, &mut state, cfg, device)?;
         append_line(&mut metrics, &metrics_path, &m)?;
         observer.on_step(&m);
         let finished = state.tokens >= cfg.total_tokens;
         // Validate before checkpointing: a run killed in between redoes both on resume.
         if let Some(every) = cfg.validate_every_tokens {
             if before / every != state.tokens / every || finished {
-                validate(&model, &state, observer)?;
+                validate(&model, &state, observer, data)?;
             }
         } else if finished {
-            validate(&model, &state, observer)?;
+            validate(&model, &state, observer, data)?;
         }
         let every = cfg.checkpoint_every_tokens;
         if before / every != state.tokens / every || finished {
-            save_checkpoint(&model, &opt, &state, out, cfg.keep_checkpoints, tokenizer.as_ref())?;
+            save_checkpoint(&model, &opt, &state, data, out, cfg.keep_checkpoints, tokenizer.as_ref())?;
         }
     }
     model.save_hf(&out.join("final"), tokenizer.as_ref())?;

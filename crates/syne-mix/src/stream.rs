@@ -1,0 +1,534 @@
+//! The mixture stream: the recipe's schedule turned into packed training sequences.
+//!
+//! [`MixtureStream`] implements syne-data's [`SequenceSource`], the trainer's only view of its
+//! data. For every sequence position the [`Schedule`](crate::sampler::Schedule) names the source
+//! (exact per-stage quotas, smooth interleaving). Inside a source:
+//!
+//! - documents are arranged per epoch: in curriculum order when the source has the perplexity
+//!   curriculum (quantile buckets easy-to-hard, shuffled within a bucket; [`crate::curriculum`]),
+//!   else shuffled, both with a seed that changes every epoch; the arrangement is packed into
+//!   `seq_len + 1`-token windows with stride `seq_len` (documents cross window borders; the
+//!   segment ids let the trainer mask attention at them);
+//! - a source with topics is split into one sub-stream per topic, each in the same arrangement,
+//!   and the topic of each sequence is drawn by smooth weighted round-robin over the topic ratios.
+//!   The ratios start at the topics' token shares and move by the paper's rule
+//!   ([`crate::reweight`]) at each validation point past an interval of `topics.interval_tokens`,
+//!   from the per-topic held-out losses the trainer reports (`SOURCE/TOPIC` keys). A topic that
+//!   has given all its tokens (times `max_epochs`) is exhausted: its ratio drops to 0.
+//!
+//! Documents marked held out are never trained on. Everything is deterministic given the seed:
+//! the state saved with a checkpoint (topic ratios, credits, reads and consumption counters) and
+//! the position reproduce exactly the sequences an uninterrupted run would have drawn.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use syne_data::shards::ShardReader;
+use syne_data::stream::{PackedSequence, SequenceSource};
+use syne_data::DataError;
+
+use crate::curriculum::{self, Order};
+use crate::error::{MixError, Result};
+use crate::recipe::{CurriculumSettings, TopicSettings};
+use crate::reweight::{reweight, Adjustment};
+use crate::sampler::{Cursor, Schedule};
+
+/// What the run knows of one document of a source (in shard order).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DocNote {
+    /// Index into [`SourceInput::topics`].
+    pub topic: Option<u16>,
+    /// The backbone's perplexity on it (the curriculum's key).
+    pub perplexity: Option<f64>,
+    /// Kept for validation, never trained on.
+    pub heldout: bool,
+}
+
+/// One source as the stream reads it.
+pub struct SourceInput {
+    pub name: String,
+    /// The source's shards, in order.
+    pub shards: Vec<ShardReader>,
+    /// Topic names (empty: the source is not split by topic).
+    pub topics: Vec<String>,
+    /// One note per document of the shards (empty: every document trains, no topic, no score).
+    pub notes: Vec<DocNote>,
+    /// Order the source by perplexity (needs a perplexity per training document).
+    pub curriculum: bool,
+    /// How often the source's documents may be read.
+    pub max_epochs: f64,
+}
+
+/// Settings of a stream.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub seq_len: usize,
+    pub seed: u64,
+    pub curriculum: Option<CurriculumSettings>,
+    pub topics: Option<TopicSettings>,
+}
+
+/// One arrangement of a sub-stream's documents, packed.
+struct Epoch {
+    number: u64,
+    /// Document indices into the source's table, in reading order.
+    order: Vec<u32>,
+    /// Token offset of each document of `order` (one more entry: the total).
+    starts: Vec<u64>,
+}
+
+/// The documents of one (source, topic).
+struct SubStream {
+    docs: Vec<u32>,
+    /// Perplexities of `docs` (curriculum sources).
+    perplexity: Vec<f64>,
+    tokens: u64,
+    /// Sequences per epoch.
+    sequences: u64,
+    /// Reads allowed in the run: sequences x max_epochs.
+    allowed: u64,
+    epoch: Option<Epoch>,
+}
+
+struct SourceData {
+    name: String,
+    shards: Vec<ShardReader>,
+    /// (shard, document) of each document.
+    table: Vec<(u32, u32)>,
+    topics: Vec<String>,
+    subs: Vec<SubStream>,
+    curriculum: bool,
+    /// Curriculum bucket of each document of the table (0 without a curriculum).
+    doc_bucket: Vec<u16>,
+}
+
+/// Topic mixture state of a source with topics (saved in checkpoints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicState {
+    pub topics: Vec<String>,
+    pub ratios: Vec<f64>,
+    credits: Vec<f64>,
+    /// Sequences read per topic.
+    pub reads: Vec<u64>,
+    pub exhausted: Vec<bool>,
+    /// Losses at the last adjustment point (the baseline of the next change).
+    pub last_losses: Option<Vec<f64>>,
+    last_adjusted_tokens: u64,
+    /// Ratios at the start of the run.
+    pub initial_ratios: Vec<f64>,
+}
+
+/// Trained tokens of one stage and source, in total and per topic and curriculum bucket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Consumed {
+    pub tokens: u64,
+    pub sequences: u64,
+    pub topics: BTreeMap<String, u64>,
+    pub buckets: BTreeMap<String, u64>,
+}
+
+/// Everything saved with a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct SavedState {
+    position: u64,
+    topics: BTreeMap<String, TopicState>,
+    /// Stage → source → consumption.
+    consumed: Vec<BTreeMap<String, Consumed>>,
+}
+
+/// The run's account: planned against consumed, per stage and source (with topics and buckets),
+/// and the topic ratios where they stand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub seq_len: u64,
+    pub position: u64,
+    pub planned_sequences: u64,
+    pub stages: Vec<StageAccount>,
+    pub topics: BTreeMap<String, TopicState>,
+    /// Per source: documents held out, trained on, and per curriculum bucket the perplexity range.
+    pub sources: BTreeMap<String, SourceAccount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageAccount {
+    pub name: String,
+    pub planned_tokens: BTreeMap<String, u64>,
+    pub consumed: BTreeMap<String, Consumed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceAccount {
+    pub train_docs: u64,
+    pub heldout_docs: u64,
+    pub train_tokens: u64,
+    /// Per bucket: documents and the perplexity range (curriculum sources).
+    pub buckets: Vec<BucketRange>,
+    /// Tokens per topic (training documents).
+    pub topic_tokens: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketRange {
+    pub bucket: usize,
+    pub docs: u64,
+    pub min_perplexity: f64,
+    pub max_perplexity: f64,
+}
+
+/// The sampler that feeds the trainer a recipe's mixture.
+pub struct MixtureStream {
+    settings: StreamSettings,
+    cursor: Cursor,
+    /// In the schedule's source order.
+    sources: Vec<SourceData>,
+    state: SavedState,
+    accounts: BTreeMap<String, SourceAccount>,
+}
+
+fn data_err(detail: String) -> DataError {
+    DataError::Shard { path: "mixture".into(), detail }
+}
+
+impl MixtureStream {
+    /// A stream over `sources` (every source of the schedule must be among them) at position 0.
+    pub fn new(schedule: Schedule, inputs: Vec<SourceInput>, settings: StreamSettings) -> Result<MixtureStream> {
+        let seq_len = settings.seq_len as u64;
+        if seq_len == 0 || seq_len != schedule.seq_len {
+            return Err(MixError::Plan(format!("stream sequence length {seq_len} differs from the schedule's {}", schedule.seq_len)));
+        }
+        let mut by_name: BTreeMap<String, SourceInput> = inputs.into_iter().map(|s| (s.name.clone(), s)).collect();
+        let mut sources = Vec::new();
+        let mut accounts = BTreeMap::new();
+        let mut topic_states = BTreeMap::new();
+        for name in &schedule.sources {
+            let input = by_name.remove(name).ok_or_else(|| MixError::Plan(format!("source `{name}` of the plan has no prepared shards")))?;
+            let (data, account, topic_state) = SourceData::build(input, &settings)?;
+            // The quota of the whole run must fit what the source may give.
+            let quota: u64 = schedule.stages.iter().flat_map(|st| st.sources.iter().zip(&st.quotas).filter(|(s, _)| schedule.sources[**s] == *name).map(|(_, q)| *q)).sum();
+            let allowed: u64 = data.subs.iter().map(|s| s.allowed).sum();
+            if quota > allowed {
+                return Err(MixError::Plan(format!(
+                    "source `{name}`: the plan takes {quota} sequences of {seq_len} tokens but its {} training tokens allow {allowed} (max_epochs {}); lower its share or allow more epochs",
+                    account.train_tokens,
+                    data.subs.first().map_or(0.0, |s| if s.sequences == 0 { 0.0 } else { s.allowed as f64 / s.sequences as f64 })
+                )));
+            }
+            if let Some(t) = topic_state {
+                topic_states.insert(name.clone(), t);
+            }
+            accounts.insert(name.clone(), account);
+            sources.push(data);
+        }
+        let consumed = vec![BTreeMap::new(); schedule.stages.len()];
+        Ok(MixtureStream { cursor: schedule.cursor(0), settings, sources, state: SavedState { position: 0, topics: topic_states, consumed }, accounts })
+    }
+
+    /// Planned against consumed, per stage, source, topic and bucket.
+    pub fn account(&self) -> Account {
+        let sch = self.cursor.schedule();
+        Account {
+            seq_len: sch.seq_len,
+            position: self.state.position,
+            planned_sequences: sch.sequences(),
+            stages: sch
+                .stages
+                .iter()
+                .zip(&self.state.consumed)
+                .map(|(st, consumed)| StageAccount {
+                    name: st.name.clone(),
+                    planned_tokens: st.sources.iter().zip(&st.quotas).map(|(&s, &q)| (sch.sources[s].clone(), q * sch.seq_len)).collect(),
+                    consumed: consumed.clone(),
+                })
+                .collect(),
+            topics: self.state.topics.clone(),
+            sources: self.accounts.clone(),
+        }
+    }
+
+    fn topic_draw(&mut self, source: usize) -> Result<usize> {
+        let src = &self.sources[source];
+        let Some(ts) = self.state.topics.get_mut(&src.name) else { return Ok(0) };
+        // Newly exhausted topics leave the mixture; the others share their weight.
+        for (i, sub) in src.subs.iter().enumerate() {
+            if !ts.exhausted[i] && ts.reads[i] >= sub.allowed {
+                ts.exhausted[i] = true;
+                ts.ratios[i] = 0.0;
+                let total: f64 = ts.ratios.iter().sum();
+                if total > 0.0 {
+                    ts.ratios.iter_mut().for_each(|r| *r /= total);
+                }
+            }
+        }
+        let live: Vec<usize> = (0..ts.ratios.len()).filter(|&i| !ts.exhausted[i] && ts.ratios[i] > 0.0).collect();
+        if live.is_empty() {
+            return Err(MixError::Plan(format!("source `{}`: every topic is exhausted", src.name)));
+        }
+        let mut best = live[0];
+        for &i in &live {
+            ts.credits[i] += ts.ratios[i];
+            if ts.credits[i] > ts.credits[best] {
+                best = i;
+            }
+        }
+        ts.credits[best] -= live.iter().map(|&i| ts.ratios[i]).sum::<f64>();
+        ts.reads[best] += 1;
+        Ok(best)
+    }
+}
+
+impl SourceData {
+    fn build(input: SourceInput, settings: &StreamSettings) -> Result<(SourceData, SourceAccount, Option<TopicState>)> {
+        let name = input.name.clone();
+        let mut table = Vec::new();
+        let mut lengths = Vec::new();
+        for (s, sh) in input.shards.iter().enumerate() {
+            let off = sh.offsets();
+            for d in 0..sh.num_docs() {
+                table.push((s as u32, d as u32));
+                lengths.push(off[d + 1] - off[d]);
+            }
+        }
+        if !input.notes.is_empty() && input.notes.len() != table.len() {
+            return Err(MixError::Plan(format!("source `{name}`: {} document notes for {} documents", input.notes.len(), table.len())));
+        }
+        let note = |i: usize| input.notes.get(i).copied().unwrap_or_default();
+        let n_topics = input.topics.len().max(1);
+        if let Some(i) = (0..table.len()).find(|&i| note(i).topic.is_some_and(|t| t as usize >= n_topics)) {
+            return Err(MixError::Plan(format!("source `{name}`: document {i} has topic {} of {n_topics}", note(i).topic.unwrap_or(0))));
+        }
+        let curriculum = input.curriculum && settings.curriculum.is_some();
+        let train: Vec<usize> = (0..table.len()).filter(|&i| !note(i).heldout).collect();
+        if curriculum {
+            if let Some(&i) = train.iter().find(|&&i| note(i).perplexity.is_none()) {
+                return Err(MixError::Plan(format!("source `{name}`: document {i} has no perplexity score for the curriculum")));
+            }
+        }
+        // Buckets: quantiles of perplexity over the source's training documents.
+        let mut doc_bucket = vec![0u16; table.len()];
+        let mut bucket_ranges = Vec::new();
+        if curriculum {
+            let c = settings.curriculum.as_ref().expect("curriculum settings");
+            let ppl: Vec<f64> = train.iter().map(|&i| note(i).perplexity.unwrap_or(f64::INFINITY)).collect();
+            let placed = curriculum::order(&ppl, c.buckets, Order::Ascending, 0)?;
+            bucket_ranges = (0..c.buckets).map(|b| BucketRange { bucket: b, docs: 0, min_perplexity: f64::INFINITY, max_perplexity: f64::NEG_INFINITY }).collect();
+            for p in placed {
+                doc_bucket[train[p.doc]] = p.bucket as u16;
+                let r = &mut bucket_ranges[p.bucket];
+                r.docs += 1;
+                r.min_perplexity = r.min_perplexity.min(ppl[p.doc]);
+                r.max_perplexity = r.max_perplexity.max(ppl[p.doc]);
+            }
+        }
+        let seq_len = settings.seq_len as u64;
+        let mut subs = Vec::new();
+        let mut topic_tokens = BTreeMap::new();
+        for t in 0..n_topics {
+            let docs: Vec<u32> = train.iter().filter(|&&i| note(i).topic.map_or(0, usize::from) == t || input.topics.is_empty()).map(|&i| i as u32).collect();
+            let tokens: u64 = docs.iter().map(|&d| lengths[d as usize]).sum();
+            let sequences = if tokens > seq_len { (tokens - 1) / seq_len } else { 0 };
+            if let Some(tn) = input.topics.get(t) {
+                topic_tokens.insert(tn.clone(), tokens);
+            }
+            subs.push(SubStream {
+                perplexity: docs.iter().map(|&d| note(d as usize).perplexity.unwrap_or(0.0)).collect(),
+                docs,
+                tokens,
+                sequences,
+                allowed: (sequences as f64 * input.max_epochs).floor() as u64,
+                epoch: None,
+            });
+        }
+        let train_tokens: u64 = subs.iter().map(|s| s.tokens).sum();
+        let topic_state = (!input.topics.is_empty()).then(|| {
+            let ratios: Vec<f64> = subs.iter().map(|s| s.tokens as f64 / train_tokens.max(1) as f64).collect();
+            TopicState {
+                topics: input.topics.clone(),
+                credits: vec![0.0; ratios.len()],
+                reads: vec![0; ratios.len()],
+                exhausted: subs.iter().map(|s| s.allowed == 0).collect(),
+                last_losses: None,
+                last_adjusted_tokens: 0,
+                initial_ratios: ratios.clone(),
+                ratios,
+            }
+        });
+        let account = SourceAccount {
+            train_docs: train.len() as u64,
+            heldout_docs: (table.len() - train.len()) as u64,
+            train_tokens,
+            buckets: bucket_ranges,
+            topic_tokens,
+        };
+        Ok((SourceData { name, shards: input.shards, table, topics: input.topics, subs, curriculum, doc_bucket }, account, topic_state))
+    }
+
+    /// Arrange sub-stream `t` for `epoch` (curriculum order or a shuffle; the seed moves with the
+    /// epoch so a repeated source is read in a new order).
+    fn arrange(&mut self, t: usize, epoch: u64, settings: &StreamSettings) -> Result<()> {
+        let sub = &mut self.subs[t];
+        if sub.epoch.as_ref().is_some_and(|e| e.number == epoch) {
+            return Ok(());
+        }
+        let base = settings.seed ^ xxhash_rust::xxh3::xxh3_64(self.name.as_bytes()) ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let seed = base ^ epoch.wrapping_mul(0xA076_1D64_78BD_642F);
+        let placed = match (&settings.curriculum, self.curriculum) {
+            (Some(c), true) => {
+                let order: Order = c.order.parse()?;
+                curriculum::order(&sub.perplexity, c.buckets, order, seed ^ c.seed)?
+            }
+            _ => curriculum::order(&vec![0.0; sub.docs.len()], 1, Order::Ascending, seed)?,
+        };
+        let order: Vec<u32> = placed.iter().map(|p| sub.docs[p.doc]).collect();
+        let mut starts = Vec::with_capacity(order.len() + 1);
+        let mut total = 0u64;
+        for &d in &order {
+            starts.push(total);
+            let (s, k) = self.table[d as usize];
+            let off = self.shards[s as usize].offsets();
+            total += off[k as usize + 1] - off[k as usize];
+        }
+        starts.push(total);
+        sub.epoch = Some(Epoch { number: epoch, order, starts });
+        Ok(())
+    }
+
+    /// Sequence `index` of sub-stream `t` (epochs continue the count), with the curriculum
+    /// bucket of each of its first `seq_len` tokens counted into `buckets`.
+    fn read(&mut self, t: usize, index: u64, settings: &StreamSettings, segments: bool, buckets: &mut BTreeMap<String, u64>) -> Result<PackedSequence> {
+        let seq_len = settings.seq_len as u64;
+        let n = self.subs[t].sequences;
+        if n == 0 || index >= self.subs[t].allowed {
+            return Err(MixError::Plan(format!("source `{}`{}: sequence {index} is beyond the {} its data allows", self.name, self.topics.get(t).map(|x| format!(" topic `{x}`")).unwrap_or_default(), self.subs[t].allowed)));
+        }
+        let (epoch, k) = (index / n, index % n);
+        self.arrange(t, epoch, settings)?;
+        let ep = self.subs[t].epoch.as_ref().expect("arranged");
+        let (start, len) = (k * seq_len, seq_len + 1);
+        let mut out = PackedSequence { tokens: Vec::with_capacity(len as usize), segments: Vec::new() };
+        let mut i = ep.starts.partition_point(|&s| s <= start) - 1;
+        let mut pos = start;
+        while (out.tokens.len() as u64) < len {
+            let (s, d) = self.table[ep.order[i] as usize];
+            let shard = &self.shards[s as usize];
+            let off = shard.offsets();
+            let local = pos - ep.starts[i];
+            let doc_len = off[d as usize + 1] - off[d as usize];
+            let take = (doc_len - local).min(len - out.tokens.len() as u64);
+            let toks = shard.token_range(off[d as usize] + local, off[d as usize] + local + take);
+            out.tokens.extend((0..take as usize).map(|j| i64::from(toks.get(j))));
+            if segments {
+                out.segments.extend(std::iter::repeat_n((epoch << 32 | i as u64) as i64, take as usize));
+            }
+            if self.curriculum {
+                // Only the first seq_len tokens are trained inputs.
+                let trained = (pos + take).min(start + seq_len).saturating_sub(pos);
+                if trained > 0 {
+                    *buckets.entry(self.doc_bucket[ep.order[i] as usize].to_string()).or_default() += trained;
+                }
+            }
+            pos += take;
+            i += 1;
+        }
+        Ok(out)
+    }
+}
+
+impl SequenceSource for MixtureStream {
+    fn sequence(&mut self, position: u64, with_segments: bool) -> syne_data::Result<PackedSequence> {
+        if position != self.state.position {
+            return Err(data_err(format!("the mixture is at sequence {} but sequence {position} was asked for; restore from a checkpoint first", self.state.position)));
+        }
+        let draw = self.cursor.next().ok_or_else(|| data_err(format!("the plan's {} sequences are all drawn", self.cursor.schedule().sequences())))?;
+        let seq_len = self.settings.seq_len as u64;
+        let src_name = self.cursor.schedule().sources[draw.source].clone();
+        let source = draw.source;
+        let has_topics = self.state.topics.contains_key(&src_name);
+        let (t, index) = if has_topics {
+            let t = self.topic_draw(source).map_err(|e| data_err(e.to_string()))?;
+            (t, self.state.topics[&src_name].reads[t] - 1)
+        } else {
+            (0, draw.index)
+        };
+        let mut buckets = BTreeMap::new();
+        let seq = self.sources[source].read(t, index, &self.settings, with_segments, &mut buckets).map_err(|e| data_err(e.to_string()))?;
+        let c = self.state.consumed[draw.stage].entry(src_name).or_default();
+        c.tokens += seq_len;
+        c.sequences += 1;
+        if has_topics {
+            *c.topics.entry(self.sources[source].topics[t].clone()).or_default() += seq_len;
+        }
+        for (b, n) in buckets {
+            *c.buckets.entry(b).or_default() += n;
+        }
+        self.state.position += 1;
+        Ok(seq)
+    }
+
+    fn planned_sequences(&self) -> Option<u64> {
+        Some(self.cursor.schedule().sequences())
+    }
+
+    fn observe_validation(&mut self, tokens: u64, topic_losses: &BTreeMap<String, f64>) -> syne_data::Result<Option<serde_json::Value>> {
+        let Some(settings) = self.settings.topics.clone() else { return Ok(None) };
+        let mut events = Vec::new();
+        for (source, ts) in &mut self.state.topics {
+            let losses: Vec<Option<f64>> = ts.topics.iter().map(|t| topic_losses.get(&format!("{source}/{t}")).copied()).collect();
+            if losses.iter().all(Option::is_none) {
+                continue;
+            }
+            let Some(previous) = ts.last_losses.clone() else {
+                // The first validation sets the baseline; topics without held-out text keep NaN
+                // and are never moved by their own loss.
+                ts.last_losses = Some(losses.iter().map(|l| l.unwrap_or(f64::NAN)).collect());
+                ts.last_adjusted_tokens = tokens;
+                events.push(serde_json::json!({"source": source, "baseline": ts.last_losses}));
+                continue;
+            };
+            if tokens / settings.interval_tokens <= ts.last_adjusted_tokens / settings.interval_tokens {
+                continue;
+            }
+            // A topic with no loss at either point counts as unchanged.
+            let (prev, cur): (Vec<f64>, Vec<f64>) = losses
+                .iter()
+                .zip(&previous)
+                .map(|(c, p)| match (c, p.is_finite()) {
+                    (Some(c), true) => (*p, *c),
+                    _ => (1.0, 1.0),
+                })
+                .unzip();
+            let weights: Vec<f64> = ts.topics.iter().map(|t| settings.weights.get(t).copied().unwrap_or(1.0)).collect();
+            let adj: Adjustment = reweight(&ts.ratios, &prev, &cur, &weights, &ts.exhausted, &settings.reweight).map_err(|e| data_err(format!("source `{source}`: {e}")))?;
+            ts.ratios = adj.ratios.clone();
+            ts.last_losses = Some(losses.iter().zip(&previous).map(|(c, p)| c.unwrap_or(*p)).collect());
+            ts.last_adjusted_tokens = tokens;
+            events.push(serde_json::json!({"source": source, "topics": ts.topics, "adjustment": adj}));
+        }
+        Ok((!events.is_empty()).then(|| serde_json::Value::Array(events)))
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::to_value(&self.state).expect("state serialises")
+    }
+
+    fn restore(&mut self, position: u64, state: &serde_json::Value) -> syne_data::Result<()> {
+        let saved: SavedState = serde_json::from_value(state.clone()).map_err(|e| data_err(format!("the checkpoint's mixture state is unreadable: {e}")))?;
+        if saved.position != position {
+            return Err(data_err(format!("the checkpoint's mixture state is at sequence {} but the trainer at {position}", saved.position)));
+        }
+        if saved.consumed.len() != self.state.consumed.len() || saved.topics.keys().ne(self.state.topics.keys()) {
+            return Err(data_err("the checkpoint's mixture state belongs to another plan (stages or topic sources differ)".into()));
+        }
+        for (name, ts) in &saved.topics {
+            if ts.topics != self.state.topics[name].topics {
+                return Err(data_err(format!("source `{name}`: the checkpoint's topics differ from the run's")));
+            }
+        }
+        self.cursor = self.cursor.schedule().cursor(position);
+        self.state = saved;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;

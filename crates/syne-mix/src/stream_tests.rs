@@ -1,0 +1,187 @@
+use super::*;
+use crate::plan::Plan;
+use crate::recipe::Recipe;
+use syne_data::shards::{ShardWriter, TokenWidth};
+
+const SEQ: usize = 16;
+
+/// Source `web` (3 topics, curriculum) and `book` (plain); two stages.
+fn recipe(max_epochs: f64) -> Recipe {
+    let text = format!(
+        r#"
+[run]
+name = "t"
+output = "out"
+[sources.web]
+language = "en"
+topics = true
+curriculum = true
+max_epochs = {max_epochs}
+[sources.book]
+language = "en"
+max_epochs = {max_epochs}
+[[stages]]
+name = "one"
+tokens = 3200
+groups = {{ en = 1.0 }}
+[[stages]]
+name = "two"
+tokens = 1600
+groups = {{ en = 1.0 }}
+mixture = {{ en = {{ web = 0.5, book = 0.5 }} }}
+[mixture.en]
+web = 0.75
+book = 0.25
+[topics]
+interval_tokens = 320
+[curriculum]
+order = "ascending"
+buckets = 4
+"#
+    );
+    Recipe::parse(&text, std::path::Path::new("t.toml")).unwrap()
+}
+
+/// Documents of `n` tokens each: token ids encode the source (`base`) and the document number,
+/// so every sequence can be traced back to the documents it came from.
+fn shard(dir: &std::path::Path, name: &str, base: u32, docs: usize, len: usize) -> ShardReader {
+    let mut w = ShardWriter::create(&dir.join(name), TokenWidth::U32).unwrap();
+    for d in 0..docs {
+        w.push(&vec![base + d as u32; len]).unwrap();
+    }
+    w.finish().unwrap();
+    ShardReader::open(&dir.join(name)).unwrap()
+}
+
+const WEB: u32 = 100_000;
+const BOOK: u32 = 200_000;
+
+fn stream(dir: &std::path::Path, max_epochs: f64) -> Result<MixtureStream> {
+    let r = recipe(max_epochs);
+    let schedule = Schedule::from_plan(&Plan::new(&r), SEQ as u64).unwrap();
+    // 120 web documents of 40 tokens: topic d % 3, perplexity = d (so bucket order is document
+    // order), every 10th held out.
+    let notes = (0..120).map(|d| DocNote { topic: Some((d % 3) as u16), perplexity: Some(d as f64), heldout: d % 10 == 9 }).collect();
+    let web = SourceInput {
+        name: "web".into(),
+        shards: vec![shard(dir, "web", WEB, 120, 40)],
+        topics: vec!["a".into(), "b".into(), "c".into()],
+        notes,
+        curriculum: true,
+        max_epochs,
+    };
+    let book = SourceInput { name: "book".into(), shards: vec![shard(dir, "book", BOOK, 60, 50)], topics: vec![], notes: vec![], curriculum: false, max_epochs };
+    MixtureStream::new(schedule, vec![web, book], StreamSettings { seq_len: SEQ, seed: 3, curriculum: r.curriculum.clone(), topics: r.topics.clone() })
+}
+
+fn draw_all(s: &mut MixtureStream, from: u64, to: u64) -> Vec<PackedSequence> {
+    (from..to).map(|p| s.sequence(p, true).unwrap()).collect()
+}
+
+#[test]
+fn consumed_equals_planned_and_sequences_trace_to_their_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = stream(dir.path(), 1.0).unwrap();
+    let n = s.planned_sequences().unwrap();
+    assert_eq!(n, 3200 / 16 + 1600 / 16);
+    let seqs = draw_all(&mut s, 0, n);
+    assert!(seqs.iter().all(|q| q.tokens.len() == SEQ + 1 && q.segments.len() == SEQ + 1));
+    // The stage-one quotas: 150 web, 50 book sequences; each sequence from one source only.
+    let from_web = |q: &PackedSequence| q.tokens.iter().all(|&t| (WEB as i64..WEB as i64 + 120).contains(&t));
+    let from_book = |q: &PackedSequence| q.tokens.iter().all(|&t| (BOOK as i64..BOOK as i64 + 60).contains(&t));
+    assert!(seqs.iter().all(|q| from_web(q) || from_book(q)));
+    assert_eq!(seqs[..200].iter().filter(|q| from_web(q)).count(), 150);
+    assert_eq!(seqs[200..].iter().filter(|q| from_web(q)).count(), 50);
+    // Held-out documents are never trained on.
+    assert!(seqs.iter().flat_map(|q| &q.tokens).all(|&t| !(WEB as i64..WEB as i64 + 120).contains(&t) || (t - WEB as i64) % 10 != 9));
+    // Segments change exactly where the document changes.
+    for q in &seqs {
+        for i in 1..q.tokens.len() {
+            assert_eq!(q.tokens[i] != q.tokens[i - 1], q.segments[i] != q.segments[i - 1]);
+        }
+    }
+    let acc = s.account();
+    for st in &acc.stages {
+        for (src, &planned) in &st.planned_tokens {
+            assert_eq!(st.consumed[src].tokens, planned, "stage {} source {src}", st.name);
+        }
+        let web = &st.consumed["web"];
+        assert_eq!(web.topics.values().sum::<u64>(), web.tokens);
+        assert_eq!(web.buckets.values().sum::<u64>(), web.tokens);
+    }
+    // The curriculum: web documents are read easy to hard (perplexity = document number), so
+    // the first web sequences come from the lowest-perplexity quarter.
+    let web_docs: Vec<i64> = seqs.iter().filter(|q| from_web(q)).map(|q| q.tokens[0] - WEB as i64).collect();
+    assert!(web_docs[..20].iter().all(|&d| d < 30), "{:?}", &web_docs[..20]);
+    assert_eq!(acc.stages[0].consumed["web"].buckets.keys().next().map(String::as_str), Some("0"));
+    assert_eq!(acc.sources["web"].heldout_docs, 12);
+    assert_eq!(acc.sources["web"].buckets.len(), 4);
+    // Drawing past the plan is an error, as is asking out of order.
+    assert!(s.sequence(n, false).is_err());
+    let mut fresh = stream(dir.path(), 1.0).unwrap();
+    assert!(fresh.sequence(5, false).is_err());
+}
+
+#[test]
+fn reweighting_moves_topic_ratios_and_resume_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let losses = |a: f64, b: f64, c: f64| -> BTreeMap<String, f64> { [("web/a".to_string(), a), ("web/b".to_string(), b), ("web/c".to_string(), c)].into() };
+    // One uninterrupted run with validations at 0, 320 and 640 tokens.
+    let run = |stop_at: Option<u64>| -> (Vec<PackedSequence>, Account) {
+        let mut s = stream(dir.path(), 2.0).unwrap();
+        let n = s.planned_sequences().unwrap();
+        let mut out = Vec::new();
+        let mut saved = None;
+        for p in 0..n {
+            let tokens = p * SEQ as u64;
+            if tokens % 320 == 0 && tokens <= 640 {
+                let l = match tokens {
+                    0 => losses(2.0, 2.0, 2.0),
+                    320 => losses(2.4, 2.0, 1.6),
+                    _ => losses(2.4, 2.2, 1.6),
+                };
+                let ev = s.observe_validation(tokens, &l).unwrap();
+                assert!(ev.is_some(), "an event at {tokens}");
+            }
+            if Some(p) == stop_at {
+                saved = Some(s.state());
+                break;
+            }
+            out.push(s.sequence(p, false).unwrap());
+        }
+        if let (Some(state), Some(p)) = (saved, stop_at) {
+            // A new process: a fresh stream restored from the checkpoint continues.
+            let mut s = stream(dir.path(), 2.0).unwrap();
+            s.restore(p, &serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap()).unwrap();
+            for q in p..n {
+                let tokens = q * SEQ as u64;
+                if tokens % 320 == 0 && tokens <= 640 && q != p {
+                    let l = if tokens == 320 { losses(2.4, 2.0, 1.6) } else { losses(2.4, 2.2, 1.6) };
+                    s.observe_validation(tokens, &l).unwrap();
+                }
+                out.push(s.sequence(q, false).unwrap());
+            }
+            return (out, s.account());
+        }
+        (out, s.account())
+    };
+    let (all, acc) = run(None);
+    let ts = &acc.topics["web"];
+    // Topic a got worse (more data), c improved (less).
+    assert!(ts.ratios[0] > ts.initial_ratios[0] && ts.ratios[2] < ts.initial_ratios[2], "{ts:?}");
+    assert!((ts.ratios.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    for k in [1u64, 19, 20, 33, 150, 299] {
+        let (resumed, acc2) = run(Some(k));
+        assert_eq!(resumed, all, "resumed at {k}");
+        assert_eq!(acc2, acc, "account after resuming at {k}");
+    }
+}
+
+#[test]
+fn a_plan_beyond_the_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3200 + 1600 tokens: web needs 200 sequences, it has ~ 108 x 40 / 16 = 269 (fits at one
+    // epoch); shrink the allowance below the quota.
+    let e = stream(dir.path(), 0.5).err().expect("too little data");
+    assert!(e.to_string().contains("allow more epochs"), "{e}");
+}
