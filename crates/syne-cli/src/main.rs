@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod run;
 use syne_data::prepare::{run_prepare, verify_output, Counts, Manifest, PrepareOptions, PrepareReport};
 use syne_data::shards::{export_megatron, ShardReader};
 use syne_data::tokenizer::{BosPolicy, TextTokenizer};
@@ -214,6 +216,21 @@ enum Command {
         /// the recipe's `syne prepare` output with `megatron = true`).
         #[arg(long)]
         megatron: Option<PathBuf>,
+    },
+    /// Run a whole recipe: prepare → plan → annotate (topics, perplexity) → train through every
+    /// stage on the mixture → evaluate before and after. Each step is skipped when its output is
+    /// complete, so a killed run started again continues where it stopped.
+    Run {
+        recipe: PathBuf,
+        /// Threads for CPU math and data preparation (default: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Stay on the CPU even when a GPU is present.
+        #[arg(long)]
+        cpu: bool,
+        /// Do not draw progress bars.
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Convert a model (llama GGUF, dequantised to f32) to a Hugging Face folder:
     /// config.json, model.safetensors and tokenizer.json.
@@ -508,6 +525,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Eval(cmd) => eval(*cmd)?,
+        Command::Run { recipe, threads, cpu, no_progress } => {
+            let m = run::run_recipe(&recipe, &run::RunOptions { threads, cpu, progress: !no_progress })?;
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": recipe, "train": m.train, "eval": m.eval})).expect("json"));
+        }
         Command::Topics { cmd } => topics(cmd)?,
         Command::Plan { recipe, json, megatron } => {
             let recipe = syne_mix::recipe::Recipe::load(&recipe)?;
@@ -659,6 +680,50 @@ fn print_summary(r: &PrepareReport) {
         if r.seconds > 0.0 { mb / r.seconds } else { 0.0 },
         if r.units_resumed > 0 { format!("; resumed {} completed units", r.units_resumed) } else { String::new() }
     );
+}
+
+/// `syne eval` with the settings of a recipe's `[eval]` table (keys as the command's flags:
+/// tasks, tasks_file, ppl = { NAME = FILE }, ppl_docs, limit, data_dir, bench_dir, max_len,
+/// batch_tokens, generate_batch; `before = false` skips the baseline), paths relative to `base`.
+fn eval_from_table(table: &toml::Table, base: &Path, model: &Path, tokenizer: Option<&Path>, out: &Path, opts: &run::RunOptions) -> Result<(), CliError> {
+    let mut argv: Vec<String> = vec!["syne".into(), "eval".into(), "--model".into(), model.display().to_string(), "--out".into(), out.display().to_string()];
+    argv.extend(["--threads".into(), opts.threads.to_string()]);
+    if opts.cpu {
+        argv.push("--cpu".into());
+    }
+    if let Some(t) = tokenizer {
+        argv.extend(["--tokenizer".into(), t.display().to_string()]);
+    }
+    let bad = |key: &str, what: &str| CliError::Usage(format!("[eval].{key}: {what}"));
+    for (key, value) in table {
+        match key.as_str() {
+            "before" => {}
+            "tasks" => {
+                let names: Option<Vec<&str>> = value.as_array().map(|a| a.iter().filter_map(toml::Value::as_str).collect());
+                let names = names.filter(|n| n.len() == value.as_array().map_or(0, Vec::len)).ok_or_else(|| bad(key, "expected a list of task names"))?;
+                argv.extend(["--tasks".into(), names.join(",")]);
+            }
+            "ppl" => {
+                for (name, file) in value.as_table().ok_or_else(|| bad(key, "expected a table NAME = FILE"))? {
+                    let file = file.as_str().ok_or_else(|| bad(&format!("ppl.{name}"), "expected a file path"))?;
+                    argv.extend(["--ppl".into(), format!("{name}={}", base.join(file).display())]);
+                }
+            }
+            "tasks_file" | "data_dir" | "bench_dir" => {
+                let p = value.as_str().ok_or_else(|| bad(key, "expected a path"))?;
+                argv.extend([format!("--{}", key.replace('_', "-")), base.join(p).display().to_string()]);
+            }
+            "limit" | "ppl_docs" | "max_len" | "batch_tokens" | "generate_batch" => {
+                let n = value.as_integer().filter(|n| *n > 0).ok_or_else(|| bad(key, "expected a positive integer"))?;
+                argv.extend([format!("--{}", key.replace('_', "-")), n.to_string()]);
+            }
+            other => return Err(bad(other, "unknown key")),
+        }
+    }
+    match Cli::try_parse_from(&argv).map_err(|e| CliError::Usage(format!("[eval]: {e}")))?.command {
+        Command::Eval(cmd) => eval(*cmd),
+        _ => unreachable!("argv starts with `eval`"),
+    }
 }
 
 fn eval(cmd: EvalCmd) -> Result<(), CliError> {

