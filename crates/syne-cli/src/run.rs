@@ -476,3 +476,25 @@ pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliErro
     write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&m).expect("json").as_bytes())?;
     Ok(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_paper_recipe_gives_a_valid_trainer_config_and_prepare_config() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes/paper.toml");
+        let recipe = Recipe::load(&path).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let cfg = train_config(&recipe, out.path()).unwrap();
+        assert_eq!(cfg.seq_len, 8192);
+        assert_eq!(cfg.validate_every_tokens, Some(5_000_000_000), "validation follows the topic interval");
+        assert!(cfg.model.is_absolute() && cfg.model.ends_with("models/Meta-Llama-3-8B"));
+        let p = prepare_config(&recipe).unwrap();
+        assert_eq!(p.sources.len(), recipe.sources.len());
+        // `syne run` owns train.data / train.out.
+        let text = std::fs::read_to_string(&path).unwrap().replace("[train]\n", "[train]\nout = \"x\"\n");
+        let bad = Recipe::parse(&text, &path).unwrap();
+        assert!(train_config(&bad, out.path()).unwrap_err().to_string().contains("train.out"));
+    }
+}

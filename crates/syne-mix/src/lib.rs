@@ -10,6 +10,9 @@
 //! - [`reweight`]: the paper's topic re-weighting rule.
 //! - [`sampler`]: the schedule of sources per training sequence (exact quotas, smooth weighted
 //!   round-robin, sources read on across stages, cursors recomputed exactly from a position).
+//! - [`stream`]: the schedule as the trainer's packed sequences (syne-data's `SequenceSource`):
+//!   curriculum arrangement, per-topic sub-streams re-weighted from validation losses, exact
+//!   resume from a checkpoint's state, planned vs consumed per stage, source, topic and bucket.
 //! - [`megatron`]: each stage as a Megatron-LM `--data-path` blend over the prepared
 //!   `.bin/.idx` files, with a launch snippet matching the recipe's hyper-parameters.
 //! - [`curriculum`]: perplexity quantile buckets ordered easy-to-hard (or the ablations).

@@ -534,7 +534,7 @@ impl SequenceSource for MixtureStream {
             ts.last_adjusted_tokens = tokens;
             events.push(serde_json::json!({"source": source, "topics": ts.topics, "adjustment": adj}));
         }
-        Ok((!events.is_empty()).then(|| serde_json::Value::Array(events)))
+        Ok((!events.is_empty()).then_some(serde_json::Value::Array(events)))
     }
 
     fn state(&self) -> serde_json::Value {

@@ -139,7 +139,7 @@ fn reweighting_moves_topic_ratios_and_resume_is_exact() {
         let mut saved = None;
         for p in 0..n {
             let tokens = p * SEQ as u64;
-            if tokens % 320 == 0 && tokens <= 640 {
+            if tokens.is_multiple_of(320) && tokens <= 640 {
                 let l = match tokens {
                     0 => losses(2.0, 2.0, 2.0),
                     320 => losses(2.4, 2.0, 1.6),
@@ -160,7 +160,7 @@ fn reweighting_moves_topic_ratios_and_resume_is_exact() {
             s.restore(p, &serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap()).unwrap();
             for q in p..n {
                 let tokens = q * SEQ as u64;
-                if tokens % 320 == 0 && tokens <= 640 && q != p {
+                if tokens.is_multiple_of(320) && tokens <= 640 && q != p {
                     let l = if tokens == 320 { losses(2.4, 2.0, 1.6) } else { losses(2.4, 2.2, 1.6) };
                     s.observe_validation(tokens, &l).unwrap();
                 }

@@ -1,4 +1,5 @@
-//! `syne-train`: the training loop ([`trainer`]: packed sequences from token shards, gradient
+//! `syne-train`: the training loop ([`trainer`]: packed sequences from token shards or any
+//! `syne_data::stream::SequenceSource` such as syne-mix's mixture stream, gradient
 //! accumulation, clipping, metrics, atomic checkpoints and exact resume), AdamW with
 //! checkpointable state and PyTorch's numerics ([`optimizer`]), and learning-rate schedules
 //! counted in tokens ([`schedule`]).

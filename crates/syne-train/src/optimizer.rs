@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-/// AdamW hyper-parameters.
+/// AdamW hyper-parameters (a `[train.optimizer]` table may give any subset; the rest default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AdamWConfig {
     pub beta1: f64,
     pub beta2: f64,
