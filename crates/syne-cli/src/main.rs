@@ -251,6 +251,39 @@ enum Command {
     },
 }
 
+/// A model served by an OpenAI-compatible server (`syne eval`, `syne topics llm-label`).
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// Use a model served by an OpenAI-compatible server (vLLM, llama.cpp server, ...) instead
+    /// of --model: its base URL, e.g. http://localhost:8000/v1.
+    #[arg(long)]
+    api_base: Option<String>,
+    /// The served model's name (the requests' `model` field).
+    #[arg(long, default_value = "default")]
+    api_model: String,
+    /// Environment variable holding the API key, if the server wants one.
+    #[arg(long)]
+    api_key_env: Option<String>,
+    /// Generate through /chat/completions instead of /completions.
+    #[arg(long)]
+    api_chat: bool,
+    /// Seconds a server request may take.
+    #[arg(long, default_value_t = 600)]
+    api_timeout: u64,
+}
+
+impl ApiArgs {
+    /// The server's backend, when `--api-base` is given.
+    fn backend(&self) -> Result<Option<syne_eval::openai::OpenAiBackend>, CliError> {
+        let Some(base) = &self.api_base else { return Ok(None) };
+        let key = match &self.api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| CliError::Usage(format!("--api-key-env {var}: the variable is not set")))?),
+            None => None,
+        };
+        Ok(Some(syne_eval::openai::OpenAiBackend::new(base, &self.api_model, key, self.api_chat, self.api_timeout)))
+    }
+}
+
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 struct EvalCmd {
@@ -304,22 +337,8 @@ struct EvalCmd {
     /// Wall-clock seconds per generated program.
     #[arg(long, default_value_t = 10.0)]
     code_timeout: f64,
-    /// Score a model served by an OpenAI-compatible server (vLLM, llama.cpp server, ...) instead
-    /// of --model: its base URL, e.g. http://localhost:8000/v1.
-    #[arg(long)]
-    api_base: Option<String>,
-    /// The served model's name (the requests' `model` field).
-    #[arg(long, default_value = "default")]
-    api_model: String,
-    /// Environment variable holding the API key, if the server wants one.
-    #[arg(long)]
-    api_key_env: Option<String>,
-    /// Generate through /chat/completions instead of /completions.
-    #[arg(long)]
-    api_chat: bool,
-    /// Seconds a server request may take.
-    #[arg(long, default_value_t = 600)]
-    api_timeout: u64,
+    #[command(flatten)]
+    api: ApiArgs,
     /// Run generated code even where it cannot be sandboxed (no user namespaces or Landlock):
     /// only rlimits and timeouts then protect the machine.
     #[arg(long)]
@@ -364,6 +383,46 @@ enum TopicsCmd {
         out: PathBuf,
         #[arg(long, default_value = "text")]
         text_field: String,
+    },
+    /// Label a seeded sample of a corpus with an LLM and the paper's prompt (choose one of the 11
+    /// topics, answer only its name): seed data for `syne topics train`. Writes JSONL `text`,
+    /// `topic` (null when the answer names no topic; counted), `answer`; resumable.
+    LlmLabel {
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Documents sampled (uniformly, seeded) from the inputs.
+        #[arg(long, default_value_t = 1000)]
+        sample: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// `en` (11 topics from MMLU's subject groups) or `zh` (11 from CMMLU's).
+        #[arg(long, default_value = "en")]
+        taxonomy: String,
+        /// `generate` (the paper: the model writes the topic's name) or `choose` (the topic name
+        /// the model gives the highest likelihood; never unparseable).
+        #[arg(long, default_value = "generate")]
+        method: String,
+        /// Characters of each document shown to the model.
+        #[arg(long, default_value_t = 2000)]
+        max_chars: usize,
+        #[arg(long, default_value = "text")]
+        text_field: String,
+        /// A local model (llama GGUF or HF folder) ...
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// ... or a server.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Prompts per request batch.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long)]
+        cpu: bool,
     },
     /// Write MMLU's questions (with choices) labelled with the 11 English topics.
     MmluSeed {
@@ -733,13 +792,13 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
         return Ok(());
     }
     let usage = |m: &str| CliError::Usage(m.to_string());
-    if cmd.api_base.is_some() && cmd.model.is_some() {
+    if cmd.api.api_base.is_some() && cmd.model.is_some() {
         return Err(usage("pass --model (local) or --api-base (a server), not both"));
     }
-    if cmd.api_base.is_some() && !cmd.ppl.is_empty() {
+    if cmd.api.api_base.is_some() && !cmd.ppl.is_empty() {
         return Err(usage("--ppl tasks score whole documents with the local model; they need --model"));
     }
-    let model = match (&cmd.model, &cmd.api_base) {
+    let model = match (&cmd.model, &cmd.api.api_base) {
         (Some(m), _) => Some(m.clone()),
         (None, Some(_)) => None,
         (None, None) => return Err(usage("syne eval needs --model or --api-base (or: syne eval compare A.json B.json)")),
@@ -789,7 +848,7 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
         Some(m) => Some((Llama::load(m, device)?, TextTokenizer::load(cmd.tokenizer.as_deref().unwrap_or(m))?, syne_eval::run::model_identity(m)?)),
         None => None,
     };
-    let backend: Box<dyn syne_eval::backend::Backend + '_> = match (&local, &cmd.api_base) {
+    let backend: Box<dyn syne_eval::backend::Backend + '_> = match (&local, &cmd.api.api_base) {
         (Some((lm, tok, identity)), _) => Box::new(syne_eval::backend::LocalBackend {
             model: lm,
             tok,
@@ -798,13 +857,7 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
             batch_tokens: cmd.batch_tokens,
             generate_batch: cmd.generate_batch,
         }),
-        (None, Some(base)) => {
-            let key = match &cmd.api_key_env {
-                Some(var) => Some(std::env::var(var).map_err(|_| usage(&format!("--api-key-env {var}: the variable is not set")))?),
-                None => None,
-            };
-            Box::new(syne_eval::openai::OpenAiBackend::new(base, &cmd.api_model, key, cmd.api_chat, cmd.api_timeout))
-        }
+        (None, Some(_)) => Box::new(cmd.api.backend()?.expect("--api-base is given")),
         (None, None) => unreachable!("checked above"),
     };
     let opts = syne_eval::run::EvalOptions { max_len: cmd.max_len, batch_tokens: cmd.batch_tokens, ..Default::default() };
@@ -834,7 +887,7 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
         "tasks": cmd.tasks, "tasks_file": cmd.tasks_file, "ppl": cmd.ppl, "ppl_docs": cmd.ppl_docs, "limit": cmd.limit, "max_len": cmd.max_len,
         "data_dir": cmd.data_dir, "bench_dir": cmd.bench_dir, "strict": cmd.strict,
         "sandbox": sandbox.as_ref().map(|s| serde_json::json!({"isolation": s.isolation(), "limits": s.limits()})), "tokenizer_sha256": local.as_ref().map(|l| l.1.hash()),
-        "api": cmd.api_base.as_ref().map(|b| serde_json::json!({"base": b, "model": cmd.api_model, "chat": cmd.api_chat})), "device": format!("{device:?}"),
+        "api": cmd.api.api_base.as_ref().map(|b| serde_json::json!({"base": b, "model": cmd.api.api_model, "chat": cmd.api.api_chat})), "device": format!("{device:?}"),
     });
     let run = RunResults { model: backend.identity().clone(), config, results };
     syne_data::io::write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&run).expect("json").as_bytes())?;
@@ -893,6 +946,9 @@ fn topics(cmd: TopicsCmd) -> Result<(), CliError> {
             let secs = t.elapsed().as_secs_f64();
             eprintln!("labelled {n} documents in {secs:.2} s ({:.0} documents/s, reading and writing included) → {}", n as f64 / secs.max(1e-9), out.display());
         }
+        TopicsCmd::LlmLabel { inputs, out, sample, seed, taxonomy, method, max_chars, text_field, model, tokenizer, api, batch, threads, cpu } => {
+            llm_label(LlmLabel { inputs, out, sample, seed, taxonomy, method, max_chars, text_field, model, tokenizer, api, batch, threads, cpu })?
+        }
         TopicsCmd::MmluSeed { data_dir, split, out } => {
             let mut writer = syne_data::io::JsonlWriter::create(&out)?;
             for (subject, text) in syne_eval::task::mmlu_questions(&data_dir, &split)? {
@@ -904,6 +960,122 @@ fn topics(cmd: TopicsCmd) -> Result<(), CliError> {
             eprintln!("{n} labelled MMLU questions → {}", out.display());
         }
     }
+    Ok(())
+}
+
+struct LlmLabel {
+    inputs: Vec<PathBuf>,
+    out: PathBuf,
+    sample: usize,
+    seed: u64,
+    taxonomy: String,
+    method: String,
+    max_chars: usize,
+    text_field: String,
+    model: Option<PathBuf>,
+    tokenizer: Option<PathBuf>,
+    api: ApiArgs,
+    batch: usize,
+    threads: usize,
+    cpu: bool,
+}
+
+/// `syne topics llm-label`.
+fn llm_label(a: LlmLabel) -> Result<(), CliError> {
+    use syne_mix::topics::{labelling_prompt, parse_topic, CHINESE_TOPICS, ENGLISH_TOPICS};
+    let topics: &[&str] = match a.taxonomy.as_str() {
+        "en" => &ENGLISH_TOPICS,
+        "zh" => &CHINESE_TOPICS,
+        t => return Err(CliError::Usage(format!("--taxonomy {t}: expected en or zh"))),
+    };
+    if !["generate", "choose"].contains(&a.method.as_str()) {
+        return Err(CliError::Usage(format!("--method {}: expected generate or choose", a.method)));
+    }
+    // A seeded uniform sample (reservoir), in input order.
+    let fields = syne_data::io::FieldSpec { text: a.text_field.clone(), id: Some("id".into()), topic: None, perplexity: None };
+    let mut rng = a.seed;
+    let (mut reservoir, mut seen, mut bad) = (Vec::<(u64, String)>::new(), 0u64, 0u64);
+    for path in syne_data::io::expand_inputs(&a.inputs)? {
+        for doc in syne_data::io::CorpusReader::open(&path, &fields)? {
+            let doc = match doc {
+                Ok(d) => d,
+                Err(DataError::BadRecord { .. }) => {
+                    bad += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if reservoir.len() < a.sample {
+                reservoir.push((seen, doc.text));
+            } else {
+                let j = syne_data::text::splitmix64(&mut rng) % (seen + 1);
+                if (j as usize) < a.sample {
+                    reservoir[j as usize] = (seen, doc.text);
+                }
+            }
+            seen += 1;
+        }
+    }
+    reservoir.sort_by_key(|(i, _)| *i);
+    if bad > 0 {
+        eprintln!("skipped {bad} malformed records");
+    }
+    // Resume: keep the complete lines of an earlier partial output.
+    let tmp = syne_data::io::partial_path(&a.out);
+    let done: Vec<String> = std::fs::read_to_string(&tmp).map(|t| t.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()).map(|l| format!("{l}\n")).collect()).unwrap_or_default();
+    syne_data::io::write_atomic(&tmp, done.concat().as_bytes())?;
+    let mut file = std::fs::OpenOptions::new().append(true).open(&tmp).map_err(|e| DataError::io(&tmp, "cannot open", e))?;
+    let device = torch_device(a.threads, a.cpu);
+    let local = match &a.model {
+        Some(m) => Some((Llama::load(m, device)?, TextTokenizer::load(a.tokenizer.as_deref().unwrap_or(m))?, syne_eval::run::model_identity(m)?)),
+        None => None,
+    };
+    let backend: Box<dyn syne_eval::backend::Backend + '_> = match (&local, a.api.backend()?) {
+        (Some(_), Some(_)) => return Err(CliError::Usage("pass --model (local) or --api-base (a server), not both".into())),
+        (Some((lm, tok, identity)), None) => Box::new(syne_eval::backend::LocalBackend { model: lm, tok, identity: identity.clone(), max_len: 2048, batch_tokens: 8192, generate_batch: a.batch.max(1) }),
+        (None, Some(b)) => Box::new(b),
+        (None, None) => return Err(CliError::Usage("syne topics llm-label needs --model or --api-base".into())),
+    };
+    let bar = indicatif::ProgressBar::new(reservoir.len() as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("labelling [{elapsed_precise}] {wide_bar} {pos}/{len} documents, eta {eta}").expect("template"));
+    bar.set_position(done.len() as u64);
+    let choices: Vec<String> = topics.iter().map(|t| format!(" {t}")).collect();
+    for chunk in reservoir[done.len().min(reservoir.len())..].chunks(a.batch.max(1)) {
+        let prompts: Vec<String> = chunk.iter().map(|(_, t)| labelling_prompt(topics, t, a.max_chars)).collect();
+        let answers: Vec<String> = if a.method == "generate" {
+            // No stop sequence: small models often open with a newline; the parser finds the
+            // first topic named in the answer.
+            backend.generate(&prompts.iter().map(String::as_str).collect::<Vec<_>>(), &[], 24)?
+        } else {
+            let qs: Vec<syne_eval::backend::Question<'_>> = prompts.iter().map(|p| syne_eval::backend::Question { context: p, choices: &choices }).collect();
+            backend
+                .score(&qs)?
+                .iter()
+                .map(|s| {
+                    let best = (0..s.len()).max_by(|&x, &y| s[x].logprob.total_cmp(&s[y].logprob)).unwrap_or(0);
+                    topics[best].to_string()
+                })
+                .collect()
+        };
+        let mut lines = String::new();
+        for ((_, text), answer) in chunk.iter().zip(&answers) {
+            lines += &serde_json::json!({"text": text, "topic": parse_topic(answer, topics), "answer": answer}).to_string();
+            lines.push('\n');
+        }
+        std::io::Write::write_all(&mut file, lines.as_bytes()).map_err(|e| DataError::io(&tmp, "cannot write", e))?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    file.sync_all().map_err(|e| DataError::io(&tmp, "cannot sync", e))?;
+    drop(file);
+    let text = std::fs::read_to_string(&tmp).map_err(|e| DataError::io(&tmp, "cannot read", e))?;
+    let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).map_err(|e| CliError::Usage(format!("{}: {e}", tmp.display())))?;
+        *counts.entry(v["topic"].as_str().unwrap_or("(no topic named)").to_string()).or_default() += 1;
+    }
+    std::fs::rename(&tmp, &a.out).map_err(|e| DataError::io(&a.out, "cannot rename", e))?;
+    eprintln!("{} of {seen} documents labelled by {} → {}: {}", text.lines().count(), a.method, a.out.display(), serde_json::to_string(&counts).expect("json"));
     Ok(())
 }
 

@@ -239,3 +239,38 @@ fn smollm2_real_recipe_runs_is_killed_and_resumes() {
     let val = std::fs::read_to_string(d.join("smol/train/validation.jsonl")).unwrap();
     assert!(val.lines().all(|l| l.contains("\"topics\":{\"")), "{val}");
 }
+
+#[test]
+fn llm_labelling_with_the_papers_prompt_on_real_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = assets().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let wiki = assets().join("corpora/en-wiki-summaries.jsonl");
+    let label = |method: &str, out: &Path, sample: &str| {
+        let o = syne()
+            .args(["topics", "llm-label", wiki.to_str().unwrap(), "--sample", sample, "--max-chars", "200", "--method", method, "--threads", "2", "--cpu", "--model"])
+            .arg(&gguf)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(out).unwrap()
+    };
+    let topics = syne_mix::topics::ENGLISH_TOPICS;
+    // `choose`: every document gets one of the 11 topics, reproducibly.
+    let a = label("choose", &dir.path().join("a.jsonl"), "3");
+    assert_eq!(a.lines().count(), 3);
+    for l in a.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(topics.contains(&v["topic"].as_str().unwrap()), "{l}");
+        assert!(!v["text"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(label("choose", &dir.path().join("b.jsonl"), "3"), a);
+    // `generate` (the paper's way): answers are kept; unparseable ones get no topic.
+    let g = label("generate", &dir.path().join("g.jsonl"), "1");
+    for l in g.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["answer"].is_string());
+        assert!(v["topic"].is_null() || topics.contains(&v["topic"].as_str().unwrap()), "{l}");
+    }
+}

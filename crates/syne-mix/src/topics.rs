@@ -54,6 +54,71 @@ pub fn mmlu_topic(subject: &str) -> Option<&'static str> {
     Some(ENGLISH_TOPICS[t])
 }
 
+/// The 11 Chinese topics, derived from CMMLU's subject groups the same way (the paper defines
+/// its Chinese topics by CMMLU's categories; CMMLU adds China-specific subjects, which go to the
+/// topic of their field, and "Chinese Language and Literature" replaces the English
+/// "Psychology and Sociology", which joins law and politics as social science).
+pub const CHINESE_TOPICS: [&str; 11] = [
+    "数学",               // mathematics
+    "物理与天文",         // physics and astronomy
+    "化学",               // chemistry
+    "生物与医学",         // biology and medicine
+    "计算机科学与工程",   // computer science and engineering
+    "历史与地理",         // history and geography
+    "法律、政治与社会",   // law, politics and society
+    "经济与管理",         // economics and management
+    "语言与文学",         // Chinese language and literature
+    "哲学、宗教与思想",   // philosophy, religion and thought
+    "常识与文化",         // general knowledge and culture
+];
+
+/// The Chinese topic of a CMMLU subject (its 67 subject names).
+pub fn cmmlu_topic(subject: &str) -> Option<&'static str> {
+    let t = match subject {
+        "college_mathematics" | "elementary_mathematics" | "high_school_mathematics" | "college_actuarial_science" | "college_medical_statistics" => 0,
+        "astronomy" | "conceptual_physics" | "high_school_physics" => 1,
+        "high_school_chemistry" | "food_science" => 2,
+        "anatomy" | "clinical_knowledge" | "college_medicine" | "genetics" | "high_school_biology" | "nutrition" | "professional_medicine" | "traditional_chinese_medicine"
+        | "virology" | "agronomy" | "human_sexuality" | "sports_science" => 3,
+        "computer_science" | "computer_security" | "machine_learning" | "electrical_engineering" | "elementary_information_and_technology" | "college_engineering_hydrology"
+        | "construction_project_management" => 4,
+        "chinese_history" | "world_history" | "high_school_geography" | "ethnology" => 5,
+        "college_law" | "international_law" | "jurisprudence" | "professional_law" | "legal_and_moral_basis" | "high_school_politics" | "chinese_foreign_policy"
+        | "security_study" | "sociology" | "professional_psychology" | "chinese_civil_service_exam" | "chinese_driving_rule" | "education" | "college_education"
+        | "chinese_teacher_qualification" | "journalism" => 6,
+        "economics" | "business_ethics" | "management" | "marketing" | "professional_accounting" | "public_relations" => 7,
+        "ancient_chinese" | "chinese_literature" | "elementary_chinese" | "modern_chinese" => 8,
+        "philosophy" | "marxist_theory" | "world_religions" | "logical" => 9,
+        "global_facts" | "elementary_commonsense" | "chinese_food_culture" | "arts" => 10,
+        _ => return None,
+    };
+    Some(CHINESE_TOPICS[t])
+}
+
+/// The paper's labelling prompt (reference/paper-spec.md §4.1): sort the article into one of the
+/// topics, answer only the topic's name. The article is cut to `max_chars` characters.
+pub fn labelling_prompt(topics: &[&str], article: &str, max_chars: usize) -> String {
+    let cut: String = article.trim().chars().take(max_chars).collect();
+    format!(
+        "You are categorizing articles according to the following {} topics:\n{}\n\nArticle:\n{}\n\nChoose the single topic this article is most related to. Answer with only the topic name.\nTopic:",
+        topics.len(),
+        topics.iter().map(|t| format!("- {t}")).collect::<Vec<_>>().join("\n"),
+        cut.trim()
+    )
+}
+
+/// The topic an LLM's answer names: an exact match (ignoring case, surrounding punctuation and
+/// a leading "Topic:"), else the topic whose name appears first in the answer; `None` when no
+/// topic is named.
+pub fn parse_topic<'a>(answer: &str, topics: &[&'a str]) -> Option<&'a str> {
+    let a = answer.trim().trim_start_matches("Topic:").trim_start_matches("topic:").trim();
+    let a = a.trim_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace() || "。：“”".contains(c)).to_lowercase();
+    if let Some(t) = topics.iter().find(|t| t.to_lowercase() == a) {
+        return Some(t);
+    }
+    topics.iter().filter_map(|t| a.find(&t.to_lowercase()).map(|i| (i, *t))).min_by_key(|(i, t)| (*i, std::cmp::Reverse(t.len()))).map(|(_, t)| t)
+}
+
 fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F | 0x3040..=0x30FF | 0xAC00..=0xD7AF)
 }
@@ -313,5 +378,33 @@ mod tests {
         let c = TopicModel::load(&dir.path().join("m.json")).unwrap();
         assert_eq!(c.predict("enzyme in the cell"), a.predict("enzyme in the cell"));
         assert!((macro_f1(&["a", "b", "a"], &["a", "b", "b"], &["a".into(), "b".into()]) - (2.0 / 3.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn taxonomies_and_the_labelling_prompt() {
+        // Every CMMLU subject has a Chinese topic, and every topic has subjects.
+        let cmmlu = "agronomy anatomy ancient_chinese arts astronomy business_ethics chinese_civil_service_exam chinese_driving_rule chinese_food_culture \
+            chinese_foreign_policy chinese_history chinese_literature chinese_teacher_qualification clinical_knowledge college_actuarial_science college_education \
+            college_engineering_hydrology college_law college_mathematics college_medical_statistics college_medicine computer_science computer_security \
+            conceptual_physics construction_project_management economics education electrical_engineering elementary_chinese elementary_commonsense \
+            elementary_information_and_technology elementary_mathematics ethnology food_science genetics global_facts high_school_biology high_school_chemistry \
+            high_school_geography high_school_mathematics high_school_physics high_school_politics human_sexuality international_law journalism jurisprudence \
+            legal_and_moral_basis logical machine_learning management marketing marxist_theory modern_chinese nutrition philosophy professional_accounting \
+            professional_law professional_medicine professional_psychology public_relations security_study sociology sports_science traditional_chinese_medicine \
+            virology world_history world_religions";
+        let subjects: Vec<&str> = cmmlu.split_whitespace().collect();
+        assert_eq!(subjects.len(), 67);
+        let used: std::collections::BTreeSet<&str> = subjects.iter().map(|s| cmmlu_topic(s).unwrap_or_else(|| panic!("{s}"))).collect();
+        assert_eq!(used.len(), 11);
+        assert_eq!(cmmlu_topic("nonsense"), None);
+
+        let p = labelling_prompt(&ENGLISH_TOPICS, "  Photosynthesis converts light energy.  ", 20);
+        assert!(p.contains("following 11 topics") && p.contains("- Biology and Medicine") && p.contains("Article:\nPhotosynthesis conve\n") && p.ends_with("Topic:"), "{p}");
+        let en = ENGLISH_TOPICS;
+        assert_eq!(parse_topic(" Biology and Medicine.", &en), Some("Biology and Medicine"));
+        assert_eq!(parse_topic("Topic: chemistry", &en), Some("Chemistry"));
+        assert_eq!(parse_topic("I think it is Law and Politics, or Economics and Business", &en), Some("Law and Politics"));
+        assert_eq!(parse_topic("no idea", &en), None);
+        assert_eq!(parse_topic("生物与医学。", &CHINESE_TOPICS), Some("生物与医学"));
     }
 }
