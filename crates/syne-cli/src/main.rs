@@ -216,6 +216,11 @@ enum Command {
         /// the recipe's `syne prepare` output with `megatron = true`).
         #[arg(long)]
         megatron: Option<PathBuf>,
+        /// With --megatron: read the recipe's finished `syne run` (its run folder), export each
+        /// topic source as one Megatron dataset per topic and cut every stage at the run's topic
+        /// adjustments into a sequence of blends, one per interval.
+        #[arg(long, requires = "megatron")]
+        topics_from_run: bool,
     },
     /// Run a whole recipe: prepare → plan → annotate (topics, perplexity) → train through every
     /// stage on the mixture → evaluate before and after. Each step is skipped when its output is
@@ -589,7 +594,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": recipe, "train": m.train, "eval": m.eval})).expect("json"));
         }
         Command::Topics { cmd } => topics(cmd)?,
-        Command::Plan { recipe, json, megatron } => {
+        Command::Plan { recipe, json, megatron, topics_from_run } => {
             let recipe = syne_mix::recipe::Recipe::load(&recipe)?;
             let mut plan = syne_mix::plan::Plan::new(&recipe);
             plan.check_prepared(&recipe)?;
@@ -597,7 +602,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 let prepared = plan.manifest.as_ref().and_then(|m| m.parent()).ok_or_else(|| {
                     CliError::Usage("--megatron needs the recipe's `syne prepare` output ([prepare] output with a manifest.json)".into())
                 })?;
-                for e in syne_mix::megatron::export(&recipe, &plan, prepared, &out)? {
+                let topics = if topics_from_run { run::topic_datasets(&recipe, &out)? } else { Vec::new() };
+                for e in syne_mix::megatron::export_with_topics(&recipe, &plan, prepared, &topics, &out)? {
                     eprintln!("stage `{}`: {} and {}", e.stage, e.blend.display(), e.launch.display());
                 }
             }

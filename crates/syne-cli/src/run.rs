@@ -477,6 +477,64 @@ pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliErro
     Ok(m)
 }
 
+/// The topic sources of a finished `syne run` of `recipe` as Megatron datasets, one per topic
+/// (its training documents, written to `OUT/data/SOURCE.topic-NN.bin/.idx`), with the topic
+/// ratios the run started from and every adjustment it made: the input of
+/// [`syne_mix::megatron::export_with_topics`].
+pub fn topic_datasets(recipe: &Recipe, out: &Path) -> Result<Vec<syne_mix::megatron::TopicDatasets>, CliError> {
+    let dir = &recipe.run.output;
+    let mpath = dir.join("manifest.json");
+    let bytes = std::fs::read(&mpath).map_err(|e| DataError::io(&mpath, "no finished `syne run` of this recipe (run it, e.g. on a surrogate model, first)", e))?;
+    let m: RunManifest = serde_json::from_slice(&bytes).map_err(|e| usage(format!("{}: {e}", mpath.display())))?;
+    let prepared = Manifest::load(&m.prepared)?;
+    let seed = train_config(recipe, &dir.join("train"))?.seed;
+    let heldout_per_topic = recipe.topics.as_ref().map_or(0, |t| t.heldout_docs);
+    // Adjustments per source, from the run's re-weighting log.
+    let mut adjustments: BTreeMap<String, Vec<(u64, Vec<f64>)>> = BTreeMap::new();
+    let log = std::fs::read_to_string(&m.train.mixture_log).map_err(|e| DataError::io(&m.train.mixture_log, "cannot read", e))?;
+    for (n, line) in log.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| usage(format!("{}:{}: {e}", m.train.mixture_log.display(), n + 1)))?;
+        let tokens = v["tokens"].as_u64().unwrap_or(0);
+        for ev in v["event"].as_array().into_iter().flatten() {
+            if let (Some(src), Some(r)) = (ev["source"].as_str(), ev["adjustment"]["ratios"].as_array()) {
+                adjustments.entry(src.to_string()).or_default().push((tokens, r.iter().map(|x| x.as_f64().unwrap_or(0.0)).collect()));
+            }
+        }
+    }
+    let data = out.join("data");
+    std::fs::create_dir_all(&data).map_err(|e| DataError::io(&data, "cannot create", e))?;
+    let mut sets = Vec::new();
+    for (source, ts) in &m.account.topics {
+        let file = &m.notes.get(source).ok_or_else(|| usage(format!("{}: no notes for topic source `{source}`", mpath.display())))?.file;
+        let text = std::fs::read_to_string(file).map_err(|e| DataError::io(file, "cannot read", e))?;
+        let notes: Vec<NoteLine> = text.lines().enumerate().map(|(i, l)| serde_json::from_str(l).map_err(|e| usage(format!("{}:{}: {e}", file.display(), i + 1)))).collect::<Result<_, _>>()?;
+        let held = choose_heldout(&notes, heldout_per_topic, seed);
+        let shards = source_shards(&m.prepared, &prepared, source)?;
+        let docs: Vec<(usize, usize)> = shards.iter().enumerate().flat_map(|(s, sh)| (0..sh.num_docs()).map(move |d| (s, d))).collect();
+        if docs.len() != notes.len() {
+            return Err(usage(format!("{}: {} notes for {} documents of `{source}`", file.display(), notes.len(), docs.len())));
+        }
+        let mut prefixes = Vec::new();
+        for (t, name) in ts.topics.iter().enumerate() {
+            let mine: Vec<(usize, usize)> = docs.iter().zip(&notes).zip(&held).filter(|((_, n), h)| !**h && n.topic.as_deref() == Some(name.as_str())).map(|((d, _), _)| *d).collect();
+            if mine.is_empty() {
+                prefixes.push(None);
+                continue;
+            }
+            let prefix = data.join(format!("{source}.topic-{t:02}"));
+            syne_data::shards::export_megatron_docs(&shards, &mine, &prefix, prepared.tokenizer.vocab_size)?;
+            prefixes.push(Some(prefix));
+        }
+        sets.push(syne_mix::megatron::TopicDatasets {
+            source: source.clone(),
+            prefixes,
+            initial_ratios: ts.initial_ratios.clone(),
+            adjustments: adjustments.remove(source).unwrap_or_default(),
+        });
+    }
+    Ok(sets)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,7 @@ tokenizer = "{tok}"
 bos = "model"
 eos = true
 min_doc_tokens = 20
+megatron = true
 
 [sources.zh-news]
 paths = ["zh-peoples-daily.jsonl"]
@@ -174,6 +175,25 @@ fn tiny_model_run_killed_again_and_again_ends_like_an_uninterrupted_one() {
     // The curriculum reached every bucket of People's Daily.
     let zh_buckets: usize = m["account"]["stages"].as_array().unwrap().iter().map(|s| s["consumed"]["zh-news"]["buckets"].as_object().unwrap().len()).max().unwrap();
     assert!(zh_buckets >= 2, "{m}");
+    // The run's re-weighting as a sequence of Megatron blends: stages cut at every adjustment.
+    let mega = d.join("megatron");
+    let o = syne().args(["plan", reference.to_str().unwrap(), "--topics-from-run", "--megatron", mega.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut blends: Vec<PathBuf> = std::fs::read_dir(&mega).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "blend")).collect();
+    blends.sort();
+    // Adjustments at 512, 1024, ..., 11776 tokens (not at the end): 23 cuts, one at the stage
+    // border (8192) → 24 parts.
+    assert_eq!(blends.len(), 24, "{blends:?}");
+    for b in &blends {
+        let text = std::fs::read_to_string(b).unwrap();
+        let total: f64 = text.lines().map(|l| l.split_once(' ').unwrap().0.parse::<f64>().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-6, "{}: weights sum to {total}", b.display());
+        for l in text.lines() {
+            let prefix = l.split_once(' ').unwrap().1;
+            assert!(Path::new(&format!("{prefix}.idx")).exists(), "{prefix}");
+        }
+    }
+    assert!(std::fs::read_to_string(&blends[0]).unwrap().contains("en-wiki.topic-"));
     // Started again, a complete run does nothing and keeps its manifest.
     let again = run(&reference).output().unwrap();
     assert!(String::from_utf8_lossy(&again.stderr).contains("train:") && String::from_utf8_lossy(&again.stderr).contains("complete"));

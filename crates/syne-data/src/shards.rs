@@ -277,6 +277,12 @@ impl ShardReader {
 /// Write a Megatron-LM indexed dataset at `prefix` (`prefix.bin`, `prefix.idx`) from shards,
 /// one sequence per document, in the given order.
 pub fn export_megatron(shards: &[ShardReader], prefix: &Path, vocab_size: usize) -> Result<(u64, u64)> {
+    let docs: Vec<(usize, usize)> = shards.iter().enumerate().flat_map(|(s, sh)| (0..sh.num_docs()).map(move |d| (s, d))).collect();
+    export_megatron_docs(shards, &docs, prefix, vocab_size)
+}
+
+/// [`export_megatron`] of the documents `docs` (shard index, document index), in that order.
+pub fn export_megatron_docs(shards: &[ShardReader], docs: &[(usize, usize)], prefix: &Path, vocab_size: usize) -> Result<(u64, u64)> {
     // Megatron's DType.optimal_dtype: uint16 below 65,500 entries, else int32.
     let (code, width): (u8, usize) = if vocab_size < 65_500 { (8, 2) } else { (4, 4) };
     let bin_path = with_ext(prefix, ".bin");
@@ -288,8 +294,9 @@ pub fn export_megatron(shards: &[ShardReader], prefix: &Path, vocab_size: usize)
     );
     let mut lengths: Vec<i32> = Vec::new();
     let mut buf = Vec::new();
-    for shard in shards {
-        for d in 0..shard.num_docs() {
+    for &(s, d) in docs {
+        let shard = &shards[s];
+        {
             let toks = shard.doc(d);
             let len = i32::try_from(toks.len())
                 .map_err(|_| shard_err(shard.base(), format!("document {d} has more than 2^31 tokens")))?;

@@ -34,9 +34,36 @@ fn num(v: Option<&toml::Value>) -> Option<f64> {
     v.and_then(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
 }
 
+/// A topic source's per-topic Megatron datasets and how its topic ratios moved (from a
+/// `syne run`): the stages are cut at every adjustment into one blend per interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicDatasets {
+    pub source: String,
+    /// Per topic: the dataset prefix of its training documents (`None`: no documents).
+    pub prefixes: Vec<Option<PathBuf>>,
+    pub initial_ratios: Vec<f64>,
+    /// (trained tokens at the adjustment, ratios from then on), in order.
+    pub adjustments: Vec<(u64, Vec<f64>)>,
+}
+
+impl TopicDatasets {
+    fn ratios_at(&self, tokens: u64) -> &[f64] {
+        self.adjustments.iter().rev().find(|(t, _)| *t <= tokens).map_or(&self.initial_ratios, |(_, r)| r)
+    }
+}
+
 /// Write `OUT/stage-K-NAME.blend` and `OUT/stage-K-NAME.sh` for every stage of `plan`, reading
 /// the Megatron files listed in the prepare manifest at `prepared` (a folder).
 pub fn export(recipe: &Recipe, plan: &Plan, prepared: &Path, out: &Path) -> Result<Vec<StageExport>> {
+    export_with_topics(recipe, plan, prepared, &[], out)
+}
+
+/// [`export`] with topic sources read from their per-topic datasets: each stage is cut at the
+/// topic adjustments inside it into parts (`stage-K-NAME.part-J.blend/.sh`), each weighting a
+/// topic source's topics by the ratios in effect — the re-weighting as a sequence of blends.
+/// Every launch snippet sets `--train-samples` to the run's cumulative sequences at its end, so
+/// each part continues from the previous part's checkpoint.
+pub fn export_with_topics(recipe: &Recipe, plan: &Plan, prepared: &Path, topics: &[TopicDatasets], out: &Path) -> Result<Vec<StageExport>> {
     let manifest = syne_data::prepare::Manifest::load(prepared)?;
     if manifest.megatron.is_empty() {
         return Err(MixError::Plan(format!("{}: the prepare run wrote no Megatron files (set `megatron = true` in [prepare])", prepared.join("manifest.json").display())));
@@ -45,55 +72,82 @@ pub fn export(recipe: &Recipe, plan: &Plan, prepared: &Path, out: &Path) -> Resu
     let prepared = prepared.canonicalize().map_err(|e| syne_data::DataError::io(prepared, "cannot resolve", e))?;
     let seq_len = num(train_value(recipe, "seq_len")).unwrap_or(4096.0) as u64;
     let mut written = Vec::new();
+    let mut stage_start = 0u64;
     for (k, st) in plan.stages.iter().enumerate() {
-        let mut lines = String::new();
-        for sp in st.sources.iter().filter(|s| s.tokens > 0) {
-            let files: Vec<_> = manifest.megatron.iter().filter(|m| m.source == sp.source && m.tokens > 0).collect();
-            if files.is_empty() {
-                return Err(MixError::Plan(format!("stage `{}`: source `{}` has no Megatron file in {}", st.name, sp.source, prepared.join("manifest.json").display())));
+        let stage_end = stage_start + st.tokens;
+        // Cut points: the adjustments strictly inside the stage.
+        let mut cuts: Vec<u64> = topics.iter().flat_map(|t| t.adjustments.iter().map(|a| a.0)).filter(|&t| t > stage_start && t < stage_end).collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let bounds: Vec<u64> = std::iter::once(stage_start).chain(cuts).chain(std::iter::once(stage_end)).collect();
+        let parts = bounds.len() - 1;
+        for (j, w) in bounds.windows(2).enumerate() {
+            let mut lines = String::new();
+            for sp in st.sources.iter().filter(|s| s.tokens > 0) {
+                let share = sp.tokens as f64 / st.tokens as f64;
+                if let Some(td) = topics.iter().find(|t| t.source == sp.source) {
+                    let ratios = td.ratios_at(w[0]);
+                    let live: f64 = ratios.iter().zip(&td.prefixes).filter(|(_, p)| p.is_some()).map(|(r, _)| r).sum();
+                    for (r, p) in ratios.iter().zip(&td.prefixes) {
+                        if let (Some(p), true) = (p, *r > 0.0 && live > 0.0) {
+                            lines += &format!("{:.9} {}\n", share * r / live, p.display());
+                        }
+                    }
+                    continue;
+                }
+                let files: Vec<_> = manifest.megatron.iter().filter(|m| m.source == sp.source && m.tokens > 0).collect();
+                if files.is_empty() {
+                    return Err(MixError::Plan(format!("stage `{}`: source `{}` has no Megatron file in {}", st.name, sp.source, prepared.join("manifest.json").display())));
+                }
+                let source_tokens: u64 = files.iter().map(|m| m.tokens).sum();
+                for m in files {
+                    let w = share * m.tokens as f64 / source_tokens as f64;
+                    lines += &format!("{w:.9} {}\n", prepared.join(&m.prefix).display());
+                }
             }
-            let source_tokens: u64 = files.iter().map(|m| m.tokens).sum();
-            for m in files {
-                let w = sp.tokens as f64 / st.tokens as f64 * m.tokens as f64 / source_tokens as f64;
-                lines += &format!("{w:.9} {}\n", prepared.join(&m.prefix).display());
-            }
+            let stem = if parts == 1 { format!("stage-{}-{}", k + 1, st.name) } else { format!("stage-{}-{}.part-{}", k + 1, st.name, j + 1) };
+            let blend = out.join(format!("{stem}.blend"));
+            syne_data::io::write_atomic(&blend, lines.as_bytes())?;
+            let launch = out.join(format!("{stem}.sh"));
+            let what = if parts == 1 { format!("Stage {} `{}`", k + 1, st.name) } else { format!("Stage {} `{}`, part {} of {parts} (topic ratios of tokens {}..{})", k + 1, st.name, j + 1, w[0], w[1]) };
+            syne_data::io::write_atomic(&launch, launch_script(recipe, &what, w[1] - w[0], w[1] / seq_len, seq_len, &blend).as_bytes())?;
+            written.push(StageExport { stage: st.name.clone(), blend, launch });
         }
-        let stem = format!("stage-{}-{}", k + 1, st.name);
-        let blend = out.join(format!("{stem}.blend"));
-        syne_data::io::write_atomic(&blend, lines.as_bytes())?;
-        let lr = num(train_value(recipe, "schedule.peak")).unwrap_or(1e-5);
-        let warmup_tokens = if k == 0 { num(train_value(recipe, "schedule.warmup_tokens")).unwrap_or(0.0) as u64 } else { 0 };
-        let clip = num(train_value(recipe, "clip")).unwrap_or(1.0);
-        let beta1 = num(train_value(recipe, "optimizer.beta1")).unwrap_or(0.9);
-        let beta2 = num(train_value(recipe, "optimizer.beta2")).unwrap_or(0.95);
-        let wd = num(train_value(recipe, "optimizer.weight_decay")).unwrap_or(0.0);
-        let tokenizer = recipe.prepare.as_ref().and_then(|p| p.get("tokenizer")).and_then(|t| t.as_str()).unwrap_or("TOKENIZER");
-        let launch = out.join(format!("{stem}.sh"));
-        let script = format!(
-            "#!/usr/bin/env bash\n# Stage {n} `{name}` of recipe {recipe}: {tokens} tokens = {samples} sequences of {seq_len}.\n\
-             # Generated by `syne plan --megatron`; run from a Megatron-LM checkout with its usual\n\
-             # distributed launcher variables (GPUS_PER_NODE, NNODES, ...) and model-size flags set.\n\
-             set -euo pipefail\nBLEND=\"$(cat '{blend}')\"\n\
-             torchrun --nproc_per_node \"${{GPUS_PER_NODE:-8}}\" --nnodes \"${{NNODES:-1}}\" pretrain_gpt.py \\\n\
-             \x20   ${{MODEL_ARGS:?set the model-size flags of your checkpoint}} \\\n\
-             \x20   --data-path $BLEND --split 100,0,0 \\\n\
-             \x20   --tokenizer-type HuggingFaceTokenizer --tokenizer-model '{tokenizer}' \\\n\
-             \x20   --seq-length {seq_len} --max-position-embeddings {seq_len} \\\n\
-             \x20   --train-samples {samples} --lr {lr:e} --min-lr {lr:e} --lr-decay-style constant --lr-warmup-samples {warmup} \\\n\
-             \x20   --clip-grad {clip} --adam-beta1 {beta1} --adam-beta2 {beta2} --weight-decay {wd} --bf16 \\\n\
-             \x20   ${{CHECKPOINT_ARGS:-}}\n",
-            n = k + 1,
-            name = st.name,
-            recipe = recipe.path.display(),
-            tokens = st.tokens,
-            samples = st.tokens / seq_len,
-            blend = blend.display(),
-            warmup = warmup_tokens / seq_len,
-        );
-        syne_data::io::write_atomic(&launch, script.as_bytes())?;
-        written.push(StageExport { stage: st.name.clone(), blend, launch });
+        stage_start = stage_end;
     }
     Ok(written)
+}
+
+/// A bash snippet running Megatron-LM's `pretrain_gpt.py` on `blend` until the run has consumed
+/// `total_samples` sequences (cumulative: a part continues from the previous checkpoint).
+fn launch_script(recipe: &Recipe, what: &str, tokens: u64, total_samples: u64, seq_len: u64, blend: &Path) -> String {
+    let lr = num(train_value(recipe, "schedule.peak")).unwrap_or(1e-5);
+    let warmup_tokens = num(train_value(recipe, "schedule.warmup_tokens")).unwrap_or(0.0) as u64;
+    let clip = num(train_value(recipe, "clip")).unwrap_or(1.0);
+    let beta1 = num(train_value(recipe, "optimizer.beta1")).unwrap_or(0.9);
+    let beta2 = num(train_value(recipe, "optimizer.beta2")).unwrap_or(0.95);
+    let wd = num(train_value(recipe, "optimizer.weight_decay")).unwrap_or(0.0);
+    let tokenizer = recipe.prepare.as_ref().and_then(|p| p.get("tokenizer")).and_then(|t| t.as_str()).unwrap_or("TOKENIZER");
+    format!(
+        "#!/usr/bin/env bash\n# {what} of recipe {recipe}: {tokens} tokens = {samples} sequences of {seq_len}\n\
+         # (the run's sequences {from}..{total_samples}).\n\
+         # Generated by syne; run from a Megatron-LM checkout with its usual distributed launcher\n\
+         # variables (GPUS_PER_NODE, NNODES, ...), model-size flags and checkpoint flags set.\n\
+         set -euo pipefail\nBLEND=\"$(cat '{blend}')\"\n\
+         torchrun --nproc_per_node \"${{GPUS_PER_NODE:-8}}\" --nnodes \"${{NNODES:-1}}\" pretrain_gpt.py \\\n\
+         \x20   ${{MODEL_ARGS:?set the model-size flags of your checkpoint}} \\\n\
+         \x20   --data-path $BLEND --split 100,0,0 \\\n\
+         \x20   --tokenizer-type HuggingFaceTokenizer --tokenizer-model '{tokenizer}' \\\n\
+         \x20   --seq-length {seq_len} --max-position-embeddings {seq_len} \\\n\
+         \x20   --train-samples {total_samples} --lr {lr:e} --min-lr {lr:e} --lr-decay-style constant --lr-warmup-samples {warmup} \\\n\
+         \x20   --clip-grad {clip} --adam-beta1 {beta1} --adam-beta2 {beta2} --weight-decay {wd} --bf16 \\\n\
+         \x20   ${{CHECKPOINT_ARGS:-}}\n",
+        recipe = recipe.path.display(),
+        samples = tokens / seq_len,
+        from = total_samples - tokens / seq_len,
+        blend = blend.display(),
+        warmup = warmup_tokens / seq_len,
+    )
 }
 
 #[cfg(test)]
@@ -133,5 +187,22 @@ mod tests {
         let sh = std::fs::read_to_string(&out[0].launch).unwrap();
         assert!(sh.contains("--train-samples 10 ") && sh.contains("--lr 2e-5") && sh.contains("--lr-warmup-samples 5") && sh.contains("--clip-grad 0.5"), "{sh}");
         assert!(sh.contains("--seq-length 100"));
+        // The topic re-weighting of a run as a sequence of blends: source `a` in two topic
+        // datasets, adjusted at 300 and 700 tokens (and once past the end, ignored).
+        let topics = TopicDatasets {
+            source: "a".into(),
+            prefixes: vec![Some(dir.path().join("t0")), Some(dir.path().join("t1")), None],
+            initial_ratios: vec![0.5, 0.3, 0.2],
+            adjustments: vec![(300, vec![0.8, 0.2, 0.0]), (700, vec![0.25, 0.75, 0.0]), (1000, vec![1.0, 0.0, 0.0])],
+        };
+        let parts = export_with_topics(&recipe, &plan, &prepared, &[topics], &dir.path().join("topics")).unwrap();
+        assert_eq!(parts.len(), 3);
+        let read = |i: usize| -> Vec<f64> { std::fs::read_to_string(&parts[i].blend).unwrap().lines().map(|l| l.split_once(' ').unwrap().0.parse().unwrap()).collect() };
+        // Part 1: a's 0.8 split 0.5:0.3 over the topics with data (the third has none), b 0.2.
+        let p1 = read(0);
+        assert!((p1[0] - 0.8 * 0.5 / 0.8).abs() < 1e-9 && (p1[1] - 0.8 * 0.3 / 0.8).abs() < 1e-9 && (p1[2] - 0.2).abs() < 1e-9, "{p1:?}");
+        assert!((read(1)[0] - 0.64).abs() < 1e-9 && (read(2)[1] - 0.6).abs() < 1e-9);
+        let sh = std::fs::read_to_string(&parts[1].launch).unwrap();
+        assert!(parts[1].blend.ends_with("stage-1-s.part-2.blend") && sh.contains("--train-samples 7 ") && sh.contains("sequences 3..7"), "{sh}");
     }
 }
