@@ -35,6 +35,8 @@ enum CliError {
     Eval(#[from] syne_eval::EvalError),
     #[error(transparent)]
     Mix(#[from] syne_mix::MixError),
+    #[error(transparent)]
+    Synth(#[from] syne_synth::SynthError),
     #[error("{0}")]
     Usage(String),
 }
@@ -234,6 +236,18 @@ enum Command {
         #[arg(long)]
         cpu: bool,
         /// Do not draw progress bars.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Generate synthetic scientific and code QA with an OpenAI-compatible server (`[synth]`
+    /// table of a TOML file): seeds, prompts, retries, journal, parsing, dedup and
+    /// decontamination; killed and started again, it continues without losing or repeating a
+    /// request.
+    Synth {
+        config: PathBuf,
+        /// Override `synth.max_requests`.
+        #[arg(long)]
+        max_requests: Option<usize>,
         #[arg(long)]
         no_progress: bool,
     },
@@ -589,6 +603,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Eval(cmd) => eval(*cmd)?,
+        Command::Synth { config, max_requests, no_progress } => synth(&config, max_requests, no_progress)?,
         Command::Run { recipe, threads, cpu, no_progress } => {
             let m = run::run_recipe(&recipe, &run::RunOptions { threads, cpu, progress: !no_progress })?;
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": recipe, "train": m.train, "eval": m.eval})).expect("json"));
@@ -966,6 +981,40 @@ fn topics(cmd: TopicsCmd) -> Result<(), CliError> {
             eprintln!("{n} labelled MMLU questions → {}", out.display());
         }
     }
+    Ok(())
+}
+
+/// `syne synth`.
+fn synth(config: &Path, max_requests: Option<usize>, no_progress: bool) -> Result<(), CliError> {
+    let mut cfg = syne_synth::run::SynthConfig::load(config)?;
+    if let Some(n) = max_requests {
+        cfg.max_requests = n;
+    }
+    // The test items of the installed benchmarks (0-shot prompts with their answers).
+    let mut items = Vec::new();
+    if let Some(dir) = &cfg.decontamination.data_dir {
+        let opts = syne_eval::task::LoadOptions { limit: None, strict: false };
+        for name in &cfg.decontamination.tasks {
+            match syne_eval::task::load_task(dir, dir, name, 0, opts)? {
+                syne_eval::task::Task::Mc(t) => items.extend(t.items.iter().map(|i| format!("{} {}", i.context, i.choices.join(" ")))),
+                syne_eval::task::Task::Gen(t) => items.extend(t.items.iter().map(|i| format!("{} {} {}", i.prompt, i.gold, i.reference))),
+            }
+        }
+    } else {
+        eprintln!("warning: no [synth.decontamination] data_dir: generated items are not checked against benchmarks");
+    }
+    let bar = if no_progress { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.max_requests as u64) };
+    bar.set_style(indicatif::ProgressStyle::with_template("[{elapsed_precise}] {wide_bar} {pos}/{len} requests {msg}").expect("template"));
+    let progress = |c: &syne_synth::client::Counters, resumed: u64| {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (done, failed) = (c.done.load(Relaxed), c.failed.load(Relaxed));
+        bar.set_position(resumed + done + failed);
+        bar.set_message(format!("done {done}, failed {failed}, retried {}, {} tokens", c.retried.load(Relaxed), c.tokens.load(Relaxed)));
+    };
+    let summary = syne_synth::run::run(&cfg, &items, &progress)?;
+    bar.finish_and_clear();
+    println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+    eprintln!("{} items → {}", summary.kept, cfg.output.join("synthesis.jsonl").display());
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{assets, kill_until_done};
+use common::{assets, kill_after_progress};
 use syne_data::shards::{ShardWriter, TokenWidth};
 
 fn config(dir: &Path, name: &str, shard: &Path) -> std::path::PathBuf {
@@ -99,19 +99,21 @@ fn sigkill_then_resume_gives_bit_identical_weights() {
     assert!(d.join("reference/final/tokenizer.json").exists());
 
     let killed = config(d, "killed", &shard);
-    let mut resumed_from_checkpoint = 0;
     let checkpoints = d.join("killed/checkpoints");
-    let kills = kill_until_done(|| train(&killed, true), Duration::from_millis(150), 1.3, 80, || {
-        if checkpoints.exists() && std::fs::read_dir(&checkpoints).unwrap().count() > 0 {
-            resumed_from_checkpoint += 1;
-        }
-    });
-    assert!(kills >= 2 && resumed_from_checkpoint >= 2, "kills {kills}, resumes from a checkpoint {resumed_from_checkpoint}");
+    // The newest complete checkpoint's step: each run is killed after it wrote a new one (and a
+    // little later each time), so every restart resumes from a checkpoint.
+    let newest = || -> u64 {
+        std::fs::read_dir(&checkpoints)
+            .map(|r| r.flatten().filter(|e| e.path().join("trainer.json").exists()).filter_map(|e| e.file_name().to_string_lossy().strip_prefix("step-").and_then(|s| s.parse().ok())).max().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let kills = kill_after_progress(|| train(&killed, true), newest, 5, Duration::from_millis(40), Duration::from_secs(300));
+    assert!(kills >= 3, "only {kills} kills before the run finished");
     let got = std::fs::read(d.join("killed/final/model.safetensors")).unwrap();
     assert!(got == want, "final weights differ after {kills} kills");
     let m = std::fs::read_to_string(d.join("killed/metrics.jsonl")).unwrap();
     let steps: Vec<u64> = m.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, (1..=120).collect::<Vec<_>>(), "metrics hold each step once");
     assert_eq!(std::fs::read_to_string(d.join("killed/validation.jsonl")).unwrap(), validation, "validation log differs");
-    eprintln!("{kills} SIGKILLs ({resumed_from_checkpoint} resumes from a checkpoint): final weights identical");
+    eprintln!("{kills} SIGKILLs, each after a new checkpoint: final weights identical");
 }

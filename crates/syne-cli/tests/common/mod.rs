@@ -43,3 +43,33 @@ pub fn kill_until_done(
         assert!(kills < max_kills, "never finished");
     }
 }
+
+/// Start `command()` `kills` times, killing each run with SIGKILL once `progress()` has grown
+/// past its value when the run started (plus `extra` times the kill number modulo 3, so kills
+/// land at different points after the progress mark), then start it once more and let it finish
+/// (it must succeed). Progress-driven, so a slow or loaded machine still kills every run after it
+/// got somewhere. Returns the kills made (fewer when a run finished first).
+pub fn kill_after_progress(mut command: impl FnMut() -> Command, progress: impl Fn() -> u64, kills: usize, extra: Duration, timeout: Duration) -> usize {
+    for k in 0..kills {
+        let mut child = command().spawn().unwrap();
+        let p0 = progress();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "run {k} failed");
+                return k;
+            }
+            if progress() > p0 {
+                break;
+            }
+            assert!(start.elapsed() < timeout, "run {k} made no progress in {timeout:?}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(extra * (k % 3) as u32);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let status = command().status().unwrap();
+    assert!(status.success(), "the last run failed after {kills} kills");
+    kills
+}

