@@ -156,12 +156,13 @@ impl SynthConfig {
         let text = std::fs::read_to_string(path).map_err(|e| SynthError::Data(syne_data::DataError::io(path, "cannot read", e)))?;
         let mut c = toml::from_str::<File>(&text).map_err(|e| err("synth", e.message().to_string()))?.synth;
         let base = path.parent().unwrap_or(Path::new("."));
-        c.output = base.join(&c.output);
-        c.inputs = c.inputs.iter().map(|p| base.join(p)).collect();
-        c.code_inputs = c.code_inputs.iter().map(|p| base.join(p)).collect();
-        c.science_prompt = c.science_prompt.map(|p| base.join(p));
-        c.code_prompt = c.code_prompt.map(|p| base.join(p));
-        c.decontamination.data_dir = c.decontamination.data_dir.map(|p| base.join(p));
+        let at = |p: &Path| syne_data::prepare::clean_path(&base.join(p));
+        c.output = at(&c.output);
+        c.inputs = c.inputs.iter().map(|p| at(p)).collect();
+        c.code_inputs = c.code_inputs.iter().map(|p| at(p)).collect();
+        c.science_prompt = c.science_prompt.as_deref().map(at);
+        c.code_prompt = c.code_prompt.as_deref().map(at);
+        c.decontamination.data_dir = c.decontamination.data_dir.as_deref().map(at);
         if c.backend.endpoints.is_empty() {
             return Err(err("synth.backend.endpoints", "list at least one server base URL".into()));
         }
