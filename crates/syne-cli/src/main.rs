@@ -1011,11 +1011,51 @@ fn synth(config: &Path, max_requests: Option<usize>, no_progress: bool) -> Resul
         bar.set_position(resumed + done + failed);
         bar.set_message(format!("done {done}, failed {failed}, retried {}, {} tokens", c.retried.load(Relaxed), c.tokens.load(Relaxed)));
     };
-    let summary = syne_synth::run::run(&cfg, &items, &progress)?;
+    let local = match &cfg.backend.local_model {
+        Some(m) => {
+            // One model in this process: requests take turns.
+            cfg.backend.concurrency = 1;
+            let device = torch_device(0, false);
+            Some(LocalGenerator { model: std::sync::Mutex::new((Llama::load(m, device)?, TextTokenizer::load(m)?)) })
+        }
+        None => None,
+    };
+    let summary = syne_synth::run::run(&cfg, &items, &progress, local.as_ref().map(|g| g as &dyn syne_synth::client::Generator))?;
     bar.finish_and_clear();
     println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
     eprintln!("{} items → {}", summary.kept, cfg.output.join("synthesis.jsonl").display());
     Ok(())
+}
+
+/// `syne synth`'s in-process generator: syne-model's sampling (the request's temperature, top-p
+/// and seed) on a local model, completion-style (the prompt ends with `[Problem]`).
+struct LocalGenerator {
+    model: std::sync::Mutex<(Llama, TextTokenizer)>,
+}
+
+impl syne_synth::client::Generator for LocalGenerator {
+    fn endpoints(&self) -> usize {
+        1
+    }
+
+    fn attempt(&self, _endpoint: usize, req: &syne_synth::client::GenRequest) -> Result<syne_synth::client::Answer, syne_synth::client::AttemptError> {
+        use syne_synth::client::AttemptError::Fatal;
+        let guard = self.model.lock().map_err(|_| Fatal("the local model's lock is poisoned".into()))?;
+        let (lm, tok) = &*guard;
+        let mut ids: Vec<u32> = if tok.adds_bos(BosPolicy::Model) { tok.bos_id().into_iter().collect() } else { Vec::new() };
+        ids.extend(tok.encode(&req.prompt).map_err(|e| Fatal(e.to_string()))?);
+        let cfg = syne_model::generate::SamplingConfig {
+            max_new_tokens: req.max_tokens as usize,
+            temperature: req.temperature,
+            top_p: req.top_p,
+            seed: req.seed.unwrap_or(0),
+            stop_at_eos: true,
+            ..Default::default()
+        };
+        let c = syne_model::generate::generate_at(lm, tok, &[ids], 0, &cfg).map_err(|e| Fatal(e.to_string()))?.remove(0);
+        let finish = if c.finish == syne_model::generate::FinishReason::Length { "length" } else { "stop" };
+        Ok((c.text, Some(finish.to_string()), c.tokens.len() as u64))
+    }
 }
 
 struct LlmLabel {

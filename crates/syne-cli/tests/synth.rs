@@ -61,3 +61,32 @@ fn killed_again_and_again_the_output_equals_an_uninterrupted_run() {
     let keys: std::collections::BTreeSet<String> = journal.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["key"].as_str().unwrap().to_string()).collect();
     assert_eq!((journal.lines().count(), keys.len()), (120, 120), "each request journaled once");
 }
+
+#[test]
+fn the_local_model_generates_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("local.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[synth]\noutput = \"local\"\ninputs = [\"{scipy}\"]\nmax_requests = 2\nseed = 1\n\
+             [synth.backend]\nlocal_model = \"{gguf}\"\n[synth.generation]\nmax_tokens = 48\n\
+             [synth.seeds]\nsnippet_chars = 400\nmin_hits = 3\n",
+            scipy = assets().join("corpora/en-scipy-docs.jsonl").display(),
+            gguf = assets().join("models/SmolLM2-135M-Instruct.Q4_1.gguf").display(),
+        ),
+    )
+    .unwrap();
+    let out = synth(&p).stdout(Stdio::piped()).output().unwrap();
+    assert!(out.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((summary["done"].as_u64(), summary["failed"].as_u64()), (Some(2), Some(0)), "{summary}");
+    assert!(summary["generated_tokens"].as_u64().unwrap() > 0);
+    // The journal holds the model's real answers; run again, nothing is regenerated.
+    let journal = std::fs::read_to_string(dir.path().join("local/journal.jsonl")).unwrap();
+    assert_eq!(journal.lines().count(), 2);
+    let again = synth(&p).stdout(Stdio::piped()).output().unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["resumed"], 2);
+    assert_eq!(std::fs::read_to_string(dir.path().join("local/journal.jsonl")).unwrap(), journal);
+}

@@ -97,9 +97,48 @@ pub struct Counters {
     pub tokens: AtomicU64,
 }
 
-enum AttemptError {
+/// Why one attempt failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptError {
+    /// Transient (429, 5xx, timeout, dropped connection, malformed answer): try again.
     Retry(String),
+    /// Will not get better by retrying (a 4xx other than 408/429, a bad prompt).
     Fatal(String),
+}
+
+/// An answer: text, finish reason (`stop`, `length`, ...) and generated tokens.
+pub type Answer = (String, Option<String>, u64);
+
+/// What answers requests: an OpenAI-compatible server ([`HttpGenerator`]) or a local model
+/// (syne-cli wraps syne-model's generation).
+pub trait Generator: Sync {
+    /// Endpoints to spread requests and retries over (1 for a local model).
+    fn endpoints(&self) -> usize;
+    /// One attempt at `req` on endpoint `endpoint`.
+    fn attempt(&self, endpoint: usize, req: &GenRequest) -> Result<Answer, AttemptError>;
+}
+
+/// The servers of [`ClientSettings`].
+pub struct HttpGenerator<'a> {
+    settings: &'a ClientSettings,
+    agent: ureq::Agent,
+}
+
+impl<'a> HttpGenerator<'a> {
+    pub fn new(settings: &'a ClientSettings) -> HttpGenerator<'a> {
+        let config = ureq::Agent::config_builder().timeout_global(Some(settings.timeout)).http_status_as_error(false).build();
+        HttpGenerator { settings, agent: config.into() }
+    }
+}
+
+impl Generator for HttpGenerator<'_> {
+    fn endpoints(&self) -> usize {
+        self.settings.endpoints.len()
+    }
+
+    fn attempt(&self, endpoint: usize, req: &GenRequest) -> Result<Answer, AttemptError> {
+        attempt(&self.agent, self.settings, &self.settings.endpoints[endpoint], req)
+    }
 }
 
 fn splitmix(mut z: u64) -> u64 {
@@ -116,7 +155,7 @@ pub fn backoff(settings: &ClientSettings, h: u64, k: u32) -> Duration {
     base.mul_f64(jitter)
 }
 
-fn attempt(agent: &ureq::Agent, settings: &ClientSettings, endpoint: &str, req: &GenRequest) -> Result<(String, Option<String>, u64), AttemptError> {
+fn attempt(agent: &ureq::Agent, settings: &ClientSettings, endpoint: &str, req: &GenRequest) -> Result<Answer, AttemptError> {
     let (path, mut body) = if settings.chat {
         ("chat/completions", json!({"model": settings.model, "messages": [{"role": "user", "content": req.prompt}]}))
     } else {
@@ -152,29 +191,37 @@ fn attempt(agent: &ureq::Agent, settings: &ClientSettings, endpoint: &str, req: 
 }
 
 /// Send every request of `requests` (pulled lazily, so memory does not grow with their number)
-/// and hand each finished one to `on_done` on this thread. Returns when all are finished.
-pub fn run<I>(settings: &ClientSettings, requests: I, counters: &Counters, mut on_done: impl FnMut(Completed)) -> Result<(), String>
+/// to the servers of `settings` and hand each finished one to `on_done` on this thread. Returns
+/// when all are finished.
+pub fn run<I>(settings: &ClientSettings, requests: I, counters: &Counters, on_done: impl FnMut(Completed)) -> Result<(), String>
 where
     I: Iterator<Item = GenRequest> + Send,
 {
     if settings.endpoints.is_empty() {
         return Err("no endpoint to send requests to".into());
     }
-    let config = ureq::Agent::config_builder().timeout_global(Some(settings.timeout)).http_status_as_error(false).build();
-    let agent: ureq::Agent = config.into();
+    run_with(&HttpGenerator::new(settings), settings, requests, counters, on_done)
+}
+
+/// [`run`] with any [`Generator`]; `settings` gives the concurrency, retries and backoff.
+pub fn run_with<I>(generator: &dyn Generator, settings: &ClientSettings, requests: I, counters: &Counters, mut on_done: impl FnMut(Completed)) -> Result<(), String>
+where
+    I: Iterator<Item = GenRequest> + Send,
+{
+    let endpoints = generator.endpoints().max(1);
     let queue = Mutex::new(requests.enumerate());
     let (tx, rx) = mpsc::sync_channel::<Completed>(settings.concurrency.max(1) * 4);
     std::thread::scope(|scope| {
         for _ in 0..settings.concurrency.max(1) {
-            let (tx, agent, queue) = (tx.clone(), agent.clone(), &queue);
+            let (tx, queue) = (tx.clone(), &queue);
             scope.spawn(move || loop {
                 let Some((i, req)) = queue.lock().expect("queue").next() else { return };
                 let h = u64::from_str_radix(&req.key[..16.min(req.key.len())], 16).unwrap_or(i as u64);
                 let mut attempts = 0;
                 let outcome = loop {
-                    let e = (i + attempts as usize) % settings.endpoints.len();
+                    let e = (i + attempts as usize) % endpoints;
                     attempts += 1;
-                    match attempt(&agent, settings, &settings.endpoints[e], &req) {
+                    match generator.attempt(e, &req) {
                         Ok((text, finish_reason, completion_tokens)) => {
                             counters.done.fetch_add(1, Ordering::Relaxed);
                             counters.tokens.fetch_add(completion_tokens, Ordering::Relaxed);

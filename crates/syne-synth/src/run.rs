@@ -43,7 +43,12 @@ impl Default for Generation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Backend {
+    /// Server base URLs...
+    #[serde(default)]
     pub endpoints: Vec<String>,
+    /// ... or a local model (llama GGUF or HF folder) that `syne synth` runs in-process.
+    #[serde(default)]
+    pub local_model: Option<PathBuf>,
     #[serde(default = "default_model")]
     pub model: String,
     #[serde(default)]
@@ -163,8 +168,9 @@ impl SynthConfig {
         c.science_prompt = c.science_prompt.as_deref().map(at);
         c.code_prompt = c.code_prompt.as_deref().map(at);
         c.decontamination.data_dir = c.decontamination.data_dir.as_deref().map(at);
-        if c.backend.endpoints.is_empty() {
-            return Err(err("synth.backend.endpoints", "list at least one server base URL".into()));
+        c.backend.local_model = c.backend.local_model.as_deref().map(at);
+        if c.backend.endpoints.is_empty() == c.backend.local_model.is_none() {
+            return Err(err("synth.backend", "give `endpoints` (server base URLs) or `local_model`, one of them".into()));
         }
         if c.backend.concurrency == 0 {
             return Err(err("synth.backend.concurrency", "must be at least 1".into()));
@@ -284,8 +290,9 @@ pub fn seeds(cfg: &SynthConfig, summary: &mut Summary) -> Result<Vec<Seed>> {
 }
 
 /// Run (or continue) the synthesis. `decontamination` holds the benchmark test items' texts;
-/// `progress` is called with the live counters about every 100 ms.
-pub fn run(cfg: &SynthConfig, decontamination: &[String], progress: &(dyn Fn(&Counters, u64) + Sync)) -> Result<Summary> {
+/// `progress` is called with the live counters about every 100 ms; `local` answers instead of
+/// the configured servers (the `local_model` of the backend, loaded by the caller).
+pub fn run(cfg: &SynthConfig, decontamination: &[String], progress: &(dyn Fn(&Counters, u64) + Sync), local: Option<&dyn client::Generator>) -> Result<Summary> {
     let mut summary = Summary::default();
     let seeds = seeds(cfg, &mut summary)?;
     let (science_t, code_t) = (template(&cfg.science_prompt, SCIENCE_PROMPT)?, template(&cfg.code_prompt, CODE_PROMPT)?);
@@ -336,7 +343,13 @@ pub fn run(cfg: &SynthConfig, decontamination: &[String], progress: &(dyn Fn(&Co
     let pending = pending.take_while(move |_| budget == 0 || earlier_tokens + counters_ref.tokens.load(Ordering::Relaxed) < budget);
     let mut write_error = None;
     let mut last = std::time::Instant::now();
-    client::run(&settings, pending, &counters, |c| {
+    let http = client::HttpGenerator::new(&settings);
+    let generator: &dyn client::Generator = match local {
+        Some(g) => g,
+        None if settings.endpoints.is_empty() => return Err(SynthError::Request("synth.backend: `local_model` is set but no local generator was given".into())),
+        None => &http,
+    };
+    client::run_with(generator, &settings, pending, &counters, |c| {
         if write_error.is_none() {
             if let Err(e) = journal.append(c) {
                 write_error = Some(e);

@@ -41,7 +41,7 @@ fn every_request_ends_done_or_failed_and_none_is_repeated() {
     let server = FaultServer::start(true, Duration::from_millis(1500));
     let dir = tempfile::tempdir().unwrap();
     let cfg = SynthConfig::load(&config(dir.path(), &server.url, 150)).unwrap();
-    let s = run(&cfg, &[], &|_, _| {}).unwrap();
+    let s = run(&cfg, &[], &|_, _| {}, None).unwrap();
     assert_eq!(s.requests, 150);
     assert_eq!(s.done + s.failed, 150, "{s:?}");
     assert_eq!(s.failed as usize, server.prompts_of_class(0), "always-500 prompts fail after their retries");
@@ -64,13 +64,13 @@ fn every_request_ends_done_or_failed_and_none_is_repeated() {
 
     // A second run with the same settings sends nothing: the journal answers every request.
     let before = server.requests.load(std::sync::atomic::Ordering::Relaxed);
-    let again = run(&cfg, &[], &|_, _| {}).unwrap();
+    let again = run(&cfg, &[], &|_, _| {}, None).unwrap();
     assert_eq!(server.requests.load(std::sync::atomic::Ordering::Relaxed), before);
     assert_eq!(again.resumed, 150);
     assert_eq!(std::fs::read_to_string(cfg.output.join("synthesis.jsonl")).unwrap(), out);
 
     // Decontamination: an item sharing 13 words with a kept answer removes it.
     let benchmark = first["solution"].as_str().unwrap().to_string();
-    let decon = run(&cfg, &[benchmark], &|_, _| {}).unwrap();
+    let decon = run(&cfg, &[benchmark], &|_, _| {}, None).unwrap();
     assert!(decon.rejected.get(&Reject::Contaminated).copied().unwrap_or(0) >= 1 && decon.kept < s.kept);
 }
