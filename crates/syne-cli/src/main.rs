@@ -765,7 +765,7 @@ fn print_summary(r: &PrepareReport) {
 /// `syne eval` with the settings of a recipe's `[eval]` table (keys as the command's flags:
 /// tasks, tasks_file, ppl = { NAME = FILE }, ppl_docs, limit, data_dir, bench_dir, max_len,
 /// batch_tokens, generate_batch; `before = false` skips the baseline), paths relative to `base`.
-fn eval_from_table(table: &toml::Table, base: &Path, model: &Path, tokenizer: Option<&Path>, out: &Path, opts: &run::RunOptions) -> Result<(), CliError> {
+fn eval_argv(table: &toml::Table, base: &Path, model: &Path, tokenizer: Option<&Path>, out: &Path, opts: &run::RunOptions) -> Result<Vec<String>, CliError> {
     let mut argv: Vec<String> = vec!["syne".into(), "eval".into(), "--model".into(), model.display().to_string(), "--out".into(), out.display().to_string()];
     argv.extend(["--threads".into(), opts.threads.to_string()]);
     if opts.cpu {
@@ -800,6 +800,14 @@ fn eval_from_table(table: &toml::Table, base: &Path, model: &Path, tokenizer: Op
             other => return Err(bad(other, "unknown key")),
         }
     }
+    // Parse now, so that a bad table is reported before a run trains for hours.
+    Cli::try_parse_from(&argv).map_err(|e| CliError::Usage(format!("[eval]: {e}")))?;
+    Ok(argv)
+}
+
+/// Run `syne eval` as [`eval_argv`] spells the table.
+fn eval_from_table(table: &toml::Table, base: &Path, model: &Path, tokenizer: Option<&Path>, out: &Path, opts: &run::RunOptions) -> Result<(), CliError> {
+    let argv = eval_argv(table, base, model, tokenizer, out, opts)?;
     match Cli::try_parse_from(&argv).map_err(|e| CliError::Usage(format!("[eval]: {e}")))?.command {
         Command::Eval(cmd) => eval(*cmd),
         _ => unreachable!("argv starts with `eval`"),

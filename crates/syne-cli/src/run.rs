@@ -287,6 +287,12 @@ pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliErro
         Err(_) => write_atomic(&copy, &recipe_bytes)?,
     }
     let base = path.parent().unwrap_or(Path::new("."));
+    // Settings read only at the end are checked now: a bad [train] or [eval] fails before hours
+    // of work.
+    let checked = train_config(&recipe, &dir.join("train"))?;
+    if let Some(e) = &recipe.eval {
+        crate::eval_argv(e, base, &checked.model, checked.tokenizer.as_deref(), &dir.join("eval"), opts)?;
+    }
 
     // 1. prepare
     let pcfg = prepare_config(&recipe)?;
@@ -554,5 +560,12 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap().replace("[train]\n", "[train]\nout = \"x\"\n");
         let bad = Recipe::parse(&text, &path).unwrap();
         assert!(train_config(&bad, out.path()).unwrap_err().to_string().contains("train.out"));
+        // [eval] is checked before the run starts: flags as the command's, unknown keys refused.
+        let opts = RunOptions { threads: 1, cpu: true, progress: false };
+        let argv = crate::eval_argv(recipe.eval.as_ref().unwrap(), out.path(), &cfg.model, None, out.path(), &opts).unwrap();
+        assert!(argv.windows(2).any(|w| w[0] == "--tasks" && w[1].starts_with("mmlu,ceval,cmmlu")), "{argv:?}");
+        let table: toml::Table = toml::from_str("taks = [\"mmlu\"]").unwrap();
+        let e = crate::eval_argv(&table, out.path(), &cfg.model, None, out.path(), &opts).unwrap_err().to_string();
+        assert!(e.contains("[eval].taks: unknown key"), "{e}");
     }
 }
