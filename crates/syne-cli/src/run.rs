@@ -149,7 +149,7 @@ impl Annotator<'_> {
     /// Notes for every document of `shards` into `out` (built in `out.partial` chunk by chunk;
     /// a restarted run keeps the complete lines).
     fn annotate(&self, name: &str, shards: &[ShardReader], topics: bool, perplexity: bool, out: &Path) -> Result<Vec<NoteLine>, CliError> {
-        let docs: Vec<(usize, usize)> = shards.iter().enumerate().flat_map(|(s, sh)| (0..sh.num_docs()).map(move |d| (s, d))).collect();
+        let docs = syne_data::shards::doc_refs(shards);
         if !out.exists() {
             let tmp = partial_path(out);
             let mut done = 0usize;
@@ -387,7 +387,7 @@ pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliErro
             if topics {
                 // The held-out documents, as text with their topic: the per-topic validation set.
                 let mut lines = String::new();
-                let docs: Vec<(usize, usize)> = input.shards.iter().enumerate().flat_map(|(s, sh)| (0..sh.num_docs()).map(move |d| (s, d))).collect();
+                let docs = syne_data::shards::doc_refs(&input.shards);
                 for (i, &(s, d)) in docs.iter().enumerate().filter(|(i, _)| held[*i]) {
                     let text = annotator.text(&input.shards[s].doc(d).to_vec())?;
                     lines += &serde_json::json!({"text": text, "topic": notes[i].topic}).to_string();
@@ -516,7 +516,7 @@ pub fn topic_datasets(recipe: &Recipe, out: &Path) -> Result<Vec<syne_mix::megat
         let notes: Vec<NoteLine> = text.lines().enumerate().map(|(i, l)| serde_json::from_str(l).map_err(|e| usage(format!("{}:{}: {e}", file.display(), i + 1)))).collect::<Result<_, _>>()?;
         let held = choose_heldout(&notes, heldout_per_topic, seed);
         let shards = source_shards(&m.prepared, &prepared, source)?;
-        let docs: Vec<(usize, usize)> = shards.iter().enumerate().flat_map(|(s, sh)| (0..sh.num_docs()).map(move |d| (s, d))).collect();
+        let docs = syne_data::shards::doc_refs(&shards);
         if docs.len() != notes.len() {
             return Err(usage(format!("{}: {} notes for {} documents of `{source}`", file.display(), notes.len(), docs.len())));
         }

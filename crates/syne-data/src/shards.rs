@@ -277,8 +277,12 @@ impl ShardReader {
 /// Write a Megatron-LM indexed dataset at `prefix` (`prefix.bin`, `prefix.idx`) from shards,
 /// one sequence per document, in the given order.
 pub fn export_megatron(shards: &[ShardReader], prefix: &Path, vocab_size: usize) -> Result<(u64, u64)> {
-    let docs: Vec<(usize, usize)> = shards.iter().enumerate().flat_map(|(s, sh)| (0..sh.num_docs()).map(move |d| (s, d))).collect();
-    export_megatron_docs(shards, &docs, prefix, vocab_size)
+    export_megatron_docs(shards, &doc_refs(shards), prefix, vocab_size)
+}
+
+/// Every document of `shards` as (shard index, document index), in shard order.
+pub fn doc_refs(shards: &[ShardReader]) -> Vec<(usize, usize)> {
+    shards.iter().enumerate().flat_map(|(s, sh)| (0..sh.num_docs()).map(move |d| (s, d))).collect()
 }
 
 /// [`export_megatron`] of the documents `docs` (shard index, document index), in that order.

@@ -141,17 +141,10 @@ impl Generator for HttpGenerator<'_> {
     }
 }
 
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The wait before retry `k` (1-based) of the request with key hash `h`.
 pub fn backoff(settings: &ClientSettings, h: u64, k: u32) -> Duration {
     let base = settings.backoff_base.saturating_mul(1u32 << (k - 1).min(20)).min(settings.backoff_max);
-    let jitter = 0.5 + (splitmix(h ^ u64::from(k)) >> 11) as f64 / (1u64 << 53) as f64;
+    let jitter = 0.5 + (syne_data::text::mix64(h ^ u64::from(k)) >> 11) as f64 / (1u64 << 53) as f64;
     base.mul_f64(jitter)
 }
 

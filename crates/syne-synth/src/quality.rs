@@ -106,10 +106,9 @@ pub fn check(pair: &QaPair, f: &Filters) -> Result<(), Reject> {
     Ok(())
 }
 
-fn ngram_hashes(text: &str, n: usize) -> impl Iterator<Item = u64> {
+fn ngram_hashes(text: &str, n: usize) -> Vec<u64> {
     let words: Vec<u64> = syne_data::text::simplified_words(text).iter().map(|w| syne_data::text::mix64(w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)))).collect();
-    let count = words.len().saturating_sub(n - 1);
-    (0..if words.len() >= n { count } else { 0 }).map(move |i| words[i..i + n].iter().fold(0u64, |h, &w| syne_data::text::mix64(h ^ w)))
+    syne_data::text::ngram_hashes(&words, n)
 }
 
 /// The word n-grams of benchmark test items (lower-cased, punctuation-free words, as
@@ -132,7 +131,7 @@ impl Decontaminator {
 
     /// Whether `text` shares an n-gram with a test item.
     pub fn contaminated(&self, text: &str) -> bool {
-        ngram_hashes(text, self.n).any(|h| self.grams.contains(&h))
+        ngram_hashes(text, self.n).iter().any(|h| self.grams.contains(h))
     }
 
     pub fn ngrams(&self) -> usize {
