@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod run;
 use syne_data::prepare::{run_prepare, verify_output, Counts, Manifest, PrepareOptions, PrepareReport};
 use syne_data::shards::{export_megatron, ShardReader};
@@ -37,8 +38,30 @@ enum CliError {
     Mix(#[from] syne_mix::MixError),
     #[error(transparent)]
     Synth(#[from] syne_synth::SynthError),
+    #[error(transparent)]
+    Report(#[from] syne_report::ReportError),
     #[error("{0}")]
     Usage(String),
+}
+
+/// How `syne run` and `syne demo` run (none of it changes the results).
+#[derive(clap::Args, Clone, Copy)]
+struct RunFlags {
+    /// Threads for CPU math and data preparation (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Stay on the CPU even when a GPU is present.
+    #[arg(long)]
+    cpu: bool,
+    /// Do not draw progress bars.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+impl RunFlags {
+    fn options(self) -> run::RunOptions {
+        run::RunOptions { threads: self.threads, cpu: self.cpu, progress: !self.no_progress }
+    }
 }
 
 #[derive(Parser)]
@@ -229,16 +252,40 @@ enum Command {
     /// complete, so a killed run started again continues where it stopped.
     Run {
         recipe: PathBuf,
-        /// Threads for CPU math and data preparation (default: all cores).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Stay on the CPU even when a GPU is present.
-        #[arg(long)]
-        cpu: bool,
-        /// Do not draw progress bars.
-        #[arg(long)]
-        no_progress: bool,
+        #[command(flatten)]
+        how: RunFlags,
     },
+    /// The embedded default: the demo recipe (SmolLM2-135M continually pre-trained on real
+    /// Chinese, English and science corpora with synthetic QA, ~30 minutes on 2 CPU cores) run
+    /// end to end, evaluated before and after, and reported (RUN/report/report.html).
+    Demo {
+        /// The demo recipe.
+        #[arg(long, default_value = "recipes/demo.toml")]
+        recipe: PathBuf,
+        /// Training tokens of both stages together (default: the recipe's, 81,920); stages,
+        /// schedule and intervals scale in proportion, in whole steps.
+        #[arg(long)]
+        tokens: Option<u64>,
+        /// Synthesis requests (default: the recipe's [synth] max_requests).
+        #[arg(long)]
+        synth_requests: Option<usize>,
+        /// Questions per benchmark (default: the recipe's [eval] limit).
+        #[arg(long)]
+        eval_limit: Option<u64>,
+        /// Read only the first N documents of every corpus file (a quick look).
+        #[arg(long)]
+        docs: Option<usize>,
+        /// Run folder (default: the recipe's; a scaled demo gets its own, e.g. runs/demo-t163840).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        how: RunFlags,
+    },
+    /// The report of a finished `syne run` (or `syne demo`): RUN/report/report.md and a
+    /// self-contained report.html with SVG plots (training loss, per-domain and per-topic
+    /// validation loss, topic weights, tokens per source and stage, the curriculum's
+    /// perplexity profile) and the before/after benchmark table.
+    Report { run: PathBuf },
     /// Generate synthetic scientific and code QA with an OpenAI-compatible server (`[synth]`
     /// table of a TOML file): seeds, prompts, retries, journal, parsing, dedup and
     /// decontamination; killed and started again, it continues without losing or repeating a
@@ -604,9 +651,18 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Eval(cmd) => eval(*cmd)?,
         Command::Synth { config, max_requests, no_progress } => synth(&config, max_requests, no_progress)?,
-        Command::Run { recipe, threads, cpu, no_progress } => {
-            let m = run::run_recipe(&recipe, &run::RunOptions { threads, cpu, progress: !no_progress })?;
+        Command::Run { recipe, how } => {
+            let m = run::run_recipe(&recipe, &how.options())?;
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": recipe, "train": m.train, "eval": m.eval})).expect("json"));
+        }
+        Command::Demo { recipe, tokens, synth_requests, eval_limit, docs, out, how } => {
+            let scale = demo::DemoScale { tokens, synth_requests, eval_limit, docs, out };
+            let dir = demo::run_demo(&recipe, &scale, &how.options())?;
+            print!("{}", std::fs::read_to_string(dir.join("report/report.md")).map_err(|e| syne_data::DataError::io(&dir, "cannot read the report", e))?);
+        }
+        Command::Report { run } => {
+            let r = syne_report::write_report(&run)?;
+            eprintln!("report: {} and {}", r.markdown.display(), r.html.display());
         }
         Command::Topics { cmd } => topics(cmd)?,
         Command::Plan { recipe, json, megatron, topics_from_run } => {
@@ -764,7 +820,8 @@ fn print_summary(r: &PrepareReport) {
 
 /// `syne eval` with the settings of a recipe's `[eval]` table (keys as the command's flags:
 /// tasks, tasks_file, ppl = { NAME = FILE }, ppl_docs, limit, data_dir, bench_dir, max_len,
-/// batch_tokens, generate_batch; `before = false` skips the baseline), paths relative to `base`.
+/// batch_tokens, generate_batch; `before = false` skips the baseline, `heldout = true` adds the
+/// run's held-out sets as perplexity tasks), paths relative to `base`.
 fn eval_argv(table: &toml::Table, base: &Path, model: &Path, tokenizer: Option<&Path>, out: &Path, opts: &run::RunOptions) -> Result<Vec<String>, CliError> {
     let mut argv: Vec<String> = vec!["syne".into(), "eval".into(), "--model".into(), model.display().to_string(), "--out".into(), out.display().to_string()];
     argv.extend(["--threads".into(), opts.threads.to_string()]);
@@ -777,7 +834,9 @@ fn eval_argv(table: &toml::Table, base: &Path, model: &Path, tokenizer: Option<&
     let bad = |key: &str, what: &str| CliError::Usage(format!("[eval].{key}: {what}"));
     for (key, value) in table {
         match key.as_str() {
-            "before" => {}
+            "before" | "heldout" => {
+                value.as_bool().ok_or_else(|| bad(key, "expected true or false"))?;
+            }
             "tasks" => {
                 let names: Option<Vec<&str>> = value.as_array().map(|a| a.iter().filter_map(toml::Value::as_str).collect());
                 let names = names.filter(|n| n.len() == value.as_array().map_or(0, Vec::len)).ok_or_else(|| bad(key, "expected a list of task names"))?;
@@ -979,17 +1038,27 @@ fn topics(cmd: TopicsCmd) -> Result<(), CliError> {
             llm_label(LlmLabel { inputs, out, sample, seed, taxonomy, method, max_chars, text_field, model, tokenizer, api, batch, threads, cpu })?
         }
         TopicsCmd::MmluSeed { data_dir, split, out } => {
-            let mut writer = syne_data::io::JsonlWriter::create(&out)?;
-            for (subject, text) in syne_eval::task::mmlu_questions(&data_dir, &split)? {
-                let topic = syne_mix::topics::mmlu_topic(&subject).ok_or_else(|| CliError::Usage(format!("MMLU subject `{subject}` has no topic")))?;
-                writer.write(&serde_json::json!({"text": text, "topic": topic, "subject": subject}))?;
-            }
-            let n = writer.records();
-            writer.finish()?;
+            let n = write_mmlu_seed(&data_dir, &split, &out)?;
             eprintln!("{n} labelled MMLU questions → {}", out.display());
         }
     }
     Ok(())
+}
+
+/// MMLU's `split` questions labelled with their subject's topic, as JSONL at `out` (the topic
+/// classifier's seed); returns how many.
+fn write_mmlu_seed(data_dir: &Path, split: &str, out: &Path) -> Result<u64, CliError> {
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| syne_data::DataError::io(parent, "cannot create", e))?;
+    }
+    let mut writer = syne_data::io::JsonlWriter::create(out)?;
+    for (subject, text) in syne_eval::task::mmlu_questions(data_dir, split)? {
+        let topic = syne_mix::topics::mmlu_topic(&subject).ok_or_else(|| CliError::Usage(format!("MMLU subject `{subject}` has no topic")))?;
+        writer.write(&serde_json::json!({"text": text, "topic": topic, "subject": subject}))?;
+    }
+    let n = writer.records();
+    writer.finish()?;
+    Ok(n)
 }
 
 /// `syne synth`.
@@ -998,6 +1067,15 @@ fn synth(config: &Path, max_requests: Option<usize>, no_progress: bool) -> Resul
     if let Some(n) = max_requests {
         cfg.max_requests = n;
     }
+    let summary = synth_with(cfg.clone(), config, no_progress)?;
+    println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+    eprintln!("{} items → {}", summary.kept, cfg.output.join("synthesis.jsonl").display());
+    Ok(())
+}
+
+/// Run the synthesis `cfg` (read from `config`): benchmark items for decontamination, the
+/// backend (servers or the local model in this process), progress.
+fn synth_with(cfg: syne_synth::run::SynthConfig, config: &Path, no_progress: bool) -> Result<syne_synth::run::Summary, CliError> {
     // The test items of the installed benchmarks (0-shot prompts with their answers).
     let mut items = Vec::new();
     if let Some(dir) = &cfg.decontamination.data_dir {
@@ -1021,24 +1099,85 @@ fn synth(config: &Path, max_requests: Option<usize>, no_progress: bool) -> Resul
     };
     let local = match &cfg.backend.local_model {
         Some(m) => {
-            // One model in this process: requests take turns.
-            cfg.backend.concurrency = 1;
+            // One model in this process: `concurrency` requests share each generation batch.
             let device = torch_device(0, false);
-            Some(LocalGenerator { model: std::sync::Mutex::new((Llama::load(m, device)?, TextTokenizer::load(m)?)) })
+            let tok = TextTokenizer::load(m)?;
+            if cfg.backend.chat && tok.chat_template().is_none() {
+                return Err(CliError::Usage(format!("{}: [synth.backend] chat = true but {} has no chat template", config.display(), m.display())));
+            }
+            Some(LocalGenerator { model: std::sync::Mutex::new((Llama::load(m, device)?, tok)), chat: cfg.backend.chat, waiting: Default::default() })
         }
         None => None,
     };
     let summary = syne_synth::run::run(&cfg, &items, &progress, local.as_ref().map(|g| g as &dyn syne_synth::client::Generator))?;
     bar.finish_and_clear();
-    println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
-    eprintln!("{} items → {}", summary.kept, cfg.output.join("synthesis.jsonl").display());
-    Ok(())
+    Ok(summary)
 }
 
 /// `syne synth`'s in-process generator: syne-model's sampling (the request's temperature, top-p
-/// and seed) on a local model, completion-style (the prompt ends with `[Problem]`).
+/// and seed) on a local model, completion-style (the prompt ends with `[Problem]`), or with
+/// `chat = true` as the user's turn in the model's own chat template (what a server does).
+///
+/// Requests are batched: on a CPU one token of a small model costs about as much for 8 rows as
+/// for 1 (reading the weights dominates), so the client's workers (`concurrency` of them) queue
+/// their requests and whichever holds the model generates for everything queued; the others wait
+/// for their answer. Each row samples from its own request's seed.
 struct LocalGenerator {
     model: std::sync::Mutex<(Llama, TextTokenizer)>,
+    chat: bool,
+    waiting: std::sync::Mutex<Vec<(syne_synth::client::GenRequest, std::sync::mpsc::Sender<Result<syne_synth::client::Answer, String>>)>>,
+}
+
+impl LocalGenerator {
+    fn prompt_ids(&self, tok: &TextTokenizer, prompt: &str) -> Result<Vec<u32>, String> {
+        if self.chat {
+            // The template writes the BOS token itself where the model wants one.
+            let prompt = tok.render_chat(&[("user", prompt)]).map_err(|e| e.to_string())?;
+            tok.clone().with_parse_special(true).encode(&prompt).map_err(|e| e.to_string())
+        } else {
+            let mut ids: Vec<u32> = if tok.adds_bos(BosPolicy::Model) { tok.bos_id().into_iter().collect() } else { Vec::new() };
+            ids.extend(tok.encode(prompt).map_err(|e| e.to_string())?);
+            Ok(ids)
+        }
+    }
+
+    /// Generate for the queued requests that share the first one's sampling settings.
+    fn run_queued(&self, lm: &Llama, tok: &TextTokenizer) {
+        let batch: Vec<_> = {
+            let mut w = self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(first) = w.first().map(|(r, _)| (r.max_tokens, r.temperature.to_bits(), r.top_p.to_bits())) else { return };
+            let (same, rest): (Vec<_>, Vec<_>) = w.drain(..).partition(|(r, _)| (r.max_tokens, r.temperature.to_bits(), r.top_p.to_bits()) == first);
+            *w = rest;
+            same
+        };
+        let first = &batch[0].0;
+        let cfg = syne_model::generate::SamplingConfig {
+            max_new_tokens: first.max_tokens as usize,
+            temperature: first.temperature,
+            top_p: first.top_p,
+            stop_at_eos: true,
+            ..Default::default()
+        };
+        let result = batch
+            .iter()
+            .map(|(r, _)| self.prompt_ids(tok, &r.prompt))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|ids| {
+                let seeds: Vec<u64> = batch.iter().map(|(r, _)| r.seed.unwrap_or(0)).collect();
+                syne_model::generate::generate_seeded(lm, tok, &ids, &seeds, &cfg).map_err(|e| e.to_string())
+            });
+        match result {
+            Ok(completions) => {
+                for ((_, tx), c) in batch.iter().zip(completions) {
+                    let finish = if c.finish == syne_model::generate::FinishReason::Length { "length" } else { "stop" };
+                    let _ = tx.send(Ok((c.text, Some(finish.to_string()), c.tokens.len() as u64)));
+                }
+            }
+            Err(e) => batch.iter().for_each(|(_, tx)| {
+                let _ = tx.send(Err(e.clone()));
+            }),
+        }
+    }
 }
 
 impl syne_synth::client::Generator for LocalGenerator {
@@ -1047,22 +1186,23 @@ impl syne_synth::client::Generator for LocalGenerator {
     }
 
     fn attempt(&self, _endpoint: usize, req: &syne_synth::client::GenRequest) -> Result<syne_synth::client::Answer, syne_synth::client::AttemptError> {
+        use std::sync::mpsc::RecvTimeoutError;
         use syne_synth::client::AttemptError::Fatal;
-        let guard = self.model.lock().map_err(|_| Fatal("the local model's lock is poisoned".into()))?;
-        let (lm, tok) = &*guard;
-        let mut ids: Vec<u32> = if tok.adds_bos(BosPolicy::Model) { tok.bos_id().into_iter().collect() } else { Vec::new() };
-        ids.extend(tok.encode(&req.prompt).map_err(|e| Fatal(e.to_string()))?);
-        let cfg = syne_model::generate::SamplingConfig {
-            max_new_tokens: req.max_tokens as usize,
-            temperature: req.temperature,
-            top_p: req.top_p,
-            seed: req.seed.unwrap_or(0),
-            stop_at_eos: true,
-            ..Default::default()
-        };
-        let c = syne_model::generate::generate_at(lm, tok, &[ids], 0, &cfg).map_err(|e| Fatal(e.to_string()))?.remove(0);
-        let finish = if c.finish == syne_model::generate::FinishReason::Length { "length" } else { "stop" };
-        Ok((c.text, Some(finish.to_string()), c.tokens.len() as u64))
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((req.clone(), tx));
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(answer) => return answer.map_err(Fatal),
+                Err(RecvTimeoutError::Disconnected) => return Err(Fatal("the local generator dropped a request".into())),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            // Nobody is generating: this worker does, for everything queued by now (the 20 ms
+            // wait above lets the other workers' requests join the batch).
+            if let Ok(guard) = self.model.try_lock() {
+                let (lm, tok) = &*guard;
+                self.run_queued(lm, tok);
+            }
+        }
     }
 }
 

@@ -113,6 +113,14 @@ pub fn train_config(recipe: &Recipe, out: &Path) -> Result<TrainConfig, CliError
     cfg
 }
 
+/// The recipe's `[synth]` table as `syne synth` reads it (paths relative to the recipe).
+fn synth_config(recipe: &Recipe) -> Result<Option<syne_synth::run::SynthConfig>, CliError> {
+    let Some(t) = &recipe.synth else { return Ok(None) };
+    let mut whole = toml::Table::new();
+    whole.insert("synth".into(), toml::Value::Table(t.clone()));
+    Ok(Some(syne_synth::run::SynthConfig::parse(&toml::to_string(&whole).expect("toml"), &recipe.path)?))
+}
+
 /// One line of `notes/SOURCE.jsonl`.
 #[derive(Debug, Serialize, Deserialize)]
 struct NoteLine {
@@ -237,6 +245,18 @@ fn choose_heldout(notes: &[NoteLine], per_topic: usize, seed: u64) -> Vec<bool> 
     held
 }
 
+/// `n` documents held out of `docs`, chosen by a seeded hash of their number (none when that
+/// would leave fewer than half of them for training).
+fn choose_heldout_plain(docs: usize, n: usize, seed: u64) -> Vec<bool> {
+    let mut keys: Vec<(u64, usize)> = (0..docs).map(|i| (syne_data::text::mix64(seed ^ syne_data::text::mix64(i as u64 ^ 0x5eed)), i)).collect();
+    keys.sort_unstable();
+    let mut held = vec![false; docs];
+    for &(_, i) in keys.iter().take(n.min(docs / 2)) {
+        held[i] = true;
+    }
+    held
+}
+
 /// The run's record (`manifest.json`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RunManifest {
@@ -246,6 +266,9 @@ pub struct RunManifest {
     pub prepared_manifest_sha256: String,
     pub plan: PathBuf,
     pub notes: BTreeMap<String, NotesSummary>,
+    /// Per source, the documents held out of training (its validation set).
+    #[serde(default)]
+    pub heldout: BTreeMap<String, HeldoutSummary>,
     pub train: TrainSummary,
     pub account: syne_mix::stream::Account,
     pub eval: BTreeMap<String, PathBuf>,
@@ -262,6 +285,13 @@ pub struct NotesSummary {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+pub struct HeldoutSummary {
+    pub file: PathBuf,
+    pub sha256: String,
+    pub docs: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TrainSummary {
     pub out: PathBuf,
     pub steps: u64,
@@ -272,11 +302,18 @@ pub struct TrainSummary {
 
 /// Run the recipe at `path`.
 pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, "cannot read recipe", e))?;
+    run_recipe_text(&text, path, opts)
+}
+
+/// Run the recipe `text`, read as if it were the file `path` (its relative paths resolve against
+/// that file's folder): how `syne demo` runs its recipe with another token budget.
+pub fn run_recipe_text(text: &str, path: &Path, opts: &RunOptions) -> Result<RunManifest, CliError> {
     let path = &std::path::absolute(path).map_err(|e| DataError::io(path, "cannot resolve", e))?;
-    let recipe = Recipe::load(path)?;
+    let recipe = Recipe::parse(text, path)?;
     let dir = recipe.run.output.clone();
     std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, "cannot create run folder", e))?;
-    let recipe_bytes = std::fs::read(path).map_err(|e| DataError::io(path, "cannot read", e))?;
+    let recipe_bytes = text.as_bytes().to_vec();
     // A run folder belongs to one recipe: resuming with another would mix two runs.
     let copy = dir.join("recipe.toml");
     match std::fs::read(&copy) {
@@ -287,11 +324,34 @@ pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliErro
         Err(_) => write_atomic(&copy, &recipe_bytes)?,
     }
     let base = path.parent().unwrap_or(Path::new("."));
-    // Settings read only at the end are checked now: a bad [train] or [eval] fails before hours
-    // of work.
+    // Settings read only later are checked now: a bad [synth], [train] or [eval] fails before
+    // hours of work.
+    synth_config(&recipe)?;
     let checked = train_config(&recipe, &dir.join("train"))?;
     if let Some(e) = &recipe.eval {
         crate::eval_argv(e, base, &checked.model, checked.tokenizer.as_deref(), &dir.join("eval"), opts)?;
+    }
+
+    // 0. synthesise (the synthetic source reads its output)
+    if let Some(cfg) = synth_config(&recipe)? {
+        let summary_path = cfg.output.join("summary.json");
+        let done: Option<syne_synth::run::Summary> = std::fs::read(&summary_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let summary = match done {
+            Some(s) if s.requests == cfg.max_requests as u64 => {
+                say(format!("synth: {} complete", cfg.output.display()));
+                s
+            }
+            _ => crate::synth_with(cfg.clone(), path, !opts.progress)?,
+        };
+        say(format!("synth: {} of {} requests kept → {}", summary.kept, summary.requests, cfg.output.join("synthesis.jsonl").display()));
+        if summary.kept == 0 {
+            return Err(usage(format!(
+                "{}: [synth] kept no item of {} requests (rejected: {:?}); raise [synth] max_requests or use a stronger model",
+                path.display(),
+                summary.requests,
+                summary.rejected
+            )));
+        }
     }
 
     // 1. prepare
@@ -368,35 +428,23 @@ pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliErro
     };
     let mut inputs = Vec::new();
     let mut notes_summary = BTreeMap::new();
+    let mut heldout_files = BTreeMap::new();
     let heldout_per_topic = recipe.topics.as_ref().map_or(0, |t| t.heldout_docs);
     for name in &schedule.sources {
         let src = &recipe.sources[name];
         let shards = source_shards(&data_dir, &manifest, name)?;
         let (topics, curriculum) = (needs_topics.contains(&name), needs_ppl.contains(&name));
         let mut input = SourceInput { name: name.clone(), shards, topics: Vec::new(), notes: Vec::new(), curriculum, max_epochs: src.max_epochs };
+        let mut held = Vec::new();
         if topics || curriculum {
             let file = dir.join("notes").join(format!("{name}.jsonl"));
             std::fs::create_dir_all(file.parent().expect("notes folder")).map_err(|e| DataError::io(&file, "cannot create", e))?;
             let notes = annotator.annotate(name, &input.shards, topics, curriculum, &file)?;
             let labels: Vec<String> = topic_model.as_ref().filter(|_| topics).map(|m| m.labels.clone()).unwrap_or_default();
-            let held = if topics { choose_heldout(&notes, heldout_per_topic, train_cfg.seed) } else { vec![false; notes.len()] };
+            held = if topics { choose_heldout(&notes, heldout_per_topic, train_cfg.seed) } else { choose_heldout_plain(notes.len(), src.heldout_docs, train_cfg.seed) };
             let mut topic_docs: BTreeMap<String, u64> = BTreeMap::new();
             for n in &notes {
                 *topic_docs.entry(n.topic.clone().unwrap_or_else(|| "-".into())).or_default() += 1;
-            }
-            if topics {
-                // The held-out documents, as text with their topic: the per-topic validation set.
-                let mut lines = String::new();
-                let docs = syne_data::shards::doc_refs(&input.shards);
-                for (i, &(s, d)) in docs.iter().enumerate().filter(|(i, _)| held[*i]) {
-                    let text = annotator.text(&input.shards[s].doc(d).to_vec())?;
-                    lines += &serde_json::json!({"text": text, "topic": notes[i].topic}).to_string();
-                    lines.push('\n');
-                }
-                let hfile = dir.join("heldout").join(format!("{name}.jsonl"));
-                std::fs::create_dir_all(hfile.parent().expect("folder")).map_err(|e| DataError::io(&hfile, "cannot create", e))?;
-                write_atomic(&hfile, lines.as_bytes())?;
-                train_cfg.validation.push(ValidationSet { name: name.clone(), path: hfile, max_docs: usize::MAX, text_field: "text".into(), topic_field: Some("topic".into()) });
             }
             input.notes = notes
                 .iter()
@@ -416,6 +464,28 @@ pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliErro
                 },
             );
             say(format!("annotate: {name}: {} documents{}{}", notes.len(), if topics { ", topics" } else { "" }, if curriculum { ", perplexity" } else { "" }));
+        } else if src.heldout_docs > 0 {
+            let n = syne_data::shards::doc_refs(&input.shards).len();
+            held = choose_heldout_plain(n, src.heldout_docs, train_cfg.seed);
+            input.notes = held.iter().map(|&h| DocNote { topic: None, perplexity: None, heldout: h }).collect();
+        }
+        if held.iter().any(|&h| h) {
+            // The held-out documents as text (with their topic, for topic sources): this source's
+            // validation set, scored at every validation and by `[eval] heldout = true`.
+            let mut lines = String::new();
+            let docs = syne_data::shards::doc_refs(&input.shards);
+            for (i, &(s, d)) in docs.iter().enumerate().filter(|(i, _)| held[*i]) {
+                let text = annotator.text(&input.shards[s].doc(d).to_vec())?;
+                let topic = input.notes[i].topic.map(|t| input.topics[t as usize].clone());
+                lines += &serde_json::json!({"text": text, "topic": topic}).to_string();
+                lines.push('\n');
+            }
+            let hfile = dir.join("heldout").join(format!("{name}.jsonl"));
+            std::fs::create_dir_all(hfile.parent().expect("folder")).map_err(|e| DataError::io(&hfile, "cannot create", e))?;
+            write_atomic(&hfile, lines.as_bytes())?;
+            let topic_field = topics.then(|| "topic".to_string());
+            train_cfg.validation.push(ValidationSet { name: name.clone(), path: hfile.clone(), max_docs: usize::MAX, text_field: "text".into(), topic_field });
+            heldout_files.insert(name.clone(), HeldoutSummary { sha256: syne_data::io::sha256_file(&hfile)?, file: hfile, docs: held.iter().filter(|&&h| h).count() as u64 });
         }
         inputs.push(input);
     }
@@ -455,6 +525,16 @@ pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliErro
     // 5. evaluate
     let mut eval = BTreeMap::new();
     if let Some(e) = &recipe.eval {
+        let mut e = e.clone();
+        if e.get("heldout").and_then(toml::Value::as_bool) == Some(true) {
+            // Every held-out set becomes a perplexity task named after its source.
+            let ppl = e.entry("ppl").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let ppl = ppl.as_table_mut().ok_or_else(|| usage(format!("{}: [eval].ppl: expected a table NAME = FILE", path.display())))?;
+            for (name, h) in &heldout_files {
+                ppl.entry(name.clone()).or_insert_with(|| toml::Value::String(h.file.to_string_lossy().into_owned()));
+            }
+        }
+        let e = &e;
         for (label, model) in [("before", train_cfg.model.clone()), ("after", final_dir.clone())] {
             if label == "before" && e.get("before").and_then(toml::Value::as_bool) == Some(false) {
                 continue;
@@ -475,6 +555,7 @@ pub fn run_recipe(path: &Path, opts: &RunOptions) -> Result<RunManifest, CliErro
         prepared_manifest_sha256: syne_data::io::sha256_file(&data_dir.join("manifest.json"))?,
         plan: plan_path,
         notes: notes_summary,
+        heldout: heldout_files,
         train: TrainSummary { out: out.clone(), steps, tokens, final_model: final_dir, mixture_log: out.join("mixture.jsonl") },
         account,
         eval,

@@ -11,6 +11,7 @@
 //! page) are tokenized as plain text, so corpus text can never inject control tokens;
 //! [`TextTokenizer::with_parse_special`] turns parsing on.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -53,6 +54,8 @@ pub struct TextTokenizer {
     model_adds_bos: bool,
     vocab_size: usize,
     hash: String,
+    /// The model's chat template (Jinja), when its files carry one.
+    chat_template: Option<String>,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -106,7 +109,16 @@ impl TextTokenizer {
             .and_then(|c| c.get("add_bos_token"))
             .and_then(|v| v.as_bool())
             .unwrap_or(post_adds_bos || llama3_bos);
-        Self::finish(inner, file, bos_id, eos_id, model_adds_bos)
+        // `chat_template` is a string, or a list of named templates (the "default" one is used).
+        let chat_template = config.as_ref().and_then(|c| c.get("chat_template")).and_then(|v| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+                .and_then(|t| t.get("template")?.as_str().map(str::to_owned)),
+            _ => None,
+        });
+        Ok(Self::finish(inner, file, bos_id, eos_id, model_adds_bos)?.with_chat_template(chat_template))
     }
 
     /// Build the tokenizer described by a GGUF file's `tokenizer.ggml.*` metadata.
@@ -192,7 +204,8 @@ impl TextTokenizer {
             .get("tokenizer.ggml.add_bos_token")
             .and_then(GgufValue::as_bool)
             .unwrap_or(pre == "llama-bpe");
-        Self::finish(inner, path.to_path_buf(), bos_id, eos_id, model_adds_bos)
+        let chat_template = gguf.metadata.get("tokenizer.chat_template").and_then(GgufValue::as_str).map(str::to_owned);
+        Ok(Self::finish(inner, path.to_path_buf(), bos_id, eos_id, model_adds_bos)?.with_chat_template(chat_template))
     }
 
     fn finish(
@@ -206,7 +219,43 @@ impl TextTokenizer {
         let json = inner.to_string(false).map_err(|e| tok_err(&path, format!("cannot serialise: {e}")))?;
         let hash = hex::encode(Sha256::digest(json.as_bytes()));
         let vocab_size = inner.get_vocab_size(true);
-        Ok(TextTokenizer { inner, path, bos_id, eos_id, model_adds_bos, vocab_size, hash })
+        Ok(TextTokenizer { inner, path, bos_id, eos_id, model_adds_bos, vocab_size, hash, chat_template: None })
+    }
+
+    fn with_chat_template(mut self, template: Option<String>) -> Self {
+        self.chat_template = template;
+        self
+    }
+
+    /// The model's chat template (GGUF `tokenizer.chat_template`, or `chat_template` in
+    /// `tokenizer_config.json`), if it has one.
+    pub fn chat_template(&self) -> Option<&str> {
+        self.chat_template.as_deref()
+    }
+
+    /// The prompt a chat model answers: its chat template rendered (minijinja) for `messages`
+    /// (role, content) with the assistant's turn opened, as llama.cpp's server and transformers'
+    /// `apply_chat_template(add_generation_prompt=True)` do. The result holds special-token
+    /// strings (e.g. `<|im_start|>`): encode it with [`TextTokenizer::with_parse_special`].
+    pub fn render_chat(&self, messages: &[(&str, &str)]) -> Result<String> {
+        let template = self.chat_template.as_deref().ok_or_else(|| tok_err(&self.path, "the model has no chat template"))?;
+        let mut env = minijinja::Environment::new();
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+        });
+        env.add_template("chat", template).map_err(|e| tok_err(&self.path, format!("chat template: {e}")))?;
+        let token = |id: Option<u32>| id.and_then(|i| self.inner.id_to_token(i)).unwrap_or_default();
+        let messages: Vec<BTreeMap<&str, &str>> = messages.iter().map(|(r, c)| BTreeMap::from([("role", *r), ("content", *c)])).collect();
+        env.get_template("chat")
+            .and_then(|t| {
+                t.render(minijinja::context! {
+                    messages => messages,
+                    add_generation_prompt => true,
+                    bos_token => token(self.bos_id),
+                    eos_token => token(self.eos_id),
+                })
+            })
+            .map_err(|e| tok_err(&self.path, format!("chat template: {e}")))
     }
 
     /// Parse special-token strings in the input as special tokens (off by default).

@@ -108,3 +108,31 @@ fn wrong_tokenizer_path_names_the_file() {
     let spm = TextTokenizer::load(&common::asset("vocab/ggml-vocab-llama-spm.gguf")).unwrap_err().to_string();
     assert!(spm.contains("ggml-vocab-llama-spm.gguf") && spm.contains("only byte-level BPE"), "{spm}");
 }
+
+#[test]
+fn smollm2_chat_template_renders_chatml_and_encodes_its_special_tokens() {
+    let tok = TextTokenizer::load(&common::asset("models/SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
+    assert!(tok.chat_template().is_some_and(|t| t.contains("<|im_start|>")));
+    // What transformers' apply_chat_template(add_generation_prompt=True) gives for this template.
+    let prompt = tok.render_chat(&[("user", "What is 2+2?")]).unwrap();
+    assert_eq!(
+        prompt,
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+         <|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let ids = tok.clone().with_parse_special(true).encode(&prompt).unwrap();
+    assert_eq!(ids[0], 1, "<|im_start|> is one special token");
+    assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 2, "two <|im_end|>");
+    // A system message replaces the default one.
+    let p = tok.render_chat(&[("system", "Be brief."), ("user", "Hi")]).unwrap();
+    assert!(p.starts_with("<|im_start|>system\nBe brief.<|im_end|>\n") && !p.contains("SmolLM"));
+    // Llama-3's template (tokenizer_config.json) opens with the BOS token and uses Jinja's
+    // set/loop machinery.
+    let l3 = TextTokenizer::load(&common::asset("tokenizers/llama3/tokenizer.json")).unwrap();
+    let p = l3.render_chat(&[("user", "Hi")]).unwrap();
+    assert!(p.starts_with("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"), "{p:?}");
+    assert!(p.ends_with("<|start_header_id|>assistant<|end_header_id|>\n\n"), "{p:?}");
+    // A GGUF without a template says so.
+    let bare = TextTokenizer::load(&common::asset("vocab/ggml-vocab-gpt-2.gguf")).unwrap();
+    assert!(bare.render_chat(&[("user", "x")]).unwrap_err().to_string().contains("no chat template"));
+}

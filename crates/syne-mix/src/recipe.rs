@@ -10,7 +10,8 @@
 //! category = "web"               # (default: the language), a reporting category,
 //! topics = true                  # topic re-weighting applies (web pages in the paper),
 //! curriculum = true              # the perplexity curriculum orders it,
-//! max_epochs = 1.0               # and how often it may be repeated (default 1: never).
+//! max_epochs = 1.0               # how often it may be repeated (default 1: never),
+//! heldout_docs = 0               # and documents held out as its validation set.
 //!
 //! [[stages]]
 //! name = "bilingual-adaptation"
@@ -50,6 +51,10 @@ pub struct Source {
     /// How many times the source may be read in the whole run (1 = no repetition).
     #[serde(default = "one")]
     pub max_epochs: f64,
+    /// Documents held out of training as this source's validation set (a seeded choice; topic
+    /// sources hold out `topics.heldout_docs` per topic instead).
+    #[serde(default)]
+    pub heldout_docs: usize,
     /// `syne prepare`'s keys (paths, filters, ...), not used by the planner.
     #[serde(flatten)]
     pub prepare: BTreeMap<String, toml::Value>,
@@ -153,6 +158,10 @@ pub struct Recipe {
     /// `syne eval`'s settings.
     #[serde(default)]
     pub eval: Option<toml::Table>,
+    /// `syne synth`'s settings: `syne run` synthesises before it prepares (the synthetic source
+    /// reads its output).
+    #[serde(default)]
+    pub synth: Option<toml::Table>,
     /// The file it was read from (set by [`Recipe::load`]).
     #[serde(skip)]
     pub path: PathBuf,
@@ -174,7 +183,7 @@ impl Recipe {
         r.path = path.to_path_buf();
         let base = path.parent().unwrap_or(Path::new("."));
         if r.run.output.is_relative() {
-            r.run.output = base.join(&r.run.output);
+            r.run.output = syne_data::prepare::clean_path(&base.join(&r.run.output));
         }
         if let Some(t) = &mut r.topics {
             t.classifier = t.classifier.as_ref().map(|p| base.join(p));
@@ -223,6 +232,9 @@ impl Recipe {
             }
             if !(src.max_epochs.is_finite() && src.max_epochs > 0.0) {
                 return Err(self.key_err(format!("sources.{name}.max_epochs"), "must be a positive number"));
+            }
+            if src.topics && src.heldout_docs > 0 {
+                return Err(self.key_err(format!("sources.{name}.heldout_docs"), "a topic source holds out `topics.heldout_docs` documents per topic; remove it"));
             }
         }
         for (g, ratios) in &self.mixture {

@@ -104,6 +104,14 @@ pub fn generate(model: &impl LanguageModel, tok: &TextTokenizer, prompts: &[Vec<
 /// from the stream of `(cfg.seed, i)`, so a list's completions do not depend on how it is cut
 /// into batches.
 pub fn generate_at(model: &impl LanguageModel, tok: &TextTokenizer, prompts: &[Vec<u32>], first: u64, cfg: &SamplingConfig) -> Result<Vec<Completion>> {
+    let seeds: Vec<u64> = (0..prompts.len() as u64).map(|i| cfg.seed ^ (first + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+    generate_seeded(model, tok, prompts, &seeds, cfg)
+}
+
+/// [`generate`] with a sampling seed per prompt (`cfg.seed` unused): prompt `i` samples from the
+/// stream of `seeds[i]`, as it would alone with `cfg.seed = seeds[i]` — how independent requests
+/// (each with its own seed) share one batch.
+pub fn generate_seeded(model: &impl LanguageModel, tok: &TextTokenizer, prompts: &[Vec<u32>], seeds: &[u64], cfg: &SamplingConfig) -> Result<Vec<Completion>> {
     let bad = |detail: String| ModelError::Config { path: tok.path().to_path_buf(), detail };
     cfg.validate().map_err(bad)?;
     if let Some(i) = prompts.iter().position(Vec::is_empty) {
@@ -159,7 +167,10 @@ pub fn generate_at(model: &impl LanguageModel, tok: &TextTokenizer, prompts: &[V
     let mut history: Vec<Vec<u32>> = prompts.to_vec();
     let mut generated: Vec<Vec<u32>> = vec![Vec::new(); b];
     let mut next_pos: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
-    let mut rngs: Vec<u64> = (0..b as u64).map(|i| cfg.seed ^ (first + i).wrapping_mul(0x9E37_79B9_7F4A_7C15)).collect();
+    if seeds.len() != b {
+        return Err(bad(format!("{} seeds for {b} prompts", seeds.len())));
+    }
+    let mut rngs: Vec<u64> = seeds.to_vec();
     for step in 0..cfg.max_new_tokens {
         let host = Vec::<f32>::try_from(last.to_kind(Kind::Float).to_device(Device::Cpu).reshape([-1])).expect("logits");
         let mut keep = Vec::with_capacity(active.len());

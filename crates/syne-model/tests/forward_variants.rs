@@ -9,7 +9,7 @@ mod common;
 use common::{fixtures, gguf};
 
 use syne_data::tokenizer::TextTokenizer;
-use syne_model::generate::{generate, generate_at, FinishReason, SamplingConfig};
+use syne_model::generate::{generate, generate_at, generate_seeded, FinishReason, SamplingConfig};
 use syne_model::llama::{Attention, Llama, Precision};
 use tch::{Device, Kind, Tensor};
 
@@ -151,6 +151,16 @@ fn smollm2_greedy_generation_matches_transformers() {
             assert_eq!(batched[i].tokens, single.tokens, "prompt {i}, temperature {}", cfg.temperature);
         }
     }
+    // Independent requests with their own seeds share a batch: each row samples as its request
+    // would alone (`syne synth`'s local generator).
+    let cfg = SamplingConfig { max_new_tokens: 16, temperature: 0.8, top_p: 0.95, ..Default::default() };
+    let seeds = [7u64, 1234, 7];
+    let batched = generate_seeded(&model, &tok, &prompts, &seeds, &cfg).unwrap();
+    for (i, p) in prompts.iter().enumerate() {
+        let alone = generate(&model, &tok, std::slice::from_ref(p), &SamplingConfig { seed: seeds[i], ..cfg.clone() }).unwrap().remove(0);
+        assert_eq!(batched[i].tokens, alone.tokens, "request {i}");
+    }
+    assert!(generate_seeded(&model, &tok, &prompts, &seeds[..2], &cfg).unwrap_err().to_string().contains("2 seeds for 3 prompts"));
     // Stop strings cut the text before the stop and end the completion.
     let en = &cases[0];
     let full = tok.decode(&en.completion).unwrap();

@@ -153,13 +153,19 @@ fn default_code_share() -> f64 {
 impl SynthConfig {
     /// Read the `[synth]` table of a TOML file; relative paths resolve against its folder.
     pub fn load(path: &Path) -> Result<SynthConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| SynthError::Data(syne_data::DataError::io(path, "cannot read", e)))?;
+        SynthConfig::parse(&text, path)
+    }
+
+    /// Parse TOML text holding a `[synth]` table (`path` names it in errors and anchors relative
+    /// paths, e.g. a recipe's).
+    pub fn parse(text: &str, path: &Path) -> Result<SynthConfig> {
         #[derive(Deserialize)]
         struct File {
             synth: SynthConfig,
         }
         let err = |key: &str, detail: String| SynthError::Config { path: path.to_path_buf(), key: key.into(), detail };
-        let text = std::fs::read_to_string(path).map_err(|e| SynthError::Data(syne_data::DataError::io(path, "cannot read", e)))?;
-        let mut c = toml::from_str::<File>(&text).map_err(|e| err("synth", e.message().to_string()))?.synth;
+        let mut c = toml::from_str::<File>(text).map_err(|e| err("synth", e.message().to_string()))?.synth;
         let base = path.parent().unwrap_or(Path::new("."));
         let at = |p: &Path| syne_data::prepare::clean_path(&base.join(p));
         c.output = at(&c.output);

@@ -1,0 +1,531 @@
+//! The report of a finished `syne run` (the demo's last step): `RUN/report/report.md` and a
+//! self-contained `RUN/report/report.html` (plots embedded as SVG data URIs, no network), with
+//! the plots also written as `RUN/report/plots/*.svg`.
+//!
+//! What it shows, all read from the run folder:
+//! - training loss over tokens (`train/metrics.jsonl`);
+//! - per-domain (per held-out source) validation loss over tokens (`train/validation.jsonl`);
+//! - per-topic validation loss and the topic weights the mixture used over time
+//!   (`train/validation.jsonl`, `train/mixture.jsonl`, the account's initial ratios);
+//! - tokens per source per stage, planned against consumed (`manifest.json`'s account);
+//! - the curriculum's perplexity profile (the backbone's perplexity of every document, sorted,
+//!   with the bucket boundaries, from `notes/SOURCE.jsonl` and the account);
+//! - the before/after benchmark table with deltas (`eval/before`, `eval/after` results.json).
+//!
+//! ```no_run
+//! let report = syne_report::write_report(std::path::Path::new("runs/demo")).unwrap();
+//! println!("{}", report.html.display());
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+mod plot;
+
+/// What can go wrong reading a run or writing its report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {action}: {source}")]
+    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    /// A run file that is not what `syne run` writes (the file, the line and the field at fault).
+    #[error("{path}{}: {detail}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Input { path: PathBuf, line: Option<usize>, detail: String },
+    #[error("plot `{plot}`: {detail}")]
+    Plot { plot: String, detail: String },
+}
+
+type Result<T> = std::result::Result<T, ReportError>;
+
+/// The files written.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+    pub plots: Vec<PathBuf>,
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| ReportError::Io { path: path.to_path_buf(), action: "cannot read", source })
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    serde_json::from_str(&read(path)?).map_err(|e| ReportError::Input { path: path.to_path_buf(), line: None, detail: e.to_string() })
+}
+
+/// Every line of a JSONL file (a missing file is empty: a run may not have validated yet).
+fn read_jsonl(path: &Path) -> Result<Vec<Value>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    read(path)?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| ReportError::Input { path: path.to_path_buf(), line: Some(i + 1), detail: e.to_string() }))
+        .collect()
+}
+
+fn num(v: &Value, path: &Path, line: Option<usize>, field: &str) -> Result<f64> {
+    v.get(field).and_then(Value::as_f64).ok_or_else(|| ReportError::Input { path: path.to_path_buf(), line, detail: format!("field `{field}` is missing or not a number") })
+}
+
+/// One block of the report, rendered to Markdown and to HTML.
+enum Block {
+    Heading(String),
+    Text(String),
+    Table { header: Vec<String>, rows: Vec<Vec<String>> },
+    Plot { title: String, file: String, svg: String },
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// `**bold**` and `` `code` `` of the Markdown text, as HTML.
+fn html_inline(s: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in html_escape(s).split('`').enumerate() {
+        if i % 2 == 1 {
+            out += &format!("<code>{part}</code>");
+        } else {
+            for (j, p) in part.split("**").enumerate() {
+                out += &if j % 2 == 1 { format!("<strong>{p}</strong>") } else { p.to_string() };
+            }
+        }
+    }
+    out
+}
+
+fn render_markdown(title: &str, blocks: &[Block]) -> String {
+    let mut md = format!("# {title}\n\n");
+    for b in blocks {
+        match b {
+            Block::Heading(h) => md += &format!("## {h}\n\n"),
+            Block::Text(t) => md += &format!("{t}\n\n"),
+            Block::Table { header, rows } => {
+                md += &format!("| {} |\n|{}\n", header.iter().map(|h| md_cell(h)).collect::<Vec<_>>().join(" | "), "---|".repeat(header.len()));
+                for r in rows {
+                    md += &format!("| {} |\n", r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | "));
+                }
+                md.push('\n');
+            }
+            Block::Plot { title, file, .. } => md += &format!("![{title}]({file})\n\n"),
+        }
+    }
+    md
+}
+
+fn render_html(title: &str, blocks: &[Block]) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>\n\
+         body {{ font-family: sans-serif; max-width: 1000px; margin: 2em auto; padding: 0 1em; color: #222; }}\n\
+         table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}\n\
+         th, td {{ border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }}\n\
+         th:first-child, td:first-child {{ text-align: left; }}\n\
+         img {{ max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }}\n\
+         code {{ background: #f3f3f3; padding: 0 0.2em; }}\n</style>\n</head>\n<body>\n<h1>{t}</h1>\n",
+        t = html_escape(title)
+    );
+    for b in blocks {
+        match b {
+            Block::Heading(t) => h += &format!("<h2>{}</h2>\n", html_escape(t)),
+            Block::Text(t) => h += &format!("<p>{}</p>\n", html_inline(t)),
+            Block::Table { header, rows } => {
+                h += "<table>\n<tr>";
+                for c in header {
+                    h += &format!("<th>{}</th>", html_inline(c));
+                }
+                h += "</tr>\n";
+                for r in rows {
+                    h += "<tr>";
+                    for c in r {
+                        h += &format!("<td>{}</td>", html_inline(c));
+                    }
+                    h += "</tr>\n";
+                }
+                h += "</table>\n";
+            }
+            Block::Plot { title, svg, .. } => {
+                let data = base64::engine::general_purpose::STANDARD.encode(svg.as_bytes());
+                h += &format!("<figure><img alt=\"{t}\" title=\"{t}\" src=\"data:image/svg+xml;base64,{data}\"></figure>\n", t = html_escape(title));
+            }
+        }
+    }
+    // Marks, once the page has loaded, how many of its images decoded (read by the browser test).
+    h += "<script>\nwindow.addEventListener('load', () => {\n  const imgs = Array.from(document.images);\n  \
+          document.body.dataset.images = imgs.length;\n  \
+          document.body.dataset.imagesLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length;\n});\n</script>\n</body>\n</html>\n";
+    h
+}
+
+fn fmt_tokens(t: f64) -> String {
+    let t = t.round() as u64;
+    let s = t.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The run's data the report draws on.
+struct Run {
+    dir: PathBuf,
+    manifest: Value,
+    metrics: Vec<(f64, f64)>,
+    /// tokens, domain → (loss, perplexity, bits per char, topic → loss)
+    validations: Vec<(f64, BTreeMap<String, DomainPoint>)>,
+    /// source → (topic names, [(tokens, ratios)]) starting with the initial ratios at 0.
+    topic_weights: BTreeMap<String, (Vec<String>, Vec<(f64, Vec<f64>)>)>,
+}
+
+struct DomainPoint {
+    docs: u64,
+    loss: f64,
+    perplexity: f64,
+    bits_per_char: f64,
+    topics: BTreeMap<String, f64>,
+}
+
+impl Run {
+    fn load(dir: &Path) -> Result<Run> {
+        let manifest = read_json(&dir.join("manifest.json"))?;
+        let mpath = dir.join("train/metrics.jsonl");
+        let metrics = read_jsonl(&mpath)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Ok((num(v, &mpath, Some(i + 1), "tokens")?, num(v, &mpath, Some(i + 1), "loss")?)))
+            .collect::<Result<Vec<_>>>()?;
+        let vpath = dir.join("train/validation.jsonl");
+        let mut validations = Vec::new();
+        for (i, v) in read_jsonl(&vpath)?.iter().enumerate() {
+            let line = Some(i + 1);
+            let mut domains = BTreeMap::new();
+            for d in v.get("domains").and_then(Value::as_array).ok_or_else(|| ReportError::Input { path: vpath.clone(), line, detail: "no `domains` list".into() })? {
+                let name = d.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+                let topics = d
+                    .get("topics")
+                    .and_then(Value::as_object)
+                    .map(|t| t.iter().filter_map(|(k, x)| Some((k.clone(), x.get("loss")?.as_f64()?))).collect())
+                    .unwrap_or_default();
+                domains.insert(
+                    name,
+                    DomainPoint { docs: d.get("docs").and_then(Value::as_u64).unwrap_or(0), loss: num(d, &vpath, line, "loss")?, perplexity: num(d, &vpath, line, "perplexity")?, bits_per_char: num(d, &vpath, line, "bits_per_char")?, topics },
+                );
+            }
+            validations.push((num(v, &vpath, line, "tokens")?, domains));
+        }
+        let mut topic_weights = BTreeMap::new();
+        if let Some(topics) = manifest.pointer("/account/topics").and_then(Value::as_object) {
+            for (source, t) in topics {
+                let names: Vec<String> = t.get("topics").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+                let initial: Vec<f64> = t.get("initial_ratios").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+                topic_weights.insert(source.clone(), (names, vec![(0.0, initial)]));
+            }
+        }
+        let xpath = dir.join("train/mixture.jsonl");
+        for (i, v) in read_jsonl(&xpath)?.iter().enumerate() {
+            let tokens = num(v, &xpath, Some(i + 1), "tokens")?;
+            for ev in v.get("event").and_then(Value::as_array).into_iter().flatten() {
+                if let (Some(src), Some(r)) = (ev.get("source").and_then(Value::as_str), ev.pointer("/adjustment/ratios").and_then(Value::as_array)) {
+                    if let Some((_, series)) = topic_weights.get_mut(src) {
+                        series.push((tokens, r.iter().filter_map(Value::as_f64).collect()));
+                    }
+                }
+            }
+        }
+        Ok(Run { dir: dir.to_path_buf(), manifest, metrics, validations, topic_weights })
+    }
+}
+
+/// Metric values of one results.json: `task` → metric → value.
+fn eval_results(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, f64>>> {
+    let v = read_json(path)?;
+    let results = v.get("results").and_then(Value::as_object).ok_or_else(|| ReportError::Input { path: path.to_path_buf(), line: None, detail: "no `results` table".into() })?;
+    Ok(results
+        .iter()
+        .map(|(task, r)| {
+            let metrics = r.get("metrics").and_then(Value::as_object).map(|m| m.iter().filter_map(|(k, x)| Some((k.clone(), x.get("value").and_then(Value::as_f64).or_else(|| x.as_f64())?))).collect()).unwrap_or_default();
+            (task.clone(), metrics)
+        })
+        .collect())
+}
+
+/// Write the report of the run in `dir`.
+pub fn write_report(dir: &Path) -> Result<Report> {
+    let run = Run::load(dir)?;
+    let out = dir.join("report");
+    let plots_dir = out.join("plots");
+    std::fs::create_dir_all(&plots_dir).map_err(|source| ReportError::Io { path: plots_dir.clone(), action: "cannot create", source })?;
+    let mut blocks = Vec::new();
+    let name = run.manifest.pointer("/recipe").and_then(Value::as_str).unwrap_or("?").to_string();
+    let tokens = run.manifest.pointer("/train/tokens").and_then(Value::as_f64).unwrap_or(0.0);
+    let steps = run.manifest.pointer("/train/steps").and_then(Value::as_u64).unwrap_or(0);
+    blocks.push(Block::Text(format!(
+        "Recipe `{name}` (sha256 `{}`): {} training tokens in {steps} steps. Every figure below is read from the run folder `{}`.",
+        run.manifest.pointer("/recipe_sha256").and_then(Value::as_str).map(|s| &s[..s.len().min(12)]).unwrap_or("?"),
+        fmt_tokens(tokens),
+        run.dir.display()
+    )));
+
+    evaluation_section(&run, &mut blocks)?;
+    training_section(&run, &mut blocks)?;
+    topics_section(&run, &mut blocks)?;
+    tokens_section(&run, &mut blocks)?;
+    curriculum_section(&run, &mut blocks)?;
+
+    let mut files = Vec::new();
+    for b in &blocks {
+        if let Block::Plot { file, svg, .. } = b {
+            let p = out.join(file);
+            write_atomic(&p, svg.as_bytes())?;
+            files.push(p);
+        }
+    }
+    let title = format!("syne run report: {}", run.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let markdown = out.join("report.md");
+    write_atomic(&markdown, render_markdown(&title, &blocks).as_bytes())?;
+    let html = out.join("report.html");
+    write_atomic(&html, render_html(&title, &blocks).as_bytes())?;
+    Ok(Report { markdown, html, plots: files })
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    std::fs::write(&tmp, bytes).map_err(|source| ReportError::Io { path: tmp.clone(), action: "cannot write", source })?;
+    std::fs::rename(&tmp, path).map_err(|source| ReportError::Io { path: path.to_path_buf(), action: "cannot rename", source })
+}
+
+/// Metrics where lower is better (their delta reads as a gain when negative).
+fn lower_is_better(metric: &str) -> bool {
+    ["perplexity", "bits_per_byte", "bits_per_char", "loss"].iter().any(|m| metric.contains(m))
+}
+
+fn evaluation_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
+    let before = run.manifest.pointer("/eval/before").and_then(Value::as_str).map(PathBuf::from);
+    let after = run.manifest.pointer("/eval/after").and_then(Value::as_str).map(PathBuf::from);
+    blocks.push(Block::Heading("Before and after".into()));
+    let mut rows = Vec::new();
+    // Held-out text: the trainer's first validation scores the backbone, its last the trained
+    // model, on documents of each source that training never read.
+    if let (Some((_, first)), Some((_, last))) = (run.validations.first(), run.validations.last().filter(|_| run.validations.len() > 1)) {
+        for (name, p) in last {
+            let Some(b) = first.get(name) else { continue };
+            for (m, x, y) in [("perplexity", b.perplexity, p.perplexity), ("bits_per_char", b.bits_per_char, p.bits_per_char)] {
+                let d = y - x;
+                let verdict = if d < 0.0 { "better" } else if d > 0.0 { "worse" } else { "unchanged" };
+                rows.push(vec![format!("held-out {name}"), m.to_string(), p.docs.to_string(), format!("{x:.4}"), format!("{y:.4}"), format!("{d:+.4} ({:+.1}%)", 100.0 * d / x), verdict.to_string()]);
+            }
+        }
+    }
+    let (Some(a), Some(b)) = (&after, &before) else {
+        blocks.push(Block::Text("The run has no before/after benchmark evaluation (its recipe has no `[eval]`, or `before = false`).".into()));
+        if !rows.is_empty() {
+            blocks.push(Block::Table { header: ["task", "metric", "n", "before", "after", "delta", "verdict"].map(String::from).to_vec(), rows });
+        }
+        return Ok(());
+    };
+    let (before, after) = (eval_results(b)?, eval_results(a)?);
+    for (task, am) in &after {
+        let Some(bm) = before.get(task) else { continue };
+        let n = read_json(a).ok().and_then(|v| v.pointer(&format!("/results/{}/n", task.replace('~', "~0").replace('/', "~1"))).and_then(Value::as_u64));
+        let chosen: Vec<&str> = ["acc", "acc_norm", "pass@1", "exact_match", "perplexity", "bits_per_char", "bits_per_byte"].into_iter().filter(|m| am.contains_key(*m) && bm.contains_key(*m)).collect();
+        for m in chosen {
+            let (x, y) = (bm[m], am[m]);
+            let d = y - x;
+            let better = if lower_is_better(m) { d < 0.0 } else { d > 0.0 };
+            let rel = if x != 0.0 { format!(" ({:+.1}%)", 100.0 * d / x) } else { String::new() };
+            // Accuracy noise: the binomial standard error of the difference of two runs on n items.
+            let noise = n.filter(|_| !lower_is_better(m)).map(|n| 2.0 * (2.0 * x.clamp(0.0, 1.0) * (1.0 - x.clamp(0.0, 1.0)) / n.max(1) as f64).sqrt());
+            let verdict = match noise {
+                Some(z) if d.abs() <= z => "within noise".to_string(),
+                _ if d == 0.0 => "unchanged".into(),
+                _ => if better { "better" } else { "worse" }.to_string(),
+            };
+            rows.push(vec![task.clone(), m.to_string(), n.map(|n| n.to_string()).unwrap_or_default(), format!("{x:.4}"), format!("{y:.4}"), format!("{d:+.4}{rel}"), verdict]);
+        }
+    }
+    blocks.push(Block::Text(
+        "Backbone (before) against the trained model (after), on the same items. Held-out rows: perplexity and bits per character over documents of each source that training never read (n: documents), from the trainer's first and last validation. Accuracy deltas within two binomial standard errors of the difference are marked as noise.".into(),
+    ));
+    blocks.push(Block::Table { header: ["task", "metric", "n", "before", "after", "delta", "verdict"].map(String::from).to_vec(), rows });
+    Ok(())
+}
+
+fn training_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
+    blocks.push(Block::Heading("Training".into()));
+    if run.metrics.is_empty() {
+        blocks.push(Block::Text("No training steps were logged.".into()));
+        return Ok(());
+    }
+    let first = run.metrics.first().map(|m| m.1).unwrap_or(0.0);
+    let last = run.metrics.last().map(|m| m.1).unwrap_or(0.0);
+    blocks.push(Block::Text(format!("Training loss {first:.4} at the first step, {last:.4} at the last ({} steps logged).", run.metrics.len())));
+    let svg = plot::lines("Training loss", "tokens", "loss (nats/token)", &[("train".into(), run.metrics.clone())])?;
+    push_plot(blocks, "Training loss over tokens", "training-loss", svg);
+    if !run.validations.is_empty() {
+        let mut domains: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for (t, ds) in &run.validations {
+            for (name, p) in ds {
+                domains.entry(name.clone()).or_default().push((*t, p.loss));
+            }
+        }
+        let series: Vec<(String, Vec<(f64, f64)>)> = domains.into_iter().collect();
+        let svg = plot::lines("Validation loss per domain (held-out documents of each source)", "tokens", "loss (nats/token)", &series)?;
+        push_plot(blocks, "Per-domain validation loss over tokens", "validation-loss", svg);
+        let (t0, first) = &run.validations[0];
+        let (t1, last) = run.validations.last().expect("one");
+        let rows = last
+            .iter()
+            .filter_map(|(name, p)| {
+                let b = first.get(name)?;
+                Some(vec![
+                    name.clone(),
+                    format!("{:.3}", b.perplexity),
+                    format!("{:.3}", p.perplexity),
+                    format!("{:.4}", b.bits_per_char),
+                    format!("{:.4}", p.bits_per_char),
+                    format!("{:+.1}%", 100.0 * (p.perplexity - b.perplexity) / b.perplexity),
+                ])
+            })
+            .collect();
+        blocks.push(Block::Text(format!("Validation at {} tokens against {} tokens:", fmt_tokens(*t0), fmt_tokens(*t1))));
+        blocks.push(Block::Table { header: ["domain", "perplexity before", "after", "bits/char before", "after", "perplexity change"].map(String::from).to_vec(), rows });
+    }
+    Ok(())
+}
+
+fn push_plot(blocks: &mut Vec<Block>, title: &str, stem: &str, svg: String) {
+    let file = format!("plots/{stem}.svg");
+    blocks.push(Block::Plot { title: title.into(), file, svg });
+}
+
+fn topics_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
+    if run.topic_weights.is_empty() {
+        return Ok(());
+    }
+    blocks.push(Block::Heading("Topic mixture".into()));
+    for (source, (names, series)) in &run.topic_weights {
+        let mut per_topic: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for (t, ds) in &run.validations {
+            if let Some(d) = ds.get(source) {
+                for (topic, loss) in &d.topics {
+                    per_topic.entry(topic.clone()).or_default().push((*t, *loss));
+                }
+            }
+        }
+        if !per_topic.is_empty() {
+            let s: Vec<(String, Vec<(f64, f64)>)> = per_topic.into_iter().collect();
+            let svg = plot::lines(&format!("{source}: validation loss per topic"), "tokens", "loss (nats/token)", &s)?;
+            push_plot(blocks, &format!("{source}: per-topic validation loss over tokens"), &format!("topic-loss-{source}"), svg);
+        }
+        // Ratios hold from one adjustment to the next: draw them as steps.
+        let end = run.metrics.last().map_or(0.0, |m| m.0);
+        let mut weights: Vec<(String, Vec<(f64, f64)>)> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
+        for (k, (t, ratios)) in series.iter().enumerate() {
+            let next = series.get(k + 1).map_or(end.max(*t), |n| n.0);
+            for (i, r) in ratios.iter().enumerate() {
+                if let Some(w) = weights.get_mut(i) {
+                    w.1.push((*t, *r));
+                    w.1.push((next, *r));
+                }
+            }
+        }
+        let svg = plot::lines(&format!("{source}: topic weights"), "tokens", "share of the source's tokens", &weights)?;
+        push_plot(blocks, &format!("{source}: topic weights over time"), &format!("topic-weights-{source}"), svg);
+        let rows = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let first = series.first().and_then(|s| s.1.get(i)).copied().unwrap_or(0.0);
+                let last = series.last().and_then(|s| s.1.get(i)).copied().unwrap_or(0.0);
+                vec![n.clone(), format!("{first:.4}"), format!("{last:.4}")]
+            })
+            .collect();
+        blocks.push(Block::Text(format!("{source}: {} re-weightings; the weights at the start (the topics' token shares) and after the last:", series.len() - 1)));
+        blocks.push(Block::Table { header: ["topic", "initial", "final"].map(String::from).to_vec(), rows });
+    }
+    Ok(())
+}
+
+fn tokens_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
+    let Some(stages) = run.manifest.pointer("/account/stages").and_then(Value::as_array) else { return Ok(()) };
+    blocks.push(Block::Heading("Tokens per source and stage".into()));
+    let mut rows = Vec::new();
+    let mut bars = Vec::new();
+    for st in stages {
+        let stage = st.get("name").and_then(Value::as_str).unwrap_or("?");
+        for (source, planned) in st.get("planned_tokens").and_then(Value::as_object).into_iter().flatten() {
+            let planned = planned.as_f64().unwrap_or(0.0);
+            let consumed = st.pointer(&format!("/consumed/{source}/tokens")).and_then(Value::as_f64).unwrap_or(0.0);
+            rows.push(vec![stage.to_string(), source.clone(), fmt_tokens(planned), fmt_tokens(consumed), if planned == consumed { "=".into() } else { format!("{:+}", consumed - planned) }]);
+            bars.push((format!("{stage} / {source}"), planned, consumed));
+        }
+    }
+    let svg = plot::planned_consumed("Tokens per source and stage: planned and consumed", &bars)?;
+    push_plot(blocks, "Tokens per source and stage, planned against consumed", "tokens-per-source", svg);
+    blocks.push(Block::Table { header: ["stage", "source", "planned", "consumed", "difference"].map(String::from).to_vec(), rows });
+    Ok(())
+}
+
+fn curriculum_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
+    let Some(sources) = run.manifest.pointer("/account/sources").and_then(Value::as_object) else { return Ok(()) };
+    let curriculum: Vec<(&String, &Value)> = sources.iter().filter(|(_, s)| s.get("buckets").and_then(Value::as_array).is_some_and(|b| !b.is_empty())).collect();
+    if curriculum.is_empty() {
+        return Ok(());
+    }
+    blocks.push(Block::Heading("Perplexity curriculum".into()));
+    for (source, acc) in curriculum {
+        let Some(notes) = run.manifest.pointer(&format!("/notes/{source}/file")).and_then(Value::as_str) else { continue };
+        let notes_path = PathBuf::from(notes);
+        let mut ppl: Vec<f64> = read_jsonl(&notes_path)?.iter().filter_map(|n| n.get("perplexity").and_then(Value::as_f64)).collect();
+        ppl.sort_by(f64::total_cmp);
+        let n = ppl.len().max(1) as f64;
+        let profile: Vec<(f64, f64)> = ppl.iter().enumerate().map(|(i, p)| (100.0 * (i as f64 + 0.5) / n, *p)).collect();
+        let buckets = acc.get("buckets").and_then(Value::as_array).cloned().unwrap_or_default();
+        let bounds: Vec<f64> = buckets.iter().filter_map(|b| b.get("max_perplexity").and_then(Value::as_f64)).collect();
+        let svg = plot::profile(&format!("{source}: the backbone's perplexity of each document, sorted (bucket edges dashed)"), &profile, &bounds)?;
+        push_plot(blocks, &format!("{source}: curriculum perplexity profile"), &format!("curriculum-{source}"), svg);
+        let stages = run.manifest.pointer("/account/stages").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut header: Vec<String> = ["bucket", "documents", "perplexity from", "to"].map(String::from).to_vec();
+        header.extend(stages.iter().map(|s| format!("tokens in {}", s.get("name").and_then(Value::as_str).unwrap_or("?"))));
+        let rows = buckets
+            .iter()
+            .map(|b| {
+                let id = b.get("bucket").and_then(Value::as_u64).unwrap_or(0);
+                let mut r = vec![
+                    id.to_string(),
+                    b.get("docs").and_then(Value::as_u64).unwrap_or(0).to_string(),
+                    format!("{:.2}", b.get("min_perplexity").and_then(Value::as_f64).unwrap_or(f64::NAN)),
+                    format!("{:.2}", b.get("max_perplexity").and_then(Value::as_f64).unwrap_or(f64::NAN)),
+                ];
+                for s in &stages {
+                    r.push(fmt_tokens(s.pointer(&format!("/consumed/{source}/buckets/{id}")).and_then(Value::as_f64).unwrap_or(0.0)));
+                }
+                r
+            })
+            .collect();
+        blocks.push(Block::Text(format!(
+            "{source}: {} documents scored; buckets are perplexity quantiles, read easiest first. When a run reads only part of the source it takes that share of every bucket, in order, so the tokens below span all difficulties.",
+            ppl.len()
+        )));
+        blocks.push(Block::Table { header, rows });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
