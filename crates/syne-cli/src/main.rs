@@ -1125,8 +1125,11 @@ fn synth_with(cfg: syne_synth::run::SynthConfig, config: &Path, no_progress: boo
 struct LocalGenerator {
     model: std::sync::Mutex<(Llama, TextTokenizer)>,
     chat: bool,
-    waiting: std::sync::Mutex<Vec<(syne_synth::client::GenRequest, std::sync::mpsc::Sender<Result<syne_synth::client::Answer, String>>)>>,
+    waiting: std::sync::Mutex<Vec<Queued>>,
 }
+
+/// A request waiting for the next batch, with where its answer goes.
+type Queued = (syne_synth::client::GenRequest, std::sync::mpsc::Sender<Result<syne_synth::client::Answer, String>>);
 
 impl LocalGenerator {
     fn prompt_ids(&self, tok: &TextTokenizer, prompt: &str) -> Result<Vec<u32>, String> {

@@ -173,7 +173,7 @@ fn fmt_tokens(t: f64) -> String {
     let s = t.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -188,9 +188,12 @@ struct Run {
     metrics: Vec<(f64, f64)>,
     /// tokens, domain → (loss, perplexity, bits per char, topic → loss)
     validations: Vec<(f64, BTreeMap<String, DomainPoint>)>,
-    /// source → (topic names, [(tokens, ratios)]) starting with the initial ratios at 0.
-    topic_weights: BTreeMap<String, (Vec<String>, Vec<(f64, Vec<f64>)>)>,
+    /// source → its topics and their ratios over time.
+    topic_weights: BTreeMap<String, TopicWeights>,
 }
+
+/// A topic source's topic names and `(tokens, ratios)` points, the initial ratios at 0 first.
+type TopicWeights = (Vec<String>, Vec<(f64, Vec<f64>)>);
 
 struct DomainPoint {
     docs: u64,
