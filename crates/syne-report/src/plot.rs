@@ -12,8 +12,11 @@ fn err(plot: &str) -> impl Fn(String) -> ReportError + '_ {
 }
 
 fn color(i: usize) -> RGBColor {
-    // Distinguishable on white (Tableau 10).
-    const C: [(u8, u8, u8); 10] = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)];
+    // Distinguishable on white: Tableau 10, then black and darker tones (11 topics per taxonomy).
+    const C: [(u8, u8, u8); 14] = [
+        (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194),
+        (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 0), (0, 70, 120), (120, 60, 0), (0, 100, 60),
+    ];
     let (r, g, b) = C[i % C.len()];
     RGBColor(r, g, b)
 }
