@@ -254,15 +254,21 @@ impl Run {
     }
 }
 
-/// Metric values of one results.json: `task` → metric → value.
-fn eval_results(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, f64>>> {
+/// One task of a results.json: how many items it scored and its metric values.
+struct TaskScores {
+    n: Option<u64>,
+    metrics: BTreeMap<String, f64>,
+}
+
+/// Every task of one results.json, by name.
+fn eval_results(path: &Path) -> Result<BTreeMap<String, TaskScores>> {
     let v = read_json(path)?;
     let results = v.get("results").and_then(Value::as_object).ok_or_else(|| ReportError::Input { path: path.to_path_buf(), line: None, detail: "no `results` table".into() })?;
     Ok(results
         .iter()
         .map(|(task, r)| {
             let metrics = r.get("metrics").and_then(Value::as_object).map(|m| m.iter().filter_map(|(k, x)| Some((k.clone(), x.get("value").and_then(Value::as_f64).or_else(|| x.as_f64())?))).collect()).unwrap_or_default();
-            (task.clone(), metrics)
+            (task.clone(), TaskScores { n: r.get("n").and_then(Value::as_u64), metrics })
         })
         .collect())
 }
@@ -342,9 +348,9 @@ fn evaluation_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
         return Ok(());
     };
     let (before, after) = (eval_results(b)?, eval_results(a)?);
-    for (task, am) in &after {
-        let Some(bm) = before.get(task) else { continue };
-        let n = read_json(a).ok().and_then(|v| v.pointer(&format!("/results/{}/n", task.replace('~', "~0").replace('/', "~1"))).and_then(Value::as_u64));
+    for (task, scores) in &after {
+        let Some(bm) = before.get(task).map(|b| &b.metrics) else { continue };
+        let (n, am) = (scores.n, &scores.metrics);
         let chosen: Vec<&str> = ["acc", "acc_norm", "pass@1", "exact_match", "perplexity", "bits_per_char", "bits_per_byte"].into_iter().filter(|m| am.contains_key(*m) && bm.contains_key(*m)).collect();
         for m in chosen {
             let (x, y) = (bm[m], am[m]);
