@@ -63,7 +63,9 @@ pub fn scaled_recipe(text: &str, recipe_path: &Path, scale: &DemoScale) -> Resul
         Some(o) => std::path::absolute(o).map_err(|e| DataError::io(o, "cannot resolve", e))?,
         None => {
             let mut name = Path::new(&old_out).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "demo".into());
-            for (flag, v) in [("t", scale.tokens.map(|v| v as usize)), ("r", scale.synth_requests), ("l", scale.eval_limit.map(|v| v as usize)), ("d", scale.docs)] {
+            for (flag, v) in
+                [("t", scale.tokens.map(|v| v as usize)), ("r", scale.synth_requests), ("l", scale.eval_limit.map(|v| v as usize)), ("d", scale.docs)]
+            {
                 if let Some(v) = v {
                     name += &format!("-{flag}{v}");
                 }
@@ -88,7 +90,11 @@ pub fn scaled_recipe(text: &str, recipe_path: &Path, scale: &DemoScale) -> Resul
         let total = round_to(tokens as f64, batch);
         let mut given = 0;
         for (i, s) in stages.iter_mut().enumerate() {
-            let t = if i + 1 == old.len() { total - given } else { round_to(total as f64 * old[i] as f64 / old_total as f64, batch).min(total - given - batch * (old.len() - i - 1) as u64) };
+            let t = if i + 1 == old.len() {
+                total - given
+            } else {
+                round_to(total as f64 * old[i] as f64 / old_total as f64, batch).min(total - given - batch * (old.len() - i - 1) as u64)
+            };
             given += t;
             s.as_table_mut().expect("stage table").insert("tokens".into(), toml::Value::Integer(t as i64));
         }
@@ -143,26 +149,30 @@ pub fn scaled_recipe(text: &str, recipe_path: &Path, scale: &DemoScale) -> Resul
 /// Run the demo recipe at `recipe_path` with `scale`, then write its report; returns the run
 /// folder.
 pub fn run_demo(recipe_path: &Path, scale: &DemoScale, opts: &RunOptions) -> Result<PathBuf, CliError> {
-    let text = std::fs::read_to_string(recipe_path).map_err(|e| DataError::io(recipe_path, "cannot read recipe (run `syne demo` from the repository root, or pass --recipe)", e))?;
+    let text = std::fs::read_to_string(recipe_path)
+        .map_err(|e| DataError::io(recipe_path, "cannot read recipe (run `syne demo` from the repository root, or pass --recipe)", e))?;
     let text = scaled_recipe(&text, recipe_path, scale)?;
     let recipe = syne_mix::recipe::Recipe::parse(&text, &std::path::absolute(recipe_path).map_err(|e| DataError::io(recipe_path, "cannot resolve", e))?)?;
     // The topic classifier's seed: MMLU's test questions labelled with the paper's topics.
     if let Some(seed) = recipe.topics.as_ref().and_then(|t| t.seed.as_ref()).filter(|s| !s.exists()) {
         let base = recipe.path.parent().unwrap_or(Path::new("."));
-        let data_dir = recipe
-            .eval
-            .as_ref()
-            .and_then(|e| e.get("data_dir"))
-            .and_then(toml::Value::as_str)
-            .map(|d| base.join(d))
-            .ok_or_else(|| usage(format!("{}: the topic seed {} is missing and [eval] data_dir (MMLU) is not set", recipe_path.display(), seed.display())))?;
+        let data_dir =
+            recipe.eval.as_ref().and_then(|e| e.get("data_dir")).and_then(toml::Value::as_str).map(|d| base.join(d)).ok_or_else(|| {
+                usage(format!("{}: the topic seed {} is missing and [eval] data_dir (MMLU) is not set", recipe_path.display(), seed.display()))
+            })?;
         let n = crate::write_mmlu_seed(&data_dir, "test", seed)?;
         eprintln!("[syne demo] topic seed: {n} labelled MMLU questions → {}", syne_data::prepare::clean_path(seed).display());
     }
     let manifest = run_recipe_text(&text, recipe_path, opts)?;
     let dir = recipe.run.output.clone();
     let report = syne_report::write_report(&dir)?;
-    eprintln!("[syne demo] trained {} tokens in {} steps; report: {} and {}", manifest.train.tokens, manifest.train.steps, report.markdown.display(), report.html.display());
+    eprintln!(
+        "[syne demo] trained {} tokens in {} steps; report: {} and {}",
+        manifest.train.tokens,
+        manifest.train.steps,
+        report.markdown.display(),
+        report.html.display()
+    );
     Ok(dir)
 }
 

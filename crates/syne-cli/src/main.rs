@@ -511,9 +511,7 @@ enum EvalSub {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SYNE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SYNE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -545,9 +543,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 Some(t) => t,
                 None => {
                     let mut s = String::new();
-                    std::io::stdin()
-                        .read_to_string(&mut s)
-                        .map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
+                    std::io::stdin().read_to_string(&mut s).map_err(|e| CliError::Usage(format!("cannot read standard input: {e}")))?;
                     s
                 }
             };
@@ -564,15 +560,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Train { config, resume, threads, cpu, no_progress } => {
             let device = torch_device(threads, cpu);
             let cfg = syne_train::trainer::TrainConfig::load(&config)?;
-            let bar = if no_progress {
-                indicatif::ProgressBar::hidden()
-            } else {
-                indicatif::ProgressBar::new(cfg.total_tokens)
-            };
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("[{elapsed_precise}] {wide_bar} {pos}/{len} tokens, eta {eta} {msg}")
-                    .expect("template"),
-            );
+            let bar = if no_progress { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(cfg.total_tokens) };
+            bar.set_style(indicatif::ProgressStyle::with_template("[{elapsed_precise}] {wide_bar} {pos}/{len} tokens, eta {eta} {msg}").expect("template"));
             let mut observer = TrainProgress { bar: &bar };
             let state = syne_train::trainer::train(&cfg, resume, device, &mut observer)?;
             bar.finish_and_clear();
@@ -613,16 +602,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             }
             let lm = Llama::load(&model, device)?;
             let tok = TextTokenizer::load(tokenizer.as_deref().unwrap_or(&model))?;
-            let cfg = syne_model::generate::SamplingConfig {
-                max_new_tokens,
-                temperature,
-                top_k,
-                top_p,
-                repetition_penalty,
-                stop,
-                stop_at_eos: !ignore_eos,
-                seed,
-            };
+            let cfg =
+                syne_model::generate::SamplingConfig { max_new_tokens, temperature, top_k, top_p, repetition_penalty, stop, stop_at_eos: !ignore_eos, seed };
             cfg.validate().map_err(CliError::Usage)?;
             let mut lines = Vec::new();
             let bar = indicatif::ProgressBar::new(prompts.len() as u64);
@@ -670,9 +651,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let mut plan = syne_mix::plan::Plan::new(&recipe);
             plan.check_prepared(&recipe)?;
             if let Some(out) = megatron {
-                let prepared = plan.manifest.as_ref().and_then(|m| m.parent()).ok_or_else(|| {
-                    CliError::Usage("--megatron needs the recipe's `syne prepare` output ([prepare] output with a manifest.json)".into())
-                })?;
+                let prepared = plan
+                    .manifest
+                    .as_ref()
+                    .and_then(|m| m.parent())
+                    .ok_or_else(|| CliError::Usage("--megatron needs the recipe's `syne prepare` output ([prepare] output with a manifest.json)".into()))?;
                 let topics = if topics_from_run { run::topic_datasets(&recipe, &out)? } else { Vec::new() };
                 for e in syne_mix::megatron::export_with_topics(&recipe, &plan, prepared, &topics, &out)? {
                     eprintln!("stage `{}`: {} and {}", e.stage, e.blend.display(), e.launch.display());
@@ -689,19 +672,19 @@ fn run(cli: Cli) -> Result<(), CliError> {
             // A GGUF carries its tokenizer; an HF folder may or may not have tokenizer.json.
             let tok = if !model.is_dir() || model.join("tokenizer.json").exists() { Some(TextTokenizer::load(&model)?) } else { None };
             lm.save_hf(&out, tok.as_ref())?;
-            println!("{}: config.json, model.safetensors, tokenizer.json ({} layers, {} parameters)", out.display(), lm.config.num_hidden_layers, lm.vs.trainable_variables().iter().map(|t| t.numel()).sum::<usize>());
+            println!(
+                "{}: config.json, model.safetensors, tokenizer.json ({} layers, {} parameters)",
+                out.display(),
+                lm.config.num_hidden_layers,
+                lm.vs.trainable_variables().iter().map(|t| t.numel()).sum::<usize>()
+            );
         }
         Command::Ppl { model, tokenizer, inputs, out, max_len, batch_tokens, text_field, threads, cpu } => {
             let device = torch_device(threads, cpu);
             let lm = Llama::load(&model, device)?;
             let tok = TextTokenizer::load(tokenizer.as_deref().unwrap_or(&model))?;
             let files = syne_data::io::expand_inputs(&inputs)?;
-            let opts = PplOptions {
-                max_len,
-                batch_tokens,
-                fields: syne_data::io::FieldSpec { text: text_field, ..Default::default() },
-                ..Default::default()
-            };
+            let opts = PplOptions { max_len, batch_tokens, fields: syne_data::io::FieldSpec { text: text_field, ..Default::default() }, ..Default::default() };
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} documents scored ({per_sec})").expect("template"));
             let started = std::time::Instant::now();
@@ -726,10 +709,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             std::fs::create_dir_all(&out).map_err(|e| DataError::io(&out, "cannot create directory", e))?;
             let mut groups: std::collections::BTreeMap<(String, String), Vec<ShardReader>> = Default::default();
             for s in &m.shards {
-                groups
-                    .entry((s.source.clone(), s.lang.clone()))
-                    .or_default()
-                    .push(ShardReader::open(&dir.join("shards").join(&s.name))?);
+                groups.entry((s.source.clone(), s.lang.clone())).or_default().push(ShardReader::open(&dir.join("shards").join(&s.name))?);
             }
             for ((source, lang), readers) in groups {
                 let prefix = out.join(format!("{source}.{lang}"));
@@ -753,11 +733,8 @@ impl syne_train::trainer::TrainObserver for TrainProgress<'_> {
     }
 
     fn on_validation(&mut self, v: &syne_train::validation::ValidationReport) {
-        let parts: Vec<String> = v
-            .domains
-            .iter()
-            .map(|d| format!("{} loss {:.4} ppl {:.2} bpc {:.3}", d.name, d.loss, d.perplexity, d.bits_per_char))
-            .collect();
+        let parts: Vec<String> =
+            v.domains.iter().map(|d| format!("{} loss {:.4} ppl {:.2} bpc {:.3}", d.name, d.loss, d.perplexity, d.bits_per_char)).collect();
         self.bar.println(format!("validation at {} tokens: {}", v.tokens, parts.join("; ")));
     }
 }
@@ -987,7 +964,12 @@ fn eval(cmd: EvalCmd) -> Result<(), CliError> {
 
 fn topics(cmd: TopicsCmd) -> Result<(), CliError> {
     use syne_mix::topics::{TopicModel, TrainSettings};
-    let fields = |text: &str, topic: Option<&str>| syne_data::io::FieldSpec { text: text.to_string(), id: Some("id".into()), topic: topic.map(str::to_owned), perplexity: None };
+    let fields = |text: &str, topic: Option<&str>| syne_data::io::FieldSpec {
+        text: text.to_string(),
+        id: Some("id".into()),
+        topic: topic.map(str::to_owned),
+        perplexity: None,
+    };
     match cmd {
         TopicsCmd::Train { inputs, out, text_field, label_field, dim, epochs, buckets_log2, seed } => {
             let mut examples = Vec::new();
@@ -1161,14 +1143,10 @@ impl LocalGenerator {
             stop_at_eos: true,
             ..Default::default()
         };
-        let result = batch
-            .iter()
-            .map(|(r, _)| self.prompt_ids(tok, &r.prompt))
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|ids| {
-                let seeds: Vec<u64> = batch.iter().map(|(r, _)| r.seed.unwrap_or(0)).collect();
-                syne_model::generate::generate_seeded(lm, tok, &ids, &seeds, &cfg).map_err(|e| e.to_string())
-            });
+        let result = batch.iter().map(|(r, _)| self.prompt_ids(tok, &r.prompt)).collect::<Result<Vec<_>, _>>().and_then(|ids| {
+            let seeds: Vec<u64> = batch.iter().map(|(r, _)| r.seed.unwrap_or(0)).collect();
+            syne_model::generate::generate_seeded(lm, tok, &ids, &seeds, &cfg).map_err(|e| e.to_string())
+        });
         match result {
             Ok(completions) => {
                 for ((_, tx), c) in batch.iter().zip(completions) {
@@ -1268,7 +1246,9 @@ fn llm_label(a: LlmLabel) -> Result<(), CliError> {
     }
     // Resume: keep the complete lines of an earlier partial output.
     let tmp = syne_data::io::partial_path(&a.out);
-    let done: Vec<String> = std::fs::read_to_string(&tmp).map(|t| t.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()).map(|l| format!("{l}\n")).collect()).unwrap_or_default();
+    let done: Vec<String> = std::fs::read_to_string(&tmp)
+        .map(|t| t.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()).map(|l| format!("{l}\n")).collect())
+        .unwrap_or_default();
     syne_data::io::write_atomic(&tmp, done.concat().as_bytes())?;
     let mut file = std::fs::OpenOptions::new().append(true).open(&tmp).map_err(|e| DataError::io(&tmp, "cannot open", e))?;
     let device = torch_device(a.threads, a.cpu);
@@ -1278,7 +1258,14 @@ fn llm_label(a: LlmLabel) -> Result<(), CliError> {
     };
     let backend: Box<dyn syne_eval::backend::Backend + '_> = match (&local, a.api.backend()?) {
         (Some(_), Some(_)) => return Err(CliError::Usage("pass --model (local) or --api-base (a server), not both".into())),
-        (Some((lm, tok, identity)), None) => Box::new(syne_eval::backend::LocalBackend { model: lm, tok, identity: identity.clone(), max_len: 2048, batch_tokens: 8192, generate_batch: a.batch.max(1) }),
+        (Some((lm, tok, identity)), None) => Box::new(syne_eval::backend::LocalBackend {
+            model: lm,
+            tok,
+            identity: identity.clone(),
+            max_len: 2048,
+            batch_tokens: 8192,
+            generate_batch: a.batch.max(1),
+        }),
         (None, Some(b)) => Box::new(b),
         (None, None) => return Err(CliError::Usage("syne topics llm-label needs --model or --api-base".into())),
     };
@@ -1343,11 +1330,12 @@ fn read_prompts(path: &Path) -> Result<Vec<String>, CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, "cannot read prompts", e))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| CliError::Usage(format!("{}:{}: invalid JSON: {e}", path.display(), i + 1)))?;
-        let p = v.get("prompt").or_else(|| v.get("text")).and_then(|p| p.as_str()).ok_or_else(|| {
-            CliError::Usage(format!("{}:{}: no string field `prompt` or `text`", path.display(), i + 1))
-        })?;
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| CliError::Usage(format!("{}:{}: invalid JSON: {e}", path.display(), i + 1)))?;
+        let p = v
+            .get("prompt")
+            .or_else(|| v.get("text"))
+            .and_then(|p| p.as_str())
+            .ok_or_else(|| CliError::Usage(format!("{}:{}: no string field `prompt` or `text`", path.display(), i + 1)))?;
         out.push(p.to_string());
     }
     Ok(out)
@@ -1355,7 +1343,14 @@ fn read_prompts(path: &Path) -> Result<Vec<String>, CliError> {
 
 fn inspect(dir: &Path, sample: usize, chars: usize, verify: bool) -> Result<(), CliError> {
     let m = Manifest::load(dir)?;
-    println!("{}: format {}, tokenizer {} ({} tokens, {:?} ids)", dir.display(), m.format, m.tokenizer.path.display(), m.tokenizer.vocab_size, m.tokenizer.token_width);
+    println!(
+        "{}: format {}, tokenizer {} ({} tokens, {:?} ids)",
+        dir.display(),
+        m.format,
+        m.tokenizer.path.display(),
+        m.tokenizer.vocab_size,
+        m.tokenizer.token_width
+    );
     println!("{} inputs, {} documents in, {} out, {} tokens", m.inputs.len(), m.total.docs_in, m.total.docs_out, m.total.tokens_out);
     for s in &m.shards {
         println!("  {:<48} {:>4} {:>9} docs {:>12} tokens", s.name, s.lang, s.docs, s.tokens);

@@ -131,12 +131,7 @@ struct NoteLine {
 
 /// The shards of one source in a prepared folder.
 fn source_shards(dir: &Path, manifest: &Manifest, source: &str) -> Result<Vec<ShardReader>, CliError> {
-    manifest
-        .shards
-        .iter()
-        .filter(|s| s.source == source)
-        .map(|s| ShardReader::open(&dir.join("shards").join(&s.name)).map_err(CliError::from))
-        .collect()
+    manifest.shards.iter().filter(|s| s.source == source).map(|s| ShardReader::open(&dir.join("shards").join(&s.name)).map_err(CliError::from)).collect()
 }
 
 /// What annotating needs.
@@ -359,7 +354,11 @@ pub fn run_recipe_text(text: &str, path: &Path, opts: &RunOptions) -> Result<Run
     let data_dir = syne_data::prepare::clean_path(&base.join(&pcfg.prepare.output));
     let popts = PrepareOptions { threads: opts.threads, strict: false, progress: opts.progress, keep_work: false };
     let report = run_prepare_config(&pcfg, base, &data_dir, &popts)?;
-    say(if report.already_complete { format!("prepare: {} complete", data_dir.display()) } else { format!("prepare: {} written in {:.1} s", data_dir.display(), report.seconds) });
+    say(if report.already_complete {
+        format!("prepare: {} complete", data_dir.display())
+    } else {
+        format!("prepare: {} written in {:.1} s", data_dir.display(), report.seconds)
+    });
     let manifest = report.manifest;
 
     // 2. plan
@@ -441,7 +440,11 @@ pub fn run_recipe_text(text: &str, path: &Path, opts: &RunOptions) -> Result<Run
             std::fs::create_dir_all(file.parent().expect("notes folder")).map_err(|e| DataError::io(&file, "cannot create", e))?;
             let notes = annotator.annotate(name, &input.shards, topics, curriculum, &file)?;
             let labels: Vec<String> = topic_model.as_ref().filter(|_| topics).map(|m| m.labels.clone()).unwrap_or_default();
-            held = if topics { choose_heldout(&notes, heldout_per_topic, train_cfg.seed) } else { choose_heldout_plain(notes.len(), src.heldout_docs, train_cfg.seed) };
+            held = if topics {
+                choose_heldout(&notes, heldout_per_topic, train_cfg.seed)
+            } else {
+                choose_heldout_plain(notes.len(), src.heldout_docs, train_cfg.seed)
+            };
             let mut topic_docs: BTreeMap<String, u64> = BTreeMap::new();
             for n in &notes {
                 *topic_docs.entry(n.topic.clone().unwrap_or_else(|| "-".into())).or_default() += 1;
@@ -449,7 +452,11 @@ pub fn run_recipe_text(text: &str, path: &Path, opts: &RunOptions) -> Result<Run
             input.notes = notes
                 .iter()
                 .zip(&held)
-                .map(|(n, &h)| DocNote { topic: n.topic.as_ref().and_then(|t| labels.iter().position(|l| l == t)).map(|i| i as u16), perplexity: n.perplexity, heldout: h })
+                .map(|(n, &h)| DocNote {
+                    topic: n.topic.as_ref().and_then(|t| labels.iter().position(|l| l == t)).map(|i| i as u16),
+                    perplexity: n.perplexity,
+                    heldout: h,
+                })
                 .collect();
             input.topics = labels;
             notes_summary.insert(
@@ -485,7 +492,10 @@ pub fn run_recipe_text(text: &str, path: &Path, opts: &RunOptions) -> Result<Run
             write_atomic(&hfile, lines.as_bytes())?;
             let topic_field = topics.then(|| "topic".to_string());
             train_cfg.validation.push(ValidationSet { name: name.clone(), path: hfile.clone(), max_docs: usize::MAX, text_field: "text".into(), topic_field });
-            heldout_files.insert(name.clone(), HeldoutSummary { sha256: syne_data::io::sha256_file(&hfile)?, file: hfile, docs: held.iter().filter(|&&h| h).count() as u64 });
+            heldout_files.insert(
+                name.clone(),
+                HeldoutSummary { sha256: syne_data::io::sha256_file(&hfile)?, file: hfile, docs: held.iter().filter(|&&h| h).count() as u64 },
+            );
         }
         inputs.push(input);
     }
@@ -496,15 +506,20 @@ pub fn run_recipe_text(text: &str, path: &Path, opts: &RunOptions) -> Result<Run
     let mut stream = MixtureStream::new(schedule, inputs, settings)?;
     let vocab = syne_model::llama::LlamaConfig::read(&train_cfg.model)?.vocab_size;
     if manifest.tokenizer.vocab_size > vocab {
-        return Err(usage(format!("{}: the shards' tokenizer has {} entries, the model's vocabulary {vocab}", data_dir.display(), manifest.tokenizer.vocab_size)));
+        return Err(usage(format!(
+            "{}: the shards' tokenizer has {} entries, the model's vocabulary {vocab}",
+            data_dir.display(),
+            manifest.tokenizer.vocab_size
+        )));
     }
     let out = train_cfg.out.clone();
     let account_path = out.join("account.json");
     let final_dir = out.join("final");
     let (steps, tokens, account) = if final_dir.join("config.json").exists() && account_path.exists() {
         say(format!("train: {} complete", out.display()));
-        let account: syne_mix::stream::Account = serde_json::from_slice(&std::fs::read(&account_path).map_err(|e| DataError::io(&account_path, "cannot read", e))?)
-            .map_err(|e| usage(format!("{}: {e}", account_path.display())))?;
+        let account: syne_mix::stream::Account =
+            serde_json::from_slice(&std::fs::read(&account_path).map_err(|e| DataError::io(&account_path, "cannot read", e))?)
+                .map_err(|e| usage(format!("{}: {e}", account_path.display())))?;
         (account.position * train_cfg.seq_len as u64 / train_cfg.global_batch_tokens, account.position * train_cfg.seq_len as u64, account)
     } else {
         let resume = !checkpoints(&out).is_empty();
@@ -571,7 +586,8 @@ pub fn run_recipe_text(text: &str, path: &Path, opts: &RunOptions) -> Result<Run
 pub fn topic_datasets(recipe: &Recipe, out: &Path) -> Result<Vec<syne_mix::megatron::TopicDatasets>, CliError> {
     let dir = &recipe.run.output;
     let mpath = dir.join("manifest.json");
-    let bytes = std::fs::read(&mpath).map_err(|e| DataError::io(&mpath, "no finished `syne run` of this recipe (run it, e.g. on a surrogate model, first)", e))?;
+    let bytes =
+        std::fs::read(&mpath).map_err(|e| DataError::io(&mpath, "no finished `syne run` of this recipe (run it, e.g. on a surrogate model, first)", e))?;
     let m: RunManifest = serde_json::from_slice(&bytes).map_err(|e| usage(format!("{}: {e}", mpath.display())))?;
     let prepared = Manifest::load(&m.prepared)?;
     let seed = train_config(recipe, &dir.join("train"))?.seed;
@@ -594,7 +610,11 @@ pub fn topic_datasets(recipe: &Recipe, out: &Path) -> Result<Vec<syne_mix::megat
     for (source, ts) in &m.account.topics {
         let file = &m.notes.get(source).ok_or_else(|| usage(format!("{}: no notes for topic source `{source}`", mpath.display())))?.file;
         let text = std::fs::read_to_string(file).map_err(|e| DataError::io(file, "cannot read", e))?;
-        let notes: Vec<NoteLine> = text.lines().enumerate().map(|(i, l)| serde_json::from_str(l).map_err(|e| usage(format!("{}:{}: {e}", file.display(), i + 1)))).collect::<Result<_, _>>()?;
+        let notes: Vec<NoteLine> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| usage(format!("{}:{}: {e}", file.display(), i + 1))))
+            .collect::<Result<_, _>>()?;
         let held = choose_heldout(&notes, heldout_per_topic, seed);
         let shards = source_shards(&m.prepared, &prepared, source)?;
         let docs = syne_data::shards::doc_refs(&shards);
@@ -603,7 +623,8 @@ pub fn topic_datasets(recipe: &Recipe, out: &Path) -> Result<Vec<syne_mix::megat
         }
         let mut prefixes = Vec::new();
         for (t, name) in ts.topics.iter().enumerate() {
-            let mine: Vec<(usize, usize)> = docs.iter().zip(&notes).zip(&held).filter(|((_, n), h)| !**h && n.topic.as_deref() == Some(name.as_str())).map(|((d, _), _)| *d).collect();
+            let mine: Vec<(usize, usize)> =
+                docs.iter().zip(&notes).zip(&held).filter(|((_, n), h)| !**h && n.topic.as_deref() == Some(name.as_str())).map(|((d, _), _)| *d).collect();
             if mine.is_empty() {
                 prefixes.push(None);
                 continue;

@@ -1,7 +1,7 @@
 //! The `syne` binary's small commands on real assets: tokenize, prepare + inspect + export, and
 //! clear errors on bad paths.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -94,8 +94,26 @@ fn generate_completes_prompts_and_names_bad_prompt_lines() {
     std::fs::write(&prompts, "{\"prompt\": \"The capital of France is\"}\n{\"text\": \"Water boils at\"}\n").unwrap();
     let out = dir.path().join("out.jsonl");
     let args = |batch: &'static str| {
-        vec!["generate", "--model", smol.to_str().unwrap(), "--prompts-file", prompts.to_str().unwrap(), "--prompt", "1, 2, 3,",
-             "--max-new-tokens", "8", "--temperature", "0.7", "--seed", "5", "--batch-size", batch, "--cpu", "--threads", "2"]
+        vec![
+            "generate",
+            "--model",
+            smol.to_str().unwrap(),
+            "--prompts-file",
+            prompts.to_str().unwrap(),
+            "--prompt",
+            "1, 2, 3,",
+            "--max-new-tokens",
+            "8",
+            "--temperature",
+            "0.7",
+            "--seed",
+            "5",
+            "--batch-size",
+            batch,
+            "--cpu",
+            "--threads",
+            "2",
+        ]
     };
     let (ok, one_by_one, err) = syne(&args("1"));
     assert!(ok, "{err}");
@@ -127,8 +145,24 @@ fn eval_writes_results_and_compares_them() {
     let zh = std::fs::read_to_string(assets().join("corpora/zh-reviews.jsonl")).unwrap();
     std::fs::write(&heldout, zh.lines().take(5).collect::<Vec<_>>().join("\n")).unwrap();
     let ppl = format!("zh={}", heldout.display());
-    let (ok, table, err) = syne(&["eval", "--model", smol.to_str().unwrap(), "--tasks", "arc_easy", "--limit", "3", "--ppl", &ppl,
-        "--data-dir", data.to_str().unwrap(), "--out", out.to_str().unwrap(), "--cpu", "--threads", "2"]);
+    let (ok, table, err) = syne(&[
+        "eval",
+        "--model",
+        smol.to_str().unwrap(),
+        "--tasks",
+        "arc_easy",
+        "--limit",
+        "3",
+        "--ppl",
+        &ppl,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--cpu",
+        "--threads",
+        "2",
+    ]);
     assert!(ok, "{err}");
     assert!(table.contains("| arc_easy | 0 | 3 | acc |") && table.contains("| zh | 0 | 5 | bits_per_char |"), "{table}");
     let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();

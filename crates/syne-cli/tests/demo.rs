@@ -5,7 +5,7 @@
 //! before and after; the report is written and renders in headless Debian Chromium with every
 //! plot decoded.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -91,7 +91,8 @@ fn the_shrunken_demo_runs_end_to_end_and_its_report_renders() {
         assert!(md.contains(section), "{section} missing from the report");
     }
     assert!(md.contains("| synthetic-enhancement | synthesis-en |"), "{md}");
-    let check = Command::new("bash").arg(repo.join("scripts/check-report")).arg(out.join("report/report.html")).arg(out.join("report/page.png")).output().unwrap();
+    let check =
+        Command::new("bash").arg(repo.join("scripts/check-report")).arg(out.join("report/report.html")).arg(out.join("report/page.png")).output().unwrap();
     let said = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "check-report: {said}{}", String::from_utf8_lossy(&check.stderr));
     let plots = md.matches("](plots/").count();

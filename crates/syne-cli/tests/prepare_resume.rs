@@ -1,7 +1,7 @@
 //! Kill `syne prepare` with SIGKILL at many points, resume it each time, and require output
 //! byte-identical to an uninterrupted run (with another thread count), on real corpora.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! uninterrupted one does, and its manifest shows consumed tokens equal to planned. (The real
 //! SmolLM2 run, killed once and resumed, is the shrunken demo: tests/demo.rs.)
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -42,7 +42,17 @@ fn mmlu_seed(dir: &Path) -> PathBuf {
 
 /// A recipe over People's Daily (curriculum), Wikipedia summaries (topics) and the Python docs.
 #[allow(clippy::too_many_arguments)]
-fn recipe(dir: &Path, name: &str, model: &Path, tokenizer: &Path, seq_len: usize, stage_tokens: [u64; 2], batch_tokens: u64, ckpt: u64, extra_train: &str) -> PathBuf {
+fn recipe(
+    dir: &Path,
+    name: &str,
+    model: &Path,
+    tokenizer: &Path,
+    seq_len: usize,
+    stage_tokens: [u64; 2],
+    batch_tokens: u64,
+    ckpt: u64,
+    extra_train: &str,
+) -> PathBuf {
     let p = dir.join(format!("{name}.toml"));
     let text = format!(
         r#"
@@ -174,13 +184,15 @@ fn tiny_model_run_killed_again_and_again_ends_like_an_uninterrupted_one() {
     let topics = &m["account"]["topics"]["en-wiki"];
     assert_ne!(topics["ratios"], topics["initial_ratios"]);
     // The curriculum reached every bucket of People's Daily.
-    let zh_buckets: usize = m["account"]["stages"].as_array().unwrap().iter().map(|s| s["consumed"]["zh-news"]["buckets"].as_object().unwrap().len()).max().unwrap();
+    let zh_buckets: usize =
+        m["account"]["stages"].as_array().unwrap().iter().map(|s| s["consumed"]["zh-news"]["buckets"].as_object().unwrap().len()).max().unwrap();
     assert!(zh_buckets >= 2, "{m}");
     // The run's re-weighting as a sequence of Megatron blends: stages cut at every adjustment.
     let mega = d.join("megatron");
     let o = syne().args(["plan", reference.to_str().unwrap(), "--topics-from-run", "--megatron", mega.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut blends: Vec<PathBuf> = std::fs::read_dir(&mega).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "blend")).collect();
+    let mut blends: Vec<PathBuf> =
+        std::fs::read_dir(&mega).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "blend")).collect();
     blends.sort();
     // Adjustments at 512, 1024, ..., 11776 tokens (not at the end): 23 cuts, one at the stage
     // border (8192) → 24 parts.
@@ -210,11 +222,7 @@ fn tiny_model_run_killed_again_and_again_ends_like_an_uninterrupted_one() {
     assert_eq!(k["account"], m["account"], "the killed run's account differs");
     let w = |run: &str| std::fs::read(d.join(run).join("train/final/model.safetensors")).unwrap();
     assert!(w("killed") == w("reference"), "final weights differ after {kills} kills");
-    assert_eq!(
-        std::fs::read_to_string(d.join("killed/train/mixture.jsonl")).unwrap(),
-        log,
-        "the re-weighting log differs"
-    );
+    assert_eq!(std::fs::read_to_string(d.join("killed/train/mixture.jsonl")).unwrap(), log, "the re-weighting log differs");
 }
 
 #[test]
@@ -224,7 +232,21 @@ fn llm_labelling_with_the_papers_prompt_on_real_pages() {
     let wiki = assets().join("corpora/en-wiki-summaries.jsonl");
     let label = |method: &str, out: &Path, sample: &str| {
         let o = syne()
-            .args(["topics", "llm-label", wiki.to_str().unwrap(), "--sample", sample, "--max-chars", "200", "--method", method, "--threads", "2", "--cpu", "--model"])
+            .args([
+                "topics",
+                "llm-label",
+                wiki.to_str().unwrap(),
+                "--sample",
+                sample,
+                "--max-chars",
+                "200",
+                "--method",
+                method,
+                "--threads",
+                "2",
+                "--cpu",
+                "--model",
+            ])
             .arg(&gguf)
             .arg("--out")
             .arg(out)

@@ -2,10 +2,9 @@
 //! restarted: the final output equals an uninterrupted run's, the journal holds each request
 //! once, and generated items were checked against real benchmark test items.
 
-mod common;
+use crate::common;
 
-#[path = "../../syne-synth/tests/common/mod.rs"]
-mod server;
+use crate::server;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -58,7 +57,8 @@ fn killed_again_and_again_the_output_equals_an_uninterrupted_run() {
     assert!(kills >= 2, "only {kills} kills");
     assert_eq!(std::fs::read_to_string(d.join("killed/synthesis.jsonl")).unwrap(), expected, "after {kills} kills");
     let journal = std::fs::read_to_string(d.join("killed/journal.jsonl")).unwrap();
-    let keys: std::collections::BTreeSet<String> = journal.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["key"].as_str().unwrap().to_string()).collect();
+    let keys: std::collections::BTreeSet<String> =
+        journal.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["key"].as_str().unwrap().to_string()).collect();
     assert_eq!((journal.lines().count(), keys.len()), (120, 120), "each request journaled once");
 }
 

@@ -1,7 +1,7 @@
 //! `syne train` killed with SIGKILL again and again, resumed each time with `--resume`, ends
 //! with final weights bit-identical to an uninterrupted run; metrics and checkpoints are sane.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -55,12 +55,18 @@ fn sigkill_then_resume_gives_bit_identical_weights() {
     }
     w.finish().unwrap();
     // Held-out sets: later People's Daily articles (two topic labels) and English summaries.
-    let zh: Vec<String> = String::from_utf8_lossy(&text[400_000..]).lines().skip(1).take(8).enumerate().map(|(i, l)| {
-        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-        v["text"] = serde_json::json!(v["text"].as_str().unwrap().chars().take(120).collect::<String>());
-        v["topic"] = serde_json::json!(if i % 2 == 0 { "even" } else { "odd" });
-        v.to_string()
-    }).collect();
+    let zh: Vec<String> = String::from_utf8_lossy(&text[400_000..])
+        .lines()
+        .skip(1)
+        .take(8)
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["text"] = serde_json::json!(v["text"].as_str().unwrap().chars().take(120).collect::<String>());
+            v["topic"] = serde_json::json!(if i % 2 == 0 { "even" } else { "odd" });
+            v.to_string()
+        })
+        .collect();
     std::fs::write(d.join("val-zh.jsonl"), zh.join("\n")).unwrap();
     let en = std::fs::read_to_string(assets().join("corpora/en-wiki-summaries.jsonl")).unwrap();
     std::fs::write(d.join("val-en.jsonl"), en.lines().take(6).collect::<Vec<_>>().join("\n")).unwrap();
@@ -104,7 +110,13 @@ fn sigkill_then_resume_gives_bit_identical_weights() {
     // little later each time), so every restart resumes from a checkpoint.
     let newest = || -> u64 {
         std::fs::read_dir(&checkpoints)
-            .map(|r| r.flatten().filter(|e| e.path().join("trainer.json").exists()).filter_map(|e| e.file_name().to_string_lossy().strip_prefix("step-").and_then(|s| s.parse().ok())).max().unwrap_or(0))
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.path().join("trainer.json").exists())
+                    .filter_map(|e| e.file_name().to_string_lossy().strip_prefix("step-").and_then(|s| s.parse().ok()))
+                    .max()
+                    .unwrap_or(0)
+            })
             .unwrap_or(0)
     };
     let kills = kill_after_progress(|| train(&killed, true), newest, 5, Duration::from_millis(40), Duration::from_secs(300));

@@ -17,10 +17,8 @@ fn main() {
     let threads = |i: usize| args.get(i).map(|s| s.parse::<usize>().expect("THREADS")).unwrap_or(2);
     match args.first().map(String::as_str) {
         Some("tokenize") => {
-            let texts: Vec<String> = CorpusReader::open(&PathBuf::from(&args[1]), &FieldSpec::default())
-                .expect("input")
-                .map(|d| d.expect("record").text)
-                .collect();
+            let texts: Vec<String> =
+                CorpusReader::open(&PathBuf::from(&args[1]), &FieldSpec::default()).expect("input").map(|d| d.expect("record").text).collect();
             let bytes: usize = texts.iter().map(String::len).sum();
             let tok = TextTokenizer::load(&PathBuf::from(&args[2])).expect("tokenizer");
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads(3)).build().unwrap();
@@ -28,9 +26,7 @@ fn main() {
             // pipeline's batch size.
             pool.install(|| tok.encode_batch(&texts[..texts.len().min(200)]).unwrap());
             let t = Instant::now();
-            let tokens: usize = pool.install(|| {
-                texts.chunks(1024).map(|c| tok.encode_batch(c).unwrap().iter().map(Vec::len).sum::<usize>()).sum()
-            });
+            let tokens: usize = pool.install(|| texts.chunks(1024).map(|c| tok.encode_batch(c).unwrap().iter().map(Vec::len).sum::<usize>()).sum());
             let s = t.elapsed().as_secs_f64();
             println!(
                 "{}",
@@ -39,18 +35,12 @@ fn main() {
             );
         }
         Some("dedup") => {
-            let cfg = DedupConfig {
-                ngram: args[3].parse().unwrap(),
-                bands: args[4].parse().unwrap(),
-                rows: args[5].parse().unwrap(),
-                ..DedupConfig::default()
-            };
+            let cfg =
+                DedupConfig { ngram: args[3].parse().unwrap(), bands: args[4].parse().unwrap(), rows: args[5].parse().unwrap(), ..DedupConfig::default() };
             let inputs: Vec<PathBuf> = args[6..].iter().map(PathBuf::from).collect();
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads(2)).build().unwrap();
             let t = Instant::now();
-            let r = pool
-                .install(|| dedup_corpus(&inputs, &FieldSpec::default(), &cfg, &PathBuf::from(&args[1])))
-                .expect("dedup");
+            let r = pool.install(|| dedup_corpus(&inputs, &FieldSpec::default(), &cfg, &PathBuf::from(&args[1]))).expect("dedup");
             let s = t.elapsed().as_secs_f64();
             println!(
                 "{}",

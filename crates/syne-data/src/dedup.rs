@@ -54,7 +54,6 @@ pub struct MinHasher {
     b: Vec<u64>,
 }
 
-
 impl MinHasher {
     /// Hash functions for `cfg` (panics on zero bands/rows/ngram; the config loader rejects them).
     pub fn new(cfg: &DedupConfig) -> MinHasher {
@@ -195,9 +194,7 @@ pub fn decide(n: usize, hashes: &[u128], exact: bool, band_keys: &[u64], bands: 
     let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(n);
     for band in 0..bands {
         pairs.clear();
-        pairs.extend(
-            (0..n).filter(|&i| decisions[i] == Decision::Keep).map(|i| (band_keys[i * bands + band], i as u32)),
-        );
+        pairs.extend((0..n).filter(|&i| decisions[i] == Decision::Keep).map(|i| (band_keys[i * bands + band], i as u32)));
         pairs.sort_unstable();
         for w in pairs.windows(2) {
             if w[0].0 == w[1].0 {
@@ -290,12 +287,7 @@ pub struct DedupReport {
 /// streaming: pass one computes keys in parallel batches, the decision is made on keys only,
 /// pass two re-reads the input and writes the kept records unchanged (`{"id", "text"}`).
 /// Bad records are skipped and counted.
-pub fn dedup_corpus(
-    inputs: &[std::path::PathBuf],
-    fields: &crate::io::FieldSpec,
-    cfg: &DedupConfig,
-    out: &std::path::Path,
-) -> crate::Result<DedupReport> {
+pub fn dedup_corpus(inputs: &[std::path::PathBuf], fields: &crate::io::FieldSpec, cfg: &DedupConfig, out: &std::path::Path) -> crate::Result<DedupReport> {
     use rayon::prelude::*;
 
     use crate::io::CorpusReader;

@@ -109,19 +109,12 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn err(&self, at: &str, detail: impl Into<String>) -> DataError {
-        DataError::Gguf {
-            path: self.path.to_path_buf(),
-            at: at.to_string(),
-            detail: detail.into(),
-        }
+        DataError::Gguf { path: self.path.to_path_buf(), at: at.to_string(), detail: detail.into() }
     }
 
     fn take(&mut self, n: usize, at: &str) -> Result<&'a [u8]> {
         if self.buf.len().saturating_sub(self.pos) < n {
-            return Err(self.err(
-                at,
-                format!("file ends at byte {} but {n} more bytes are needed at {}", self.buf.len(), self.pos),
-            ));
+            return Err(self.err(at, format!("file ends at byte {} but {n} more bytes are needed at {}", self.buf.len(), self.pos)));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -235,21 +228,11 @@ pub fn parse_header(buf: &[u8], path: &Path) -> Result<GgufHeader> {
         let dims = (0..n_dims).map(|_| c.u64(&at)).collect::<Result<Vec<_>>>()?;
         let ggml_type = c.u32(&at)?;
         let offset = c.u64(&at)?;
-        tensors.push(TensorInfo {
-            name,
-            dims,
-            ggml_type,
-            offset,
-        });
+        tensors.push(TensorInfo { name, dims, ggml_type, offset });
     }
     let alignment = metadata.get("general.alignment").and_then(GgufValue::as_u64).unwrap_or(32).max(1);
     let data_offset = (c.pos as u64).div_ceil(alignment).saturating_mul(alignment);
-    Ok(GgufHeader {
-        version,
-        metadata,
-        tensors,
-        data_offset,
-    })
+    Ok(GgufHeader { version, metadata, tensors, data_offset })
 }
 
 impl GgufFile {
@@ -260,14 +243,7 @@ impl GgufFile {
         // `GgufFile`; concurrent truncation by another process is the usual mmap caveat.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| DataError::io(path, "cannot map GGUF file", e))?;
         let h = parse_header(&mmap, path)?;
-        Ok(GgufFile {
-            path: path.to_path_buf(),
-            version: h.version,
-            metadata: h.metadata,
-            tensors: h.tensors,
-            data_offset: h.data_offset,
-            mmap,
-        })
+        Ok(GgufFile { path: path.to_path_buf(), version: h.version, metadata: h.metadata, tensors: h.tensors, data_offset: h.data_offset, mmap })
     }
 
     pub fn path(&self) -> &Path {
@@ -276,27 +252,17 @@ impl GgufFile {
 
     /// A metadata value, or an error naming the missing key.
     pub fn get(&self, key: &str) -> Result<&GgufValue> {
-        self.metadata.get(key).ok_or_else(|| DataError::Gguf {
-            path: self.path.clone(),
-            at: format!("metadata `{key}`"),
-            detail: "key is missing".into(),
-        })
+        self.metadata.get(key).ok_or_else(|| DataError::Gguf { path: self.path.clone(), at: format!("metadata `{key}`"), detail: "key is missing".into() })
     }
 
     /// A string array (e.g. `tokenizer.ggml.tokens`), or an error naming the key.
     pub fn get_str_array(&self, key: &str) -> Result<Vec<&str>> {
         let arr = self.get(key)?.as_array().ok_or_else(|| self.type_err(key, "an array"))?;
-        arr.iter()
-            .map(|v| v.as_str().ok_or_else(|| self.type_err(key, "an array of strings")))
-            .collect()
+        arr.iter().map(|v| v.as_str().ok_or_else(|| self.type_err(key, "an array of strings"))).collect()
     }
 
     fn type_err(&self, key: &str, expected: &str) -> DataError {
-        DataError::Gguf {
-            path: self.path.clone(),
-            at: format!("metadata `{key}`"),
-            detail: format!("expected {expected}"),
-        }
+        DataError::Gguf { path: self.path.clone(), at: format!("metadata `{key}`"), detail: format!("expected {expected}") }
     }
 
     /// The raw bytes of the whole file (tensor data lives at `data_offset + tensor.offset`).

@@ -164,19 +164,14 @@ impl CorpusReader {
                         });
                     }
                 }
-                let projection = parquet::schema::types::Type::group_type_builder("schema")
-                    .with_fields(wanted)
-                    .build()
-                    .map_err(|e| DataError::Corrupt {
-                        pos: Position { file: shared.clone(), index: 0, is_row: true },
-                        detail: format!("cannot project Parquet schema: {e}"),
-                    })?;
-                let rows = RowIter::from_file_into(Box::new(reader) as Box<dyn FileReader>)
-                    .project(Some(projection))
-                    .map_err(|e| DataError::Corrupt {
-                        pos: Position { file: shared.clone(), index: 0, is_row: true },
-                        detail: format!("cannot project Parquet schema: {e}"),
-                    })?;
+                let projection = parquet::schema::types::Type::group_type_builder("schema").with_fields(wanted).build().map_err(|e| DataError::Corrupt {
+                    pos: Position { file: shared.clone(), index: 0, is_row: true },
+                    detail: format!("cannot project Parquet schema: {e}"),
+                })?;
+                let rows = RowIter::from_file_into(Box::new(reader) as Box<dyn FileReader>).project(Some(projection)).map_err(|e| DataError::Corrupt {
+                    pos: Position { file: shared.clone(), index: 0, is_row: true },
+                    detail: format!("cannot project Parquet schema: {e}"),
+                })?;
                 raw_bytes.store(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
                 Inner::Parquet { rows, fields: fields.clone(), row: 0 }
             }
@@ -185,23 +180,14 @@ impl CorpusReader {
                 let slot: HashSlot = Arc::new(std::sync::Mutex::new(None));
                 let decoded: Box<dyn Read + Send> = match format {
                     Format::Jsonl => Box::new(HashDone { inner: Some(hashing), slot: slot.clone() }),
-                    Format::JsonlGz => Box::new(flate2::read::MultiGzDecoder::new(HashDone {
-                        inner: Some(hashing),
-                        slot: slot.clone(),
-                    })),
+                    Format::JsonlGz => Box::new(flate2::read::MultiGzDecoder::new(HashDone { inner: Some(hashing), slot: slot.clone() })),
                     Format::JsonlZst => Box::new(
                         zstd::stream::read::Decoder::new(HashDone { inner: Some(hashing), slot: slot.clone() })
                             .map_err(|e| DataError::io(path, "cannot start zstd decoder", e))?,
                     ),
                     Format::Parquet => unreachable!(),
                 };
-                Inner::Lines {
-                    reader: Box::new(BufReader::with_capacity(1 << 20, decoded)),
-                    fields: fields.clone(),
-                    line: 0,
-                    buf: Vec::new(),
-                    hash: slot,
-                }
+                Inner::Lines { reader: Box::new(BufReader::with_capacity(1 << 20, decoded)), fields: fields.clone(), line: 0, buf: Vec::new(), hash: slot }
             }
         };
         Ok(CorpusReader { path: shared, inner, done: false, raw_bytes })
@@ -414,9 +400,7 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
 fn parse_json_record(line: &[u8], fields: &FieldSpec, pos: Position) -> Result<Document> {
     let line = match std::str::from_utf8(line) {
         Ok(s) => s,
-        Err(e) => {
-            return Err(bad(pos, BadRecordKind::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to())))
-        }
+        Err(e) => return Err(bad(pos, BadRecordKind::InvalidUtf8, format!("invalid UTF-8 at byte {}", e.valid_up_to()))),
     };
     let mut de = serde_json::Deserializer::from_str(line);
     let mut extracted = ExtractSeed(fields)
@@ -425,9 +409,7 @@ fn parse_json_record(line: &[u8], fields: &FieldSpec, pos: Position) -> Result<D
         .map_err(|e| bad(pos.clone(), BadRecordKind::MalformedJson, e.to_string()))?;
     match extracted.text.take() {
         None => Err(bad(pos, BadRecordKind::MissingText, format!("no string field `{}`", fields.text))),
-        Some(Err(kind)) => {
-            Err(bad(pos, BadRecordKind::NonStringText, format!("field `{}` is {kind}, not a string", fields.text)))
-        }
+        Some(Err(kind)) => Err(bad(pos, BadRecordKind::NonStringText, format!("field `{}` is {kind}, not a string", fields.text))),
         Some(Ok(text)) => finish_record(text, extracted, pos),
     }
 }
@@ -485,9 +467,7 @@ impl JsonlWriter {
         let sink = match format {
             Format::Jsonl => Sink::Plain(buf),
             Format::JsonlGz => Sink::Gz(flate2::write::GzEncoder::new(buf, flate2::Compression::new(level.clamp(0, 9) as u32))),
-            Format::JsonlZst => Sink::Zst(
-                zstd::stream::write::Encoder::new(buf, level).map_err(|e| DataError::io(&tmp, "cannot start zstd", e))?,
-            ),
+            Format::JsonlZst => Sink::Zst(zstd::stream::write::Encoder::new(buf, level).map_err(|e| DataError::io(&tmp, "cannot start zstd", e))?),
             Format::Parquet => {
                 return Err(DataError::UnknownFormat { path: path.to_path_buf() });
             }
@@ -551,17 +531,13 @@ pub fn write_parquet(path: &Path, docs: &[(Option<String>, String)], row_group_s
     use parquet::file::writer::SerializedFileWriter;
 
     let schema = Arc::new(
-        parquet::schema::parser::parse_message_type(
-            "message schema { OPTIONAL BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY text (UTF8); }",
-        )
-        .expect("static schema parses"),
+        parquet::schema::parser::parse_message_type("message schema { OPTIONAL BYTE_ARRAY id (UTF8); REQUIRED BYTE_ARRAY text (UTF8); }")
+            .expect("static schema parses"),
     );
     let tmp = partial_path(path);
     let perr = |e: parquet::errors::ParquetError| DataError::Shard { path: tmp.clone(), detail: format!("Parquet write: {e}") };
     let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, "cannot create", e))?;
-    let props = Arc::new(
-        WriterProperties::builder().set_compression(parquet::basic::Compression::ZSTD(Default::default())).build(),
-    );
+    let props = Arc::new(WriterProperties::builder().set_compression(parquet::basic::Compression::ZSTD(Default::default())).build());
     let mut writer = SerializedFileWriter::new(file, schema, props).map_err(perr)?;
     for chunk in docs.chunks(row_group_size.max(1)) {
         let mut rg = writer.next_row_group().map_err(perr)?;

@@ -223,8 +223,7 @@ impl PrepareConfig {
             if src.paths.is_empty() {
                 return Err(cfg_err(&format!("sources.{name}.paths"), "must list at least one file or directory".into()));
             }
-            merged_quality(&prepare.filters, src.filters.as_ref())
-                .map_err(|e| cfg_err(&format!("sources.{name}.filters"), e))?;
+            merged_quality(&prepare.filters, src.filters.as_ref()).map_err(|e| cfg_err(&format!("sources.{name}.filters"), e))?;
         }
         Ok(PrepareConfig { prepare, sources: whole.sources })
     }
@@ -236,11 +235,7 @@ impl PrepareConfig {
             let paths: Vec<PathBuf> = src.paths.iter().map(|p| clean_path(&base.join(p))).collect();
             let files = expand_inputs(&paths)?;
             if files.is_empty() {
-                return Err(DataError::Config {
-                    path: base.to_path_buf(),
-                    key: format!("sources.{name}.paths"),
-                    detail: "no corpus files found".into(),
-                });
+                return Err(DataError::Config { path: base.to_path_buf(), key: format!("sources.{name}.paths"), detail: "no corpus files found".into() });
             }
             let quality = merged_quality(&self.prepare.filters, src.filters.as_ref()).map_err(|detail| DataError::Config {
                 path: base.to_path_buf(),
@@ -269,11 +264,7 @@ impl PrepareConfig {
 /// table header above it plus the key on its line.
 fn key_at(text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
-    let table = before
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
-        .map(|t| t.trim_matches(['[', ']']).to_string());
+    let table = before.lines().rev().find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']'))).map(|t| t.trim_matches(['[', ']']).to_string());
     let line = text[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..].lines().next().unwrap_or("");
     let key = line.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['));
     match (table, key) {
@@ -808,11 +799,7 @@ fn run_inner(cfg: &PrepareConfig, base: &Path, out: &Path, opts: &PrepareOptions
     }
     debug_assert_eq!(total.accounted(), total.docs_in);
     if total.accounted() != total.docs_in {
-        return Err(DataError::Aborted(format!(
-            "internal accounting error: {} documents read but {} accounted for",
-            total.docs_in,
-            total.accounted()
-        )));
+        return Err(DataError::Aborted(format!("internal accounting error: {} documents read but {} accounted for", total.docs_in, total.accounted())));
     }
     let mut megatron = Vec::new();
     if ctx.cfg.megatron {
@@ -822,10 +809,7 @@ fn run_inner(cfg: &PrepareConfig, base: &Path, out: &Path, opts: &PrepareOptions
             groups.entry((s.source.clone(), s.lang.clone())).or_default().push(s);
         }
         for ((source, lang), entries) in groups {
-            let readers = entries
-                .iter()
-                .map(|e| ShardReader::open(&out.join("shards").join(&e.name)))
-                .collect::<Result<Vec<_>>>()?;
+            let readers = entries.iter().map(|e| ShardReader::open(&out.join("shards").join(&e.name))).collect::<Result<Vec<_>>>()?;
             let prefix = format!("megatron/{source}.{lang}");
             let (sequences, tokens) = export_megatron(&readers, &out.join(&prefix), tokenizer.vocab_size())?;
             megatron.push(MegatronEntry { prefix, source, lang, sequences, tokens });
@@ -875,12 +859,8 @@ enum Outcome {
 
 fn filter_unit(ctx: &Ctx, u: &Unit, hasher: Option<&MinHasher>, bar: &ProgressBar) -> Result<FilterStats> {
     let src = &ctx.sources[u.source];
-    let fields = FieldSpec {
-        text: src.fields.text.clone(),
-        id: src.fields.id.clone(),
-        topic: src.fields.topic.clone(),
-        perplexity: src.fields.perplexity.clone(),
-    };
+    let fields =
+        FieldSpec { text: src.fields.text.clone(), id: src.fields.id.clone(), topic: src.fields.topic.clone(), perplexity: src.fields.perplexity.clone() };
     let mut counts = Counts::default();
     let mut errors = Vec::new();
     let input_bytes = std::fs::metadata(&u.file).map(|m| m.len()).unwrap_or(0);
@@ -983,26 +963,13 @@ fn filter_unit(ctx: &Ctx, u: &Unit, hasher: Option<&MinHasher>, bar: &ProgressBa
     f.sync_all().map_err(|e| DataError::io(&keys_tmp, "cannot sync", e))?;
     std::fs::rename(&keys_tmp, &keys_path).map_err(|e| DataError::io(&keys_path, "cannot rename into place", e))?;
     writer.finish()?;
-    let stats = FilterStats {
-        source: ctx.sources[u.source].name.clone(),
-        input: u.file.clone(),
-        input_sha256,
-        input_bytes,
-        kept,
-        counts,
-        errors,
-    };
+    let stats = FilterStats { source: ctx.sources[u.source].name.clone(), input: u.file.clone(), input_sha256, input_bytes, kept, counts, errors };
     // Written last: the unit is complete once this file exists.
     write_json(&ctx.filter_stats_path(u), &stats)?;
     Ok(stats)
 }
 
-fn process_doc(
-    doc: crate::io::Document,
-    src: &ResolvedSource,
-    cfg: &PrepareSection,
-    hasher: Option<&MinHasher>,
-) -> Outcome {
+fn process_doc(doc: crate::io::Document, src: &ResolvedSource, cfg: &PrepareSection, hasher: Option<&MinHasher>) -> Outcome {
     let text = normalize(&doc.text, &cfg.normalize);
     if text.is_empty() {
         return Outcome::Dropped("empty_after_normalize");
@@ -1030,15 +997,7 @@ fn process_doc(
     let band_keys = hasher.map(|h| h.band_keys(&h.signature(&text))).unwrap_or_default();
     let pos = doc.pos.to_string();
     Outcome::Kept(
-        Box::new(FilteredDoc {
-            text,
-            id: doc.id,
-            pos,
-            lang,
-            lang_conf: guess.confidence,
-            topic: doc.topic,
-            perplexity: doc.perplexity,
-        }),
+        Box::new(FilteredDoc { text, id: doc.id, pos, lang, lang_conf: guess.confidence, topic: doc.topic, perplexity: doc.perplexity }),
         hash,
         band_keys,
     )
@@ -1078,14 +1037,7 @@ struct OpenShard {
     lang: String,
 }
 
-fn pack_unit(
-    ctx: &Ctx,
-    u: &Unit,
-    decisions: &[u8],
-    tok: &TextTokenizer,
-    width: TokenWidth,
-    bar: &ProgressBar,
-) -> Result<PackStats> {
+fn pack_unit(ctx: &Ctx, u: &Unit, decisions: &[u8], tok: &TextTokenizer, width: TokenWidth, bar: &ProgressBar) -> Result<PackStats> {
     let src = &ctx.sources[u.source];
     let path = ctx.filtered_path(u);
     let file = File::open(&path).map_err(|e| DataError::io(&path, "cannot open", e))?;
@@ -1110,8 +1062,8 @@ fn pack_unit(
                 .map_err(|e| DataError::io(&path, "cannot read", e))?;
             match decisions[i] {
                 0 => {
-                    let d: FilteredDoc = serde_json::from_str(&line)
-                        .map_err(|e| DataError::Shard { path: path.clone(), detail: format!("line {}: {e}", i + 1) })?;
+                    let d: FilteredDoc =
+                        serde_json::from_str(&line).map_err(|e| DataError::Shard { path: path.clone(), detail: format!("line {}: {e}", i + 1) })?;
                     bytes += d.text.len();
                     batch.push(d);
                 }
@@ -1207,8 +1159,7 @@ pub fn verify_output(dir: &Path) -> Result<u64> {
             return Err(DataError::Shard { path: meta_path, detail: "document count disagrees with the index or manifest".into() });
         }
         for (i, l) in lines.iter().enumerate() {
-            let d: DocMeta = serde_json::from_str(l)
-                .map_err(|e| DataError::Shard { path: meta_path.clone(), detail: format!("line {}: {e}", i + 1) })?;
+            let d: DocMeta = serde_json::from_str(l).map_err(|e| DataError::Shard { path: meta_path.clone(), detail: format!("line {}: {e}", i + 1) })?;
             if d.tokens != r.doc(i).len() as u64 {
                 return Err(DataError::Shard { path: meta_path.clone(), detail: format!("line {}: token count disagrees with the index", i + 1) });
             }

@@ -109,10 +109,45 @@ impl QualityConfig {
 }
 
 fn is_plain_punct(c: char) -> bool {
-    matches!(c,
-        '.' | ',' | ';' | ':' | '!' | '?' | '\'' | '"' | '(' | ')' | '-' | '[' | ']'
-        | '，' | '。' | '！' | '？' | '、' | '；' | '：' | '“' | '”' | '‘' | '’' | '（' | '）'
-        | '《' | '》' | '…' | '—' | '·' | '「' | '」' | '『' | '』' | '【' | '】')
+    matches!(
+        c,
+        '.' | ','
+            | ';'
+            | ':'
+            | '!'
+            | '?'
+            | '\''
+            | '"'
+            | '('
+            | ')'
+            | '-'
+            | '['
+            | ']'
+            | '，'
+            | '。'
+            | '！'
+            | '？'
+            | '、'
+            | '；'
+            | '：'
+            | '“'
+            | '”'
+            | '‘'
+            | '’'
+            | '（'
+            | '）'
+            | '《'
+            | '》'
+            | '…'
+            | '—'
+            | '·'
+            | '「'
+            | '」'
+            | '『'
+            | '』'
+            | '【'
+            | '】'
+    )
 }
 
 fn frac(part: usize, whole: usize) -> f64 {
@@ -165,10 +200,7 @@ pub fn check(text: &str, cfg: &QualityConfig) -> Result<(), &'static str> {
     let cjk_dominant = cjk * 2 > n_words;
     if let Some((lo, hi)) = cfg.mean_word_length {
         if !cjk_dominant {
-            let (n, total) = ws
-                .iter()
-                .filter(|w| !w.chars().next().is_some_and(is_cjk))
-                .fold((0usize, 0usize), |(n, t), w| (n + 1, t + w.chars().count()));
+            let (n, total) = ws.iter().filter(|w| !w.chars().next().is_some_and(is_cjk)).fold((0usize, 0usize), |(n, t), w| (n + 1, t + w.chars().count()));
             if n > 0 {
                 let mean = total as f64 / n as f64;
                 if mean < lo || mean > hi {
@@ -194,10 +226,7 @@ pub fn check(text: &str, cfg: &QualityConfig) -> Result<(), &'static str> {
     // Line and paragraph rules.
     let lines: Vec<&str> = text.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect();
     if let Some(m) = cfg.max_bullet_lines_frac {
-        let bullets = lines
-            .iter()
-            .filter(|l| l.starts_with(['•', '●', '○', '■', '□', '▪', '▫', '–', '*', '-', '·']))
-            .count();
+        let bullets = lines.iter().filter(|l| l.starts_with(['•', '●', '○', '■', '□', '▪', '▫', '–', '*', '-', '·'])).count();
         if frac(bullets, lines.len()) > m {
             return Err("max_bullet_lines_frac");
         }
@@ -334,14 +363,8 @@ mod tests {
         let paras = "a paragraph of text\n\n".repeat(5);
         assert_eq!(check(&paras, &QualityConfig { max_dup_para_frac: Some(0.3), ..p() }), Err("max_dup_para_frac"));
         let spam = "buy cheap pills now ".repeat(30);
-        assert_eq!(
-            check(&spam, &QualityConfig { top_ngram_char_frac: vec![(2, 0.2)], ..p() }),
-            Err("top_ngram_char_frac")
-        );
-        assert_eq!(
-            check(&spam, &QualityConfig { dup_ngram_char_frac: vec![(5, 0.15)], ..p() }),
-            Err("dup_ngram_char_frac")
-        );
+        assert_eq!(check(&spam, &QualityConfig { top_ngram_char_frac: vec![(2, 0.2)], ..p() }), Err("top_ngram_char_frac"));
+        assert_eq!(check(&spam, &QualityConfig { dup_ngram_char_frac: vec![(5, 0.15)], ..p() }), Err("dup_ngram_char_frac"));
         let bullets = "- one\n- two\n- three\nfour";
         assert_eq!(check(bullets, &QualityConfig { max_bullet_lines_frac: Some(0.5), ..p() }), Err("max_bullet_lines_frac"));
         assert_eq!(check("x...\ny...\nz", &QualityConfig { max_ellipsis_lines_frac: Some(0.3), ..p() }), Err("max_ellipsis_lines_frac"));

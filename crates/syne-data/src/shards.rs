@@ -74,13 +74,7 @@ impl ShardWriter {
     pub fn create(base: &Path, width: TokenWidth) -> Result<ShardWriter> {
         let bin_tmp = partial_path(&with_ext(base, ".bin"));
         let f = File::create(&bin_tmp).map_err(|e| DataError::io(&bin_tmp, "cannot create", e))?;
-        Ok(ShardWriter {
-            base: base.to_path_buf(),
-            width,
-            bin: Some(BufWriter::with_capacity(1 << 20, f)),
-            offsets: vec![0],
-            finished: false,
-        })
+        Ok(ShardWriter { base: base.to_path_buf(), width, bin: Some(BufWriter::with_capacity(1 << 20, f)), offsets: vec![0], finished: false })
     }
 
     /// Append one document's tokens.
@@ -91,8 +85,7 @@ impl ShardWriter {
         match self.width {
             TokenWidth::U16 => {
                 for &t in tokens {
-                    let t16 = u16::try_from(t)
-                        .map_err(|_| shard_err(&self.base, format!("token id {t} does not fit a u16 shard")))?;
+                    let t16 = u16::try_from(t).map_err(|_| shard_err(&self.base, format!("token id {t} does not fit a u16 shard")))?;
                     buf.extend_from_slice(&t16.to_le_bytes());
                 }
             }
@@ -119,12 +112,7 @@ impl ShardWriter {
         let bin_path = with_ext(&self.base, ".bin");
         let idx_path = with_ext(&self.base, ".idx");
         let bin_tmp = partial_path(&bin_path);
-        let f = self
-            .bin
-            .take()
-            .expect("finish once")
-            .into_inner()
-            .map_err(|e| DataError::io(&bin_tmp, "cannot flush", e.into_error()))?;
+        let f = self.bin.take().expect("finish once").into_inner().map_err(|e| DataError::io(&bin_tmp, "cannot flush", e.into_error()))?;
         f.sync_all().map_err(|e| DataError::io(&bin_tmp, "cannot sync", e))?;
         let mut idx = Vec::with_capacity(32 + 8 * self.offsets.len());
         idx.extend_from_slice(SYNE_MAGIC);
@@ -292,18 +280,14 @@ pub fn export_megatron_docs(shards: &[ShardReader], docs: &[(usize, usize)], pre
     let bin_path = with_ext(prefix, ".bin");
     let idx_path = with_ext(prefix, ".idx");
     let bin_tmp = partial_path(&bin_path);
-    let mut bin = BufWriter::with_capacity(
-        1 << 20,
-        File::create(&bin_tmp).map_err(|e| DataError::io(&bin_tmp, "cannot create", e))?,
-    );
+    let mut bin = BufWriter::with_capacity(1 << 20, File::create(&bin_tmp).map_err(|e| DataError::io(&bin_tmp, "cannot create", e))?);
     let mut lengths: Vec<i32> = Vec::new();
     let mut buf = Vec::new();
     for &(s, d) in docs {
         let shard = &shards[s];
         {
             let toks = shard.doc(d);
-            let len = i32::try_from(toks.len())
-                .map_err(|_| shard_err(shard.base(), format!("document {d} has more than 2^31 tokens")))?;
+            let len = i32::try_from(toks.len()).map_err(|_| shard_err(shard.base(), format!("document {d} has more than 2^31 tokens")))?;
             lengths.push(len);
             buf.clear();
             for i in 0..toks.len() {

@@ -39,10 +39,7 @@ impl<'a> Iterator for Words<'a> {
             self.rest = &s[len..];
             return Some(&s[..len]);
         }
-        let end = chars
-            .find(|&(_, c)| c.is_whitespace() || is_cjk(c))
-            .map(|(i, _)| i)
-            .unwrap_or(s.len());
+        let end = chars.find(|&(_, c)| c.is_whitespace() || is_cjk(c)).map(|(i, _)| i).unwrap_or(s.len());
         self.rest = &s[end..];
         Some(&s[..end])
     }

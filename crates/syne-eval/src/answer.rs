@@ -12,7 +12,8 @@ static NUMBER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"-?[0-9][0-9,]*(?:
 /// model says it (lm-evaluation-harness's strict match), otherwise the last number in the text
 /// (its flexible match). Commas, `$` and a trailing period are dropped.
 pub fn extract_final_number(completion: &str) -> Option<String> {
-    let m = GSM_ANSWER.captures_iter(completion).last().map(|c| c.get(1).unwrap().as_str()).or_else(|| NUMBER.find_iter(completion).last().map(|m| m.as_str()))?;
+    let m =
+        GSM_ANSWER.captures_iter(completion).last().map(|c| c.get(1).unwrap().as_str()).or_else(|| NUMBER.find_iter(completion).last().map(|m| m.as_str()))?;
     Some(clean_number(m))
 }
 
@@ -82,9 +83,50 @@ const SUBSTITUTIONS: [(&str, &str); 10] = [
 ];
 
 const REMOVED_EXPRESSIONS: [&str; 44] = [
-    "\\left", "\\right", "square", "ways", "integers", "dollars", "mph", "inches", "ft", "hours", "km", "units", "\\ldots", "sue", "points", "feet", "minutes", "digits", "cents", "degrees",
-    "cm", "gm", "pounds", "meters", "meals", "edges", "students", "childrentickets", "multiples", "\\text{s}", "\\text{.}", "\\text{\ns}", "\\text{}^2", "\\text{}^3",
-    "\\text{\n}", "\\text{}", "\\mathrm{th}", "^\\circ", "^{\\circ}", "\\;", ",\\!", "{,}", "\"", "\\dots",
+    "\\left",
+    "\\right",
+    "square",
+    "ways",
+    "integers",
+    "dollars",
+    "mph",
+    "inches",
+    "ft",
+    "hours",
+    "km",
+    "units",
+    "\\ldots",
+    "sue",
+    "points",
+    "feet",
+    "minutes",
+    "digits",
+    "cents",
+    "degrees",
+    "cm",
+    "gm",
+    "pounds",
+    "meters",
+    "meals",
+    "edges",
+    "students",
+    "childrentickets",
+    "multiples",
+    "\\text{s}",
+    "\\text{.}",
+    "\\text{\ns}",
+    "\\text{}^2",
+    "\\text{}^3",
+    "\\text{\n}",
+    "\\text{}",
+    "\\mathrm{th}",
+    "^\\circ",
+    "^{\\circ}",
+    "\\;",
+    ",\\!",
+    "{,}",
+    "\"",
+    "\\dots",
 ];
 
 static DOLLARS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)^.*?\$(.*?)\$.*$").unwrap());

@@ -242,7 +242,10 @@ pub fn load_custom(spec: &TaskSpec, opts: LoadOptions) -> Result<Task> {
             shots: spec.shots,
             source: spec.path.clone(),
             fingerprint,
-            items: rows.into_iter().map(|(line, r)| McItem { id: line.to_string(), context: format!("{prefix}{}", r.prompt), choices: r.choices, gold: r.gold_index }).collect(),
+            items: rows
+                .into_iter()
+                .map(|(line, r)| McItem { id: line.to_string(), context: format!("{prefix}{}", r.prompt), choices: r.choices, gold: r.gold_index })
+                .collect(),
             skipped,
         }),
         Kind::Generation => Task::Gen(GenTask {

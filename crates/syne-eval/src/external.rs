@@ -64,7 +64,12 @@ fn letter_items(header: &str, shot_rows: &[LetterQuestion], shots: usize, rows: 
         prefix += &format!("{}\n{cue}{sep}{}\n\n", s.body, letter(s.gold));
     }
     rows.into_iter()
-        .map(|q| McItem { id: q.id, context: format!("{prefix}{}\n{}", q.body, cue.trim_end()), choices: (0..q.letters).map(|i| format!("{sep}{}", letter(i))).collect(), gold: q.gold })
+        .map(|q| McItem {
+            id: q.id,
+            context: format!("{prefix}{}\n{}", q.body, cue.trim_end()),
+            choices: (0..q.letters).map(|i| format!("{sep}{}", letter(i))).collect(),
+            gold: q.gold,
+        })
         .collect()
 }
 
@@ -139,8 +144,12 @@ struct ChineseExam {
     cue: &'static str,
 }
 
-const CEVAL: ChineseExam = ChineseExam { split: "val", suffix: "_val.csv", dev_suffix: "_dev.csv", question_col: "question", answer_col: "answer", body_prefix: "", cue: "答案：" };
-const CMMLU: ChineseExam = ChineseExam { split: "test", suffix: ".csv", dev_suffix: ".csv", question_col: "Question", answer_col: "Answer", body_prefix: "题目：", cue: "答案是：" };
+const CEVAL: ChineseExam =
+    ChineseExam { split: "val", suffix: "_val.csv", dev_suffix: "_dev.csv", question_col: "question", answer_col: "answer", body_prefix: "", cue: "答案：" };
+const CMMLU: ChineseExam =
+    ChineseExam {
+        split: "test", suffix: ".csv", dev_suffix: ".csv", question_col: "Question", answer_col: "Answer", body_prefix: "题目：", cue: "答案是："
+    };
 
 /// C-Eval (the official prompt "以下是中国关于{科目}考试的单项选择题，请选出其中的正确答案。", subject
 /// names from `subject_mapping.json`, scored on the validation split) and CMMLU ("以下是关于{科目}的
@@ -189,7 +198,8 @@ fn load_agieval(path: &Path, name: &str, shots: usize, opts: LoadOptions) -> Res
     let mut rows = Vec::new();
     for (line, v) in crate::task::read_json_lines(path, opts, &mut skipped)? {
         let at = |d: &str| bad(path, format!("line {line}: {d}"));
-        let options: Vec<String> = v.get("options").and_then(|o| o.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        let options: Vec<String> =
+            v.get("options").and_then(|o| o.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
         let (Some(question), false) = (str_field(&v, "question"), options.is_empty()) else {
             skipped.row(opts.strict, at("needs `question` and a non-empty `options` list"))?;
             continue;
@@ -291,7 +301,12 @@ fn read_asdiv(path: &Path, opts: LoadOptions, skipped: &mut Skipped) -> Result<V
             Ok(Event::Start(e)) => {
                 let tag = String::from_utf8_lossy(e.name().as_ref()).into_owned();
                 if tag == "Problem" {
-                    id = e.try_get_attribute("ID").ok().flatten().map(|a| String::from_utf8_lossy(&a.value).into_owned()).unwrap_or_else(|| rows.len().to_string());
+                    id = e
+                        .try_get_attribute("ID")
+                        .ok()
+                        .flatten()
+                        .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                        .unwrap_or_else(|| rows.len().to_string());
                     (body, question, answer) = (String::new(), String::new(), String::new());
                 }
                 field = tag;
@@ -337,7 +352,9 @@ fn read_mawps(path: &Path, opts: LoadOptions, skipped: &mut Skipped) -> Result<V
                 let id = v.get("iIndex").map(|x| x.to_string()).unwrap_or_else(|| n.to_string());
                 rows.push(WordProblem { id, question: q.trim().to_string(), answer: a });
             }
-            _ => skipped.row(opts.strict, bad(path, format!("item {n}: needs a question (`sQuestion`/`input`) and a numeric answer (`lSolutions`/`target`)")))?,
+            _ => {
+                skipped.row(opts.strict, bad(path, format!("item {n}: needs a question (`sQuestion`/`input`) and a numeric answer (`lSolutions`/`target`)")))?
+            }
         }
     }
     Ok(rows)
@@ -371,14 +388,34 @@ fn word_problem_task(name: &str, path: &Path, rows: Vec<WordProblem>, exemplars:
 }
 
 /// The names [`load_external`] knows.
-pub const EXTERNAL_TASKS: [&str; 13] =
-    ["ceval", "cmmlu", "gaokao_mathqa", "gaokao_chemistry", "gaokao_biology", "sat_math", "aqua_rat", "scieval_physics", "scieval_chemistry", "scieval_biology", "asdiv", "mawps", "ceval_SUBJECT / cmmlu_SUBJECT"];
+pub const EXTERNAL_TASKS: [&str; 13] = [
+    "ceval",
+    "cmmlu",
+    "gaokao_mathqa",
+    "gaokao_chemistry",
+    "gaokao_biology",
+    "sat_math",
+    "aqua_rat",
+    "scieval_physics",
+    "scieval_chemistry",
+    "scieval_biology",
+    "asdiv",
+    "mawps",
+    "ceval_SUBJECT / cmmlu_SUBJECT",
+];
 
 /// Load one of the external benchmarks from `bench_dir`, or `None` when `name` is not one.
 /// `gsm8k_exemplars` gives ASDiv/MAWPS their chain-of-thought prompt (the GSM8K exemplars,
 /// cut to `shots`).
-pub fn load_external(bench_dir: &Path, name: &str, shots: usize, opts: LoadOptions, gsm8k_exemplars: impl FnOnce(usize) -> Result<String>) -> Result<Option<Task>> {
-    let missing = |p: PathBuf| bad(&p, format!("`{name}` reads its public release from here (not installable on this machine; see syne-eval's external module docs)"));
+pub fn load_external(
+    bench_dir: &Path,
+    name: &str,
+    shots: usize,
+    opts: LoadOptions,
+    gsm8k_exemplars: impl FnOnce(usize) -> Result<String>,
+) -> Result<Option<Task>> {
+    let missing =
+        |p: PathBuf| bad(&p, format!("`{name}` reads its public release from here (not installable on this machine; see syne-eval's external module docs)"));
     let chinese = ["ceval", "cmmlu"].into_iter().find(|b| name == *b || name.strip_prefix(b).is_some_and(|r| r.starts_with('_')));
     let result = match (name, chinese) {
         (n, Some(bench)) => {

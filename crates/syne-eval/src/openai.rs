@@ -28,7 +28,10 @@ impl OpenAiBackend {
         let base_url = base_url.trim_end_matches('/').to_string();
         let config = ureq::Agent::config_builder().timeout_global(Some(std::time::Duration::from_secs(timeout_seconds))).http_status_as_error(false).build();
         // The identity of a served model is its URL and name (the weights are not ours to hash).
-        let identity = ModelIdentity { path: format!("{base_url}#{model}").into(), sha256: hex::encode(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(format!("{base_url}\n{model}")))) };
+        let identity = ModelIdentity {
+            path: format!("{base_url}#{model}").into(),
+            sha256: hex::encode(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(format!("{base_url}\n{model}")))),
+        };
         OpenAiBackend { base_url, model: model.to_string(), api_key, chat, identity, agent: config.into() }
     }
 
@@ -104,14 +107,18 @@ impl Backend for OpenAiBackend {
             let prompts: Vec<String> = q.choices.iter().map(|c| format!("{}{c}", q.context)).collect();
             let body = json!({"model": self.model, "prompt": prompts, "max_tokens": 1, "temperature": 0.0, "echo": true, "logprobs": 1});
             let resp = self.post("completions", &body)?;
-            let choices = ordered_choices(&resp, prompts.len()).ok_or_else(|| self.server_err("completions", format!("expected {} choices in the response", prompts.len())))?;
+            let choices = ordered_choices(&resp, prompts.len())
+                .ok_or_else(|| self.server_err("completions", format!("expected {} choices in the response", prompts.len())))?;
             let context_chars = q.context.chars().count();
             let scores = choices
                 .iter()
                 .zip(&prompts)
                 .map(|(c, p)| {
                     continuation_logprob(c, context_chars, p.chars().count()).ok_or_else(|| {
-                        self.server_err("completions", "the server returned no prompt logprobs (needs `echo` with `logprobs`: vLLM does; the OpenAI chat API does not)".into())
+                        self.server_err(
+                            "completions",
+                            "the server returned no prompt logprobs (needs `echo` with `logprobs`: vLLM does; the OpenAI chat API does not)".into(),
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -141,6 +148,9 @@ impl Backend for OpenAiBackend {
         let body = json!({"model": self.model, "prompt": prompts, "max_tokens": max_new_tokens, "temperature": 0.0, "stop": server_stop});
         let resp = self.post("completions", &body)?;
         let choices = ordered_choices(&resp, prompts.len()).ok_or_else(|| self.server_err("completions", format!("expected {} choices", prompts.len())))?;
-        choices.iter().map(|c| c.get("text").and_then(Value::as_str).map(cut).ok_or_else(|| self.server_err("completions", "a choice has no `text`".into()))).collect()
+        choices
+            .iter()
+            .map(|c| c.get("text").and_then(Value::as_str).map(cut).ok_or_else(|| self.server_err("completions", "a choice has no `text`".into())))
+            .collect()
     }
 }

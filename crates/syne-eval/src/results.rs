@@ -66,7 +66,11 @@ impl RunResults {
 
     /// A Markdown table: task, shots, n, metric, value ± stderr.
     pub fn markdown(&self) -> String {
-        let mut s = format!("Model: `{}` (sha256 {})\n\n| task | shots | n | metric | value | stderr |\n|---|---|---|---|---|---|\n", self.model.path.display(), &self.model.sha256[..12.min(self.model.sha256.len())]);
+        let mut s = format!(
+            "Model: `{}` (sha256 {})\n\n| task | shots | n | metric | value | stderr |\n|---|---|---|---|---|---|\n",
+            self.model.path.display(),
+            &self.model.sha256[..12.min(self.model.sha256.len())]
+        );
         for r in self.results.values() {
             for (m, v) in &r.metrics {
                 s += &format!("| {} | {} | {} | {m} | {:.4} | {} |\n", r.task, r.shots, r.n, v.value, v.stderr.map_or("–".into(), |e| format!("{e:.4}")));
@@ -86,7 +90,13 @@ pub fn compare(a: &RunResults, b: &RunResults) -> String {
             let Some(vb) = rb.metrics.get(m) else { continue };
             let d = vb.value - va.value;
             let sig = match (va.stderr, vb.stderr) {
-                (Some(x), Some(y)) => if d.abs() > 2.0 * (x * x + y * y).sqrt() { "yes" } else { "no" },
+                (Some(x), Some(y)) => {
+                    if d.abs() > 2.0 * (x * x + y * y).sqrt() {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                }
                 _ => "–",
             };
             s += &format!("| {task} | {m} | {:.4} | {:.4} | {d:+.4} | {sig} |\n", va.value, vb.value);

@@ -36,9 +36,11 @@ impl Default for EvalOptions {
 /// The sha256 of a model's weights file, for the results' model identity.
 pub fn model_identity(path: &Path) -> Result<ModelIdentity> {
     let file = if path.is_dir() {
-        ["model.safetensors", "model.safetensors.index.json"].iter().map(|f| path.join(f)).find(|p| p.exists()).ok_or_else(|| {
-            EvalError::Task { path: path.to_path_buf(), detail: "no model.safetensors or model.safetensors.index.json".into() }
-        })?
+        ["model.safetensors", "model.safetensors.index.json"]
+            .iter()
+            .map(|f| path.join(f))
+            .find(|p| p.exists())
+            .ok_or_else(|| EvalError::Task { path: path.to_path_buf(), detail: "no model.safetensors or model.safetensors.index.json".into() })?
     } else {
         path.to_path_buf()
     };
@@ -278,7 +280,14 @@ fn judge_all(task: &GenTask, items: &[GenItem], completions: &[String], sandbox:
 /// check — final number (GSM8K), equivalent `\boxed{}` answer (MATH), answer letter, or the
 /// program run in `sandbox` (HumanEval, MBPP; pass@1). Resumable like [`run_mc`]; the metric is
 /// `exact_match` or `pass@1`.
-pub fn run_gen(backend: &dyn Backend, task: &GenTask, sandbox: Option<&Sandbox>, out: &Path, chunk: usize, progress: &dyn Fn(usize)) -> Result<(TaskResult, usize)> {
+pub fn run_gen(
+    backend: &dyn Backend,
+    task: &GenTask,
+    sandbox: Option<&Sandbox>,
+    out: &Path,
+    chunk: usize,
+    progress: &dyn Fn(usize),
+) -> Result<(TaskResult, usize)> {
     if task.metric == GenMetric::Program && sandbox.is_none() {
         return Err(EvalError::Usage(format!("task `{}` runs generated code and needs a sandbox", task.name)));
     }

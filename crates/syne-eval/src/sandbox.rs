@@ -176,7 +176,13 @@ fn landlock_ruleset(abi: i32, writable: &Path) -> Result<Fd> {
         scoped: if abi >= 6 { SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL } else { 0 },
     };
     // Older kernels reject fields they do not know: pass only the prefix they understand.
-    let size = if abi >= 6 { 24 } else if abi >= 4 { 16 } else { 8 };
+    let size = if abi >= 6 {
+        24
+    } else if abi >= 4 {
+        16
+    } else {
+        8
+    };
     // SAFETY: attr outlives the call; size is at most its size.
     let fd = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, &attr as *const RulesetAttr, size as usize, 0u32) };
     if fd < 0 {
@@ -275,7 +281,8 @@ impl Sandbox {
 
     /// Run one Python program in a fresh temporary directory (removed afterwards).
     pub fn run_python(&self, program: &str) -> Result<Execution> {
-        let dir = tempfile::Builder::new().prefix("syne-sandbox-").tempdir().map_err(|e| EvalError::Sandbox(format!("cannot create a temporary directory: {e}")))?;
+        let dir =
+            tempfile::Builder::new().prefix("syne-sandbox-").tempdir().map_err(|e| EvalError::Sandbox(format!("cannot create a temporary directory: {e}")))?;
         let work = dir.path().canonicalize().map_err(|e| EvalError::Sandbox(format!("{}: {e}", dir.path().display())))?;
         std::fs::write(work.join("program.py"), program).map_err(|e| EvalError::Sandbox(format!("cannot write the program: {e}")))?;
         let mut cmd = Command::new(&self.python);

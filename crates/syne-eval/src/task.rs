@@ -193,7 +193,8 @@ pub fn load_olmo_mc(data_dir: &Path, task: &str, shots: usize, opts: LoadOptions
         if r.request_type != "loglikelihood" {
             return Err(at(format!("request_type `{}`: only loglikelihood (multiple-choice) requests are scored", r.request_type)));
         }
-        let Some(gold) = r.label.as_ref().and_then(serde_json::Value::as_u64).or_else(|| r.doc.as_ref().and_then(|d| d.get("gold")).and_then(serde_json::Value::as_u64))
+        let Some(gold) =
+            r.label.as_ref().and_then(serde_json::Value::as_u64).or_else(|| r.doc.as_ref().and_then(|d| d.get("gold")).and_then(serde_json::Value::as_u64))
         else {
             skipped.row(opts.strict, at("no integer `label` (gold choice index)".into()))?;
             bad_docs.insert(r.doc_id);
@@ -369,7 +370,14 @@ pub fn load_generation(data_dir: &Path, task: &str, shots: usize, opts: LoadOpti
                     "gsm8k" => {
                         let gold = r.label.as_ref().and_then(|l| l.as_str().map(str::to_owned).or_else(|| l.as_i64().map(|v| v.to_string())));
                         let gold = gold.ok_or_else(|| EvalError::Task { path: path.clone(), detail: format!("line {line}: no gold `label`") })?;
-                        GenItem { id, prompt: few_shot(&r.request.context)?, gold, program_prefix: String::new(), tests: String::new(), reference: r.request.continuation.clone() }
+                        GenItem {
+                            id,
+                            prompt: few_shot(&r.request.context)?,
+                            gold,
+                            program_prefix: String::new(),
+                            tests: String::new(),
+                            reference: r.request.continuation.clone(),
+                        }
                     }
                     "humaneval" => {
                         let prompt = doc_str(doc, "prompt", &path, line)?;
@@ -390,12 +398,21 @@ pub fn load_generation(data_dir: &Path, task: &str, shots: usize, opts: LoadOpti
                         let reference = r.request.continuation.trim_end_matches("```").to_string();
                         // The setup code may use what the solution defines (task 367 builds trees of its
                         // `Node`), so it runs after the completion, before the asserts.
-                        GenItem { id, prompt: few_shot(&r.request.context)?, gold: String::new(), program_prefix: String::new(), tests: format!("{setup}\n{}\n", asserts.join("\n")), reference }
+                        GenItem {
+                            id,
+                            prompt: few_shot(&r.request.context)?,
+                            gold: String::new(),
+                            program_prefix: String::new(),
+                            tests: format!("{setup}\n{}\n", asserts.join("\n")),
+                            reference,
+                        }
                     }
                     _ => {
                         let solution = doc_str(doc, "solution", &path, line)?;
-                        let gold = crate::answer::last_boxed(&solution)
-                            .ok_or_else(|| EvalError::Task { path: path.clone(), detail: format!("line {line}: the reference solution has no \\boxed{{}} answer") })?;
+                        let gold = crate::answer::last_boxed(&solution).ok_or_else(|| EvalError::Task {
+                            path: path.clone(),
+                            detail: format!("line {line}: the reference solution has no \\boxed{{}} answer"),
+                        })?;
                         GenItem { id, prompt: few_shot(&r.request.context)?, gold, program_prefix: String::new(), tests: String::new(), reference: solution }
                     }
                 })

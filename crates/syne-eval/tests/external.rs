@@ -51,7 +51,11 @@ fn ceval_uses_the_official_prompt_dev_shots_and_the_validation_split() {
 fn cmmlu_and_agieval_formats() {
     let t = mc("cmmlu", 1);
     assert_eq!(t.items.len(), 2);
-    assert!(t.items[0].context.starts_with("以下是关于chinese history的单项选择题，请直接给出正确答案的选项。\n\n题目：秦朝统一六国"), "{}", t.items[0].context);
+    assert!(
+        t.items[0].context.starts_with("以下是关于chinese history的单项选择题，请直接给出正确答案的选项。\n\n题目：秦朝统一六国"),
+        "{}",
+        t.items[0].context
+    );
     assert!(t.items[0].context.ends_with("D. 南京\n答案是："));
     assert_eq!(t.items[1].gold, 0);
     let sat = mc("sat_math", 1);
@@ -94,7 +98,10 @@ fn asdiv_and_mawps_are_chain_of_thought_generation_tasks() {
     assert_eq!(asdiv.skipped.count, 1);
     assert!(asdiv.skipped.first[0].contains("nluds-0003") && asdiv.skipped.first[0].contains("3:4"));
     let p = &asdiv.items[1];
-    assert_eq!(p.prompt, format!("{}Question: Ellen has six more balls than Marin. Marin has nine balls. How many balls does Ellen have?\nAnswer:", EXEMPLARS.repeat(2)));
+    assert_eq!(
+        p.prompt,
+        format!("{}Question: Ellen has six more balls than Marin. Marin has nine balls. How many balls does Ellen have?\nAnswer:", EXEMPLARS.repeat(2))
+    );
     assert_eq!((p.id.as_str(), p.gold.as_str()), ("nluds-0002", "15"));
     let Task::Gen(mawps) = load("mawps", 8, false).unwrap() else { panic!() };
     assert_eq!((mawps.items.len(), mawps.skipped.count), (2, 1));

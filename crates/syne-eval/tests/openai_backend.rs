@@ -51,11 +51,18 @@ fn complete(model: &Llama, tok: &TextTokenizer, body: &Value, with_logprobs: boo
                     tops.push(json!({ tok.decode(&[best as u32]).unwrap(): row.double_value(&[best]) }));
                 }
             }
-            let logprobs = if with_logprobs { json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets}) } else { Value::Null };
+            let logprobs =
+                if with_logprobs { json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets}) } else { Value::Null };
             choices.push(json!({"index": index, "text": p, "logprobs": logprobs}));
         } else {
             let stop: Vec<String> = body["stop"].as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect()).unwrap_or_default();
-            let cfg = SamplingConfig { max_new_tokens: body["max_tokens"].as_u64().unwrap() as usize, temperature: 0.0, stop, stop_at_eos: true, ..Default::default() };
+            let cfg = SamplingConfig {
+                max_new_tokens: body["max_tokens"].as_u64().unwrap() as usize,
+                temperature: 0.0,
+                stop,
+                stop_at_eos: true,
+                ..Default::default()
+            };
             let c = generate(model, tok, &[tok.encode(p).unwrap()], &cfg).unwrap().remove(0);
             choices.push(json!({"index": index, "text": c.text}));
         }
@@ -108,7 +115,8 @@ fn a_served_model_scores_and_generates_like_the_local_one() {
     tch::set_num_threads(2);
     let gguf = assets().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
     let shared = (Llama::from_gguf(&gguf, Device::Cpu).unwrap(), TextTokenizer::load(&gguf).unwrap());
-    let local = LocalBackend { model: &shared.0, tok: &shared.1, identity: model_identity(&gguf).unwrap(), max_len: 2048, batch_tokens: 8192, generate_batch: 4 };
+    let local =
+        LocalBackend { model: &shared.0, tok: &shared.1, identity: model_identity(&gguf).unwrap(), max_len: 2048, batch_tokens: 8192, generate_batch: 4 };
     let remote = OpenAiBackend::new(&serve(gguf.clone(), "ok"), "smollm2", None, false, 120);
     assert_ne!(remote.cache_key(), local.cache_key());
 
@@ -134,7 +142,8 @@ fn a_served_model_scores_and_generates_like_the_local_one() {
     gsm.max_new_tokens = 24;
     let (gl, _) = run_gen(&local, &gsm, None, a.path(), 2, &|_| {}).unwrap();
     let (gr, _) = run_gen(&remote, &gsm, None, b.path(), 2, &|_| {}).unwrap();
-    let completions = |d: &tempfile::TempDir| read(d, "gsm8k-2shot.jsonl").lines().map(|l| serde_json::from_str::<GenSample>(l).unwrap().completion).collect::<Vec<_>>();
+    let completions =
+        |d: &tempfile::TempDir| read(d, "gsm8k-2shot.jsonl").lines().map(|l| serde_json::from_str::<GenSample>(l).unwrap().completion).collect::<Vec<_>>();
     assert_eq!(completions(&a), completions(&b));
     assert_eq!(gl, gr);
 

@@ -29,7 +29,11 @@ fn main() {
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str);
     let seq_len: usize = flag("--seq-len").map_or(512, |v| v.parse().expect("--seq-len"));
     let step_seconds: f64 = flag("--step-seconds").map_or(14.1, |v| v.parse().expect("--step-seconds"));
-    let dir = args.iter().find(|a| !a.starts_with("--") && flag("--seq-len") != Some(a.as_str()) && flag("--step-seconds") != Some(a.as_str())).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../runs/demo/data"));
+    let dir = args
+        .iter()
+        .find(|a| !a.starts_with("--") && flag("--seq-len") != Some(a.as_str()) && flag("--step-seconds") != Some(a.as_str()))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../runs/demo/data"));
     let manifest = Manifest::load(&dir).unwrap_or_else(|e| panic!("{e}: prepare the demo corpora first (scripts/demo)"));
     let mut by_lang: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     for (name, c) in &manifest.sources {
@@ -53,7 +57,8 @@ fn main() {
             text += &format!("[sources.\"{n}\"]\nlanguage = \"{lang}\"\n");
         }
     }
-    let mut groups: Vec<(String, f64)> = by_lang.iter().map(|(l, s)| (l.clone(), (s.iter().map(|(_, t)| *t).sum::<u64>() as f64 / total as f64 * 1000.0).floor() / 1000.0)).collect();
+    let mut groups: Vec<(String, f64)> =
+        by_lang.iter().map(|(l, s)| (l.clone(), (s.iter().map(|(_, t)| *t).sum::<u64>() as f64 / total as f64 * 1000.0).floor() / 1000.0)).collect();
     let rest = 1.0 - groups.iter().map(|g| g.1).sum::<f64>();
     groups[0].1 = ((groups[0].1 + rest) * 1000.0).round() / 1000.0;
     let g = groups.iter().map(|(l, s)| format!("{l} = {s}")).collect::<Vec<_>>().join(", ");
@@ -67,13 +72,22 @@ fn main() {
         .sources
         .keys()
         .map(|name| {
-            let shards: Vec<ShardReader> = manifest.shards.iter().filter(|s| &s.source == name).map(|s| ShardReader::open(&dir.join("shards").join(&s.name)).expect("shard")).collect();
+            let shards: Vec<ShardReader> =
+                manifest.shards.iter().filter(|s| &s.source == name).map(|s| ShardReader::open(&dir.join("shards").join(&s.name)).expect("shard")).collect();
             let docs: usize = shards.iter().map(|s| s.num_docs()).sum();
             let topics = topic_source.as_deref() == Some(name.as_str());
             let curriculum = by_lang.get("zh").is_some_and(|v| v.iter().any(|(n, _)| n == name));
             // Stand-in labels and scores (the stream's cost does not depend on their values).
-            let notes = (0..docs).map(|i| DocNote { topic: topics.then_some((i % 11) as u16), perplexity: Some((i * 7919 % 1000) as f64), heldout: false }).collect();
-            SourceInput { name: name.clone(), shards, topics: if topics { (0..11).map(|t| format!("t{t}")).collect() } else { vec![] }, notes, curriculum, max_epochs: 1.0 }
+            let notes =
+                (0..docs).map(|i| DocNote { topic: topics.then_some((i % 11) as u16), perplexity: Some((i * 7919 % 1000) as f64), heldout: false }).collect();
+            SourceInput {
+                name: name.clone(),
+                shards,
+                topics: if topics { (0..11).map(|t| format!("t{t}")).collect() } else { vec![] },
+                notes,
+                curriculum,
+                max_epochs: 1.0,
+            }
         })
         .collect();
     let settings = StreamSettings { seq_len, seed: 1, curriculum: recipe.curriculum.clone(), topics: recipe.topics.clone() };
@@ -90,6 +104,16 @@ fn main() {
     let secs = started.elapsed().as_secs_f64();
     let per_seq = secs / n as f64;
     let per_step = per_seq * 4.0;
-    println!("{} ({} tokens, {} sources): {n} sequences of {seq_len} tokens drawn in {secs:.3} s (stream built in {build_s:.3} s)", dir.display(), total, manifest.sources.len());
-    println!("per sequence: {:.1} µs; per step of 4 sequences: {:.1} µs = {:.5}% of a {step_seconds} s SmolLM2-135M step (checksum {checksum})", per_seq * 1e6, per_step * 1e6, per_step / step_seconds * 100.0);
+    println!(
+        "{} ({} tokens, {} sources): {n} sequences of {seq_len} tokens drawn in {secs:.3} s (stream built in {build_s:.3} s)",
+        dir.display(),
+        total,
+        manifest.sources.len()
+    );
+    println!(
+        "per sequence: {:.1} µs; per step of 4 sequences: {:.1} µs = {:.5}% of a {step_seconds} s SmolLM2-135M step (checksum {checksum})",
+        per_seq * 1e6,
+        per_step * 1e6,
+        per_step / step_seconds * 100.0
+    );
 }

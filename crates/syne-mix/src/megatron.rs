@@ -66,7 +66,10 @@ pub fn export(recipe: &Recipe, plan: &Plan, prepared: &Path, out: &Path) -> Resu
 pub fn export_with_topics(recipe: &Recipe, plan: &Plan, prepared: &Path, topics: &[TopicDatasets], out: &Path) -> Result<Vec<StageExport>> {
     let manifest = syne_data::prepare::Manifest::load(prepared)?;
     if manifest.megatron.is_empty() {
-        return Err(MixError::Plan(format!("{}: the prepare run wrote no Megatron files (set `megatron = true` in [prepare])", prepared.join("manifest.json").display())));
+        return Err(MixError::Plan(format!(
+            "{}: the prepare run wrote no Megatron files (set `megatron = true` in [prepare])",
+            prepared.join("manifest.json").display()
+        )));
     }
     std::fs::create_dir_all(out).map_err(|e| syne_data::DataError::io(out, "cannot create", e))?;
     let prepared = prepared.canonicalize().map_err(|e| syne_data::DataError::io(prepared, "cannot resolve", e))?;
@@ -97,7 +100,12 @@ pub fn export_with_topics(recipe: &Recipe, plan: &Plan, prepared: &Path, topics:
                 }
                 let files: Vec<_> = manifest.megatron.iter().filter(|m| m.source == sp.source && m.tokens > 0).collect();
                 if files.is_empty() {
-                    return Err(MixError::Plan(format!("stage `{}`: source `{}` has no Megatron file in {}", st.name, sp.source, prepared.join("manifest.json").display())));
+                    return Err(MixError::Plan(format!(
+                        "stage `{}`: source `{}` has no Megatron file in {}",
+                        st.name,
+                        sp.source,
+                        prepared.join("manifest.json").display()
+                    )));
                 }
                 let source_tokens: u64 = files.iter().map(|m| m.tokens).sum();
                 for m in files {
@@ -109,7 +117,11 @@ pub fn export_with_topics(recipe: &Recipe, plan: &Plan, prepared: &Path, topics:
             let blend = out.join(format!("{stem}.blend"));
             syne_data::io::write_atomic(&blend, lines.as_bytes())?;
             let launch = out.join(format!("{stem}.sh"));
-            let what = if parts == 1 { format!("Stage {} `{}`", k + 1, st.name) } else { format!("Stage {} `{}`, part {} of {parts} (topic ratios of tokens {}..{})", k + 1, st.name, j + 1, w[0], w[1]) };
+            let what = if parts == 1 {
+                format!("Stage {} `{}`", k + 1, st.name)
+            } else {
+                format!("Stage {} `{}`, part {} of {parts} (topic ratios of tokens {}..{})", k + 1, st.name, j + 1, w[0], w[1])
+            };
             syne_data::io::write_atomic(&launch, launch_script(recipe, &what, w[1] - w[0], w[1] / seq_len, seq_len, &blend).as_bytes())?;
             written.push(StageExport { stage: st.name.clone(), blend, launch });
         }
@@ -161,11 +173,26 @@ mod tests {
         std::fs::create_dir_all(&prepared).unwrap();
         // A manifest with two sources, one of them in two language files.
         use syne_data::prepare::{Counts, Manifest, MegatronEntry, TokenizerEntry};
-        let entry = |prefix: &str, source: &str, lang: &str, tokens: u64| MegatronEntry { prefix: prefix.into(), source: source.into(), lang: lang.into(), sequences: 1, tokens };
+        let entry = |prefix: &str, source: &str, lang: &str, tokens: u64| MegatronEntry {
+            prefix: prefix.into(),
+            source: source.into(),
+            lang: lang.into(),
+            sequences: 1,
+            tokens,
+        };
         let manifest = Manifest {
             format: "test".into(),
             config_sha256: String::new(),
-            tokenizer: TokenizerEntry { path: "t".into(), sha256: String::new(), vocab_size: 10, bos_id: None, eos_id: None, adds_bos: false, adds_eos: false, token_width: syne_data::shards::TokenWidth::U16 },
+            tokenizer: TokenizerEntry {
+                path: "t".into(),
+                sha256: String::new(),
+                vocab_size: 10,
+                bos_id: None,
+                eos_id: None,
+                adds_bos: false,
+                adds_eos: false,
+                token_width: syne_data::shards::TokenWidth::U16,
+            },
             inputs: Vec::new(),
             total: Counts::default(),
             sources: Default::default(),
@@ -179,13 +206,22 @@ mod tests {
         let plan = Plan::new(&recipe);
         let out = export(&recipe, &plan, &prepared, &dir.path().join("megatron")).unwrap();
         let blend = std::fs::read_to_string(&out[0].blend).unwrap();
-        let w: Vec<(f64, String)> = blend.lines().map(|l| { let (a, b) = l.split_once(' ').unwrap(); (a.parse().unwrap(), b.to_string()) }).collect();
+        let w: Vec<(f64, String)> = blend
+            .lines()
+            .map(|l| {
+                let (a, b) = l.split_once(' ').unwrap();
+                (a.parse().unwrap(), b.to_string())
+            })
+            .collect();
         assert_eq!(w.len(), 3);
         assert!((w[0].0 - 0.6).abs() < 1e-9 && w[0].1.ends_with("megatron/a.en"));
         assert!((w[1].0 - 0.2).abs() < 1e-9 && w[1].1.ends_with("megatron/a.zh"));
         assert!((w[2].0 - 0.2).abs() < 1e-9 && w[2].1.ends_with("megatron/b.en"));
         let sh = std::fs::read_to_string(&out[0].launch).unwrap();
-        assert!(sh.contains("--train-samples 10 ") && sh.contains("--lr 2e-5") && sh.contains("--lr-warmup-samples 5") && sh.contains("--clip-grad 0.5"), "{sh}");
+        assert!(
+            sh.contains("--train-samples 10 ") && sh.contains("--lr 2e-5") && sh.contains("--lr-warmup-samples 5") && sh.contains("--clip-grad 0.5"),
+            "{sh}"
+        );
         assert!(sh.contains("--seq-length 100"));
         // The topic re-weighting of a run as a sequence of blends: source `a` in two topic
         // datasets, adjusted at 300 and 700 tokens (and once past the end, ignored).
@@ -197,7 +233,9 @@ mod tests {
         };
         let parts = export_with_topics(&recipe, &plan, &prepared, &[topics], &dir.path().join("topics")).unwrap();
         assert_eq!(parts.len(), 3);
-        let read = |i: usize| -> Vec<f64> { std::fs::read_to_string(&parts[i].blend).unwrap().lines().map(|l| l.split_once(' ').unwrap().0.parse().unwrap()).collect() };
+        let read = |i: usize| -> Vec<f64> {
+            std::fs::read_to_string(&parts[i].blend).unwrap().lines().map(|l| l.split_once(' ').unwrap().0.parse().unwrap()).collect()
+        };
         // Part 1: a's 0.8 split 0.5:0.3 over the topics with data (the third has none), b 0.2.
         let p1 = read(0);
         assert!((p1[0] - 0.8 * 0.5 / 0.8).abs() < 1e-9 && (p1[1] - 0.8 * 0.3 / 0.8).abs() < 1e-9 && (p1[2] - 0.2).abs() < 1e-9, "{p1:?}");

@@ -234,7 +234,9 @@ impl Recipe {
                 return Err(self.key_err(format!("sources.{name}.max_epochs"), "must be a positive number"));
             }
             if src.topics && src.heldout_docs > 0 {
-                return Err(self.key_err(format!("sources.{name}.heldout_docs"), "a topic source holds out `topics.heldout_docs` documents per topic; remove it"));
+                return Err(
+                    self.key_err(format!("sources.{name}.heldout_docs"), "a topic source holds out `topics.heldout_docs` documents per topic; remove it")
+                );
             }
         }
         for (g, ratios) in &self.mixture {
@@ -262,7 +264,9 @@ impl Recipe {
                         return Err(self.key_err(format!("mixture.{g}.{name}"), format!("no [sources.{name}]")));
                     };
                     if src.group() != Some(g.as_str()) {
-                        return Err(self.key_err(format!("mixture.{g}.{name}"), format!("source `{name}` is in group `{}`, not `{g}`", src.group().unwrap_or("?"))));
+                        return Err(
+                            self.key_err(format!("mixture.{g}.{name}"), format!("source `{name}` is in group `{}`, not `{g}`", src.group().unwrap_or("?")))
+                        );
                     }
                 }
             }

@@ -82,7 +82,8 @@ pub fn reweight(ratios: &[f64], previous: &[f64], current: &[f64], weights: &[f6
             delta.iter().map(|d| if std > 0.0 { (d - mean) / std } else { 0.0 }).collect()
         }
     };
-    let factors: Vec<f64> = (0..n).map(|i| if exhausted[i] { 0.0 } else { (1.0 + cfg.alpha * changes[i] * weights[i]).clamp(cfg.min_factor, cfg.max_factor) }).collect();
+    let factors: Vec<f64> =
+        (0..n).map(|i| if exhausted[i] { 0.0 } else { (1.0 + cfg.alpha * changes[i] * weights[i]).clamp(cfg.min_factor, cfg.max_factor) }).collect();
     let total: f64 = ratios.iter().zip(&factors).map(|(r, f)| r * f).sum();
     if total <= 0.0 {
         return Err(MixError::Plan("re-weighting: every topic with a non-zero ratio is exhausted".into()));
@@ -116,7 +117,8 @@ mod tests {
     fn normalisations() {
         let prev = [2.0, 4.0];
         let cur = [2.2, 3.6];
-        let run = |n| reweight(&[0.5, 0.5], &prev, &cur, &[1.0, 1.0], &[false, false], &ReweightConfig { normalisation: n, ..Default::default() }).unwrap().changes;
+        let run =
+            |n| reweight(&[0.5, 0.5], &prev, &cur, &[1.0, 1.0], &[false, false], &ReweightConfig { normalisation: n, ..Default::default() }).unwrap().changes;
         assert!(close(&run(Normalisation::Relative), &[0.1, -0.1]));
         assert!(close(&run(Normalisation::MaxAbs), &[0.5, -1.0]));
         assert!(close(&run(Normalisation::ZScore), &[1.0, -1.0]));

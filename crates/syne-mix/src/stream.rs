@@ -206,7 +206,8 @@ impl MixtureStream {
         for name in &schedule.sources {
             let input = by_name.remove(name).ok_or_else(|| MixError::Plan(format!("source `{name}` of the plan has no prepared shards")))?;
             // The quota of the whole run must fit what the source may give.
-            let quota: u64 = schedule.stages.iter().flat_map(|st| st.sources.iter().zip(&st.quotas).filter(|(s, _)| schedule.sources[**s] == *name).map(|(_, q)| *q)).sum();
+            let quota: u64 =
+                schedule.stages.iter().flat_map(|st| st.sources.iter().zip(&st.quotas).filter(|(s, _)| schedule.sources[**s] == *name).map(|(_, q)| *q)).sum();
             let (data, account, topic_state) = SourceData::build(input, &settings, quota)?;
             let allowed: u64 = data.subs.iter().map(|s| s.allowed).sum();
             if quota > allowed {
@@ -313,7 +314,8 @@ impl SourceData {
             let c = settings.curriculum.as_ref().expect("curriculum settings");
             let ppl: Vec<f64> = train.iter().map(|&i| note(i).perplexity.unwrap_or(f64::INFINITY)).collect();
             let placed = curriculum::order(&ppl, c.buckets, Order::Ascending, 0)?;
-            bucket_ranges = (0..c.buckets).map(|b| BucketRange { bucket: b, docs: 0, min_perplexity: f64::INFINITY, max_perplexity: f64::NEG_INFINITY }).collect();
+            bucket_ranges =
+                (0..c.buckets).map(|b| BucketRange { bucket: b, docs: 0, min_perplexity: f64::INFINITY, max_perplexity: f64::NEG_INFINITY }).collect();
             for p in placed {
                 doc_bucket[train[p.doc]] = p.bucket as u16;
                 let r = &mut bucket_ranges[p.bucket];
@@ -429,7 +431,12 @@ impl SourceData {
         let seq_len = settings.seq_len as u64;
         let n = self.subs[t].sequences;
         if n == 0 || index >= self.subs[t].allowed {
-            return Err(MixError::Plan(format!("source `{}`{}: sequence {index} is beyond the {} its data allows", self.name, self.topics.get(t).map(|x| format!(" topic `{x}`")).unwrap_or_default(), self.subs[t].allowed)));
+            return Err(MixError::Plan(format!(
+                "source `{}`{}: sequence {index} is beyond the {} its data allows",
+                self.name,
+                self.topics.get(t).map(|x| format!(" topic `{x}`")).unwrap_or_default(),
+                self.subs[t].allowed
+            )));
         }
         let (epoch, k) = (index / n, index % n);
         self.arrange(t, epoch, settings)?;
@@ -467,7 +474,10 @@ impl SourceData {
 impl SequenceSource for MixtureStream {
     fn sequence(&mut self, position: u64, with_segments: bool) -> syne_data::Result<PackedSequence> {
         if position != self.state.position {
-            return Err(data_err(format!("the mixture is at sequence {} but sequence {position} was asked for; restore from a checkpoint first", self.state.position)));
+            return Err(data_err(format!(
+                "the mixture is at sequence {} but sequence {position} was asked for; restore from a checkpoint first",
+                self.state.position
+            )));
         }
         let draw = self.cursor.next().ok_or_else(|| data_err(format!("the plan's {} sequences are all drawn", self.cursor.schedule().sequences())))?;
         let seq_len = self.settings.seq_len as u64;
@@ -528,7 +538,8 @@ impl SequenceSource for MixtureStream {
                 })
                 .unzip();
             let weights: Vec<f64> = ts.topics.iter().map(|t| settings.weights.get(t).copied().unwrap_or(1.0)).collect();
-            let adj: Adjustment = reweight(&ts.ratios, &prev, &cur, &weights, &ts.exhausted, &settings.reweight).map_err(|e| data_err(format!("source `{source}`: {e}")))?;
+            let adj: Adjustment =
+                reweight(&ts.ratios, &prev, &cur, &weights, &ts.exhausted, &settings.reweight).map_err(|e| data_err(format!("source `{source}`: {e}")))?;
             ts.ratios = adj.ratios.clone();
             ts.last_losses = Some(losses.iter().zip(&previous).map(|(c, p)| c.or(*p)).collect());
             ts.last_adjusted_tokens = tokens;

@@ -70,7 +70,8 @@ fn stream(dir: &std::path::Path, max_epochs: f64) -> Result<MixtureStream> {
         curriculum: true,
         max_epochs,
     };
-    let book = SourceInput { name: "book".into(), shards: vec![shard(dir, "book", BOOK, 60, 50)], topics: vec![], notes: vec![], curriculum: false, max_epochs };
+    let book =
+        SourceInput { name: "book".into(), shards: vec![shard(dir, "book", BOOK, 60, 50)], topics: vec![], notes: vec![], curriculum: false, max_epochs };
     MixtureStream::new(schedule, vec![web, book], StreamSettings { seq_len: SEQ, seed: 3, curriculum: r.curriculum.clone(), topics: r.topics.clone() })
 }
 
@@ -117,7 +118,8 @@ fn consumed_equals_planned_and_sequences_trace_to_their_sources() {
     // The run reads ~74% of web: that share of every bucket, so the curriculum reaches the
     // hardest bucket (stage two reads the hard end).
     assert_eq!(acc.stages[1].consumed["web"].buckets.keys().last().map(String::as_str), Some("3"), "{:?}", acc.stages[1].consumed["web"].buckets);
-    let web_tokens_by_bucket: Vec<u64> = (0..4).map(|b| acc.stages.iter().map(|st| st.consumed["web"].buckets.get(&b.to_string()).copied().unwrap_or(0)).sum()).collect();
+    let web_tokens_by_bucket: Vec<u64> =
+        (0..4).map(|b| acc.stages.iter().map(|st| st.consumed["web"].buckets.get(&b.to_string()).copied().unwrap_or(0)).sum()).collect();
     assert!(web_tokens_by_bucket.iter().all(|&t| t > 3200 / 4 / 2), "{web_tokens_by_bucket:?}");
     assert_eq!(acc.sources["web"].heldout_docs, 12);
     assert_eq!(acc.sources["web"].buckets.len(), 4);

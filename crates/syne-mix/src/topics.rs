@@ -39,12 +39,26 @@ pub fn mmlu_topic(subject: &str) -> Option<&'static str> {
         "abstract_algebra" | "college_mathematics" | "elementary_mathematics" | "high_school_mathematics" | "high_school_statistics" => 0,
         "astronomy" | "college_physics" | "conceptual_physics" | "high_school_physics" => 1,
         "college_chemistry" | "high_school_chemistry" => 2,
-        "anatomy" | "clinical_knowledge" | "college_biology" | "college_medicine" | "high_school_biology" | "medical_genetics" | "nutrition" | "professional_medicine"
-        | "virology" | "human_aging" => 3,
+        "anatomy"
+        | "clinical_knowledge"
+        | "college_biology"
+        | "college_medicine"
+        | "high_school_biology"
+        | "medical_genetics"
+        | "nutrition"
+        | "professional_medicine"
+        | "virology"
+        | "human_aging" => 3,
         "college_computer_science" | "computer_security" | "high_school_computer_science" | "machine_learning" | "electrical_engineering" => 4,
         "high_school_european_history" | "high_school_us_history" | "high_school_world_history" | "prehistory" | "high_school_geography" => 5,
         "international_law" | "jurisprudence" | "professional_law" | "high_school_government_and_politics" | "us_foreign_policy" | "security_studies" => 6,
-        "econometrics" | "high_school_macroeconomics" | "high_school_microeconomics" | "business_ethics" | "management" | "marketing" | "professional_accounting"
+        "econometrics"
+        | "high_school_macroeconomics"
+        | "high_school_microeconomics"
+        | "business_ethics"
+        | "management"
+        | "marketing"
+        | "professional_accounting"
         | "public_relations" => 7,
         "high_school_psychology" | "professional_psychology" | "sociology" | "human_sexuality" => 8,
         "philosophy" | "moral_disputes" | "moral_scenarios" | "world_religions" | "formal_logic" | "logical_fallacies" => 9,
@@ -59,17 +73,17 @@ pub fn mmlu_topic(subject: &str) -> Option<&'static str> {
 /// topic of their field, and "Chinese Language and Literature" replaces the English
 /// "Psychology and Sociology", which joins law and politics as social science).
 pub const CHINESE_TOPICS: [&str; 11] = [
-    "数学",               // mathematics
-    "物理与天文",         // physics and astronomy
-    "化学",               // chemistry
-    "生物与医学",         // biology and medicine
-    "计算机科学与工程",   // computer science and engineering
-    "历史与地理",         // history and geography
-    "法律、政治与社会",   // law, politics and society
-    "经济与管理",         // economics and management
-    "语言与文学",         // Chinese language and literature
-    "哲学、宗教与思想",   // philosophy, religion and thought
-    "常识与文化",         // general knowledge and culture
+    "数学",             // mathematics
+    "物理与天文",       // physics and astronomy
+    "化学",             // chemistry
+    "生物与医学",       // biology and medicine
+    "计算机科学与工程", // computer science and engineering
+    "历史与地理",       // history and geography
+    "法律、政治与社会", // law, politics and society
+    "经济与管理",       // economics and management
+    "语言与文学",       // Chinese language and literature
+    "哲学、宗教与思想", // philosophy, religion and thought
+    "常识与文化",       // general knowledge and culture
 ];
 
 /// The Chinese topic of a CMMLU subject (its 67 subject names).
@@ -78,14 +92,42 @@ pub fn cmmlu_topic(subject: &str) -> Option<&'static str> {
         "college_mathematics" | "elementary_mathematics" | "high_school_mathematics" | "college_actuarial_science" | "college_medical_statistics" => 0,
         "astronomy" | "conceptual_physics" | "high_school_physics" => 1,
         "high_school_chemistry" | "food_science" => 2,
-        "anatomy" | "clinical_knowledge" | "college_medicine" | "genetics" | "high_school_biology" | "nutrition" | "professional_medicine" | "traditional_chinese_medicine"
-        | "virology" | "agronomy" | "human_sexuality" | "sports_science" => 3,
-        "computer_science" | "computer_security" | "machine_learning" | "electrical_engineering" | "elementary_information_and_technology" | "college_engineering_hydrology"
+        "anatomy"
+        | "clinical_knowledge"
+        | "college_medicine"
+        | "genetics"
+        | "high_school_biology"
+        | "nutrition"
+        | "professional_medicine"
+        | "traditional_chinese_medicine"
+        | "virology"
+        | "agronomy"
+        | "human_sexuality"
+        | "sports_science" => 3,
+        "computer_science"
+        | "computer_security"
+        | "machine_learning"
+        | "electrical_engineering"
+        | "elementary_information_and_technology"
+        | "college_engineering_hydrology"
         | "construction_project_management" => 4,
         "chinese_history" | "world_history" | "high_school_geography" | "ethnology" => 5,
-        "college_law" | "international_law" | "jurisprudence" | "professional_law" | "legal_and_moral_basis" | "high_school_politics" | "chinese_foreign_policy"
-        | "security_study" | "sociology" | "professional_psychology" | "chinese_civil_service_exam" | "chinese_driving_rule" | "education" | "college_education"
-        | "chinese_teacher_qualification" | "journalism" => 6,
+        "college_law"
+        | "international_law"
+        | "jurisprudence"
+        | "professional_law"
+        | "legal_and_moral_basis"
+        | "high_school_politics"
+        | "chinese_foreign_policy"
+        | "security_study"
+        | "sociology"
+        | "professional_psychology"
+        | "chinese_civil_service_exam"
+        | "chinese_driving_rule"
+        | "education"
+        | "college_education"
+        | "chinese_teacher_qualification"
+        | "journalism" => 6,
         "economics" | "business_ethics" | "management" | "marketing" | "professional_accounting" | "public_relations" => 7,
         "ancient_chinese" | "chinese_literature" | "elementary_chinese" | "modern_chinese" => 8,
         "philosophy" | "marxist_theory" | "world_religions" | "logical" => 9,
@@ -215,10 +257,13 @@ impl TopicModel {
             *pk = self.bias[k] + self.output[k * self.dim..(k + 1) * self.dim].iter().zip(h).map(|(w, x)| w * x).sum::<f32>();
         }
         let m = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let z: f32 = p.iter_mut().map(|x| {
-            *x = (*x - m).exp();
-            *x
-        }).sum();
+        let z: f32 = p
+            .iter_mut()
+            .map(|x| {
+                *x = (*x - m).exp();
+                *x
+            })
+            .sum();
         p.iter_mut().for_each(|x| *x /= z);
     }
 
@@ -241,7 +286,8 @@ impl TopicModel {
         debug_assert!(k >= 2);
         let mut rng = cfg.seed;
         let bound = 1.0 / d as f32;
-        let embeddings: Vec<f32> = (0..cfg.buckets as usize * d).map(|_| ((syne_data::text::splitmix64(&mut rng) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * bound).collect();
+        let embeddings: Vec<f32> =
+            (0..cfg.buckets as usize * d).map(|_| ((syne_data::text::splitmix64(&mut rng) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * bound).collect();
         let mut m = TopicModel { labels: labels.to_vec(), buckets: cfg.buckets, dim: d, embeddings, output: vec![0.0; k * d], bias: vec![0.0; k] };
         let total = (cfg.epochs * data.len()) as f32;
         let mut seen = 0f32;
@@ -312,7 +358,15 @@ impl TopicModel {
         let w = std::fs::read(&wp).map_err(|e| syne_data::DataError::io(&wp, "cannot read topic model weights", e))?;
         let (e, o, b) = (m.buckets as usize * m.dim, m.labels.len() * m.dim, m.labels.len());
         if w.len() != (e + o + b) * 4 {
-            return Err(bad(format!("{} holds {} bytes, {} expected for {} buckets × {} dims and {} topics", wp.display(), w.len(), (e + o + b) * 4, m.buckets, m.dim, b)));
+            return Err(bad(format!(
+                "{} holds {} bytes, {} expected for {} buckets × {} dims and {} topics",
+                wp.display(),
+                w.len(),
+                (e + o + b) * 4,
+                m.buckets,
+                m.dim,
+                b
+            )));
         }
         let floats: Vec<f32> = w.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         m.embeddings = floats[..e].to_vec();
@@ -365,7 +419,13 @@ mod tests {
     fn learns_a_separable_toy_problem_deterministically() {
         let labels = vec!["math".to_string(), "bio".to_string()];
         let ex: Vec<(String, String)> = (0..40)
-            .map(|i| if i % 2 == 0 { (format!("solve the equation x + {i} = 0 algebra"), "math".into()) } else { (format!("the cell membrane protein {i} enzyme"), "bio".into()) })
+            .map(|i| {
+                if i % 2 == 0 {
+                    (format!("solve the equation x + {i} = 0 algebra"), "math".into())
+                } else {
+                    (format!("the cell membrane protein {i} enzyme"), "bio".into())
+                }
+            })
             .collect();
         let cfg = TrainSettings { buckets: 1 << 12, dim: 8, epochs: 20, ..Default::default() };
         let a = TopicModel::train(&ex, &labels, &cfg).unwrap();
@@ -399,7 +459,13 @@ mod tests {
         assert_eq!(cmmlu_topic("nonsense"), None);
 
         let p = labelling_prompt(&ENGLISH_TOPICS, "  Photosynthesis converts light energy.  ", 20);
-        assert!(p.contains("following 11 topics") && p.contains("- Biology and Medicine") && p.contains("Article:\nPhotosynthesis conve\n") && p.ends_with("Topic:"), "{p}");
+        assert!(
+            p.contains("following 11 topics")
+                && p.contains("- Biology and Medicine")
+                && p.contains("Article:\nPhotosynthesis conve\n")
+                && p.ends_with("Topic:"),
+            "{p}"
+        );
         let en = ENGLISH_TOPICS;
         assert_eq!(parse_topic(" Biology and Medicine.", &en), Some("Biology and Medicine"));
         assert_eq!(parse_topic("Topic: chemistry", &en), Some("Chemistry"));

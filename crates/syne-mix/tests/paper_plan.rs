@@ -20,9 +20,17 @@ fn the_paper_token_table() {
     let stage = |s: usize| -> std::collections::BTreeMap<String, u64> { plan.stages[s].sources.iter().map(|x| (x.source.clone(), x.tokens)).collect() };
     let one = stage(0);
     let want_one = [
-        ("web-cn", 12_950), ("encyclopedia-cn", 925), ("book-cn", 3_700), ("qa_forum-cn", 925),
-        ("web-en", 29_600), ("encyclopedia-en", 3_700), ("book-en", 11_100), ("qa_forum-en", 3_700),
-        ("paper-en", 7_400), ("math-en", 7_400), ("code-en", 11_100),
+        ("web-cn", 12_950),
+        ("encyclopedia-cn", 925),
+        ("book-cn", 3_700),
+        ("qa_forum-cn", 925),
+        ("web-en", 29_600),
+        ("encyclopedia-en", 3_700),
+        ("book-en", 11_100),
+        ("qa_forum-en", 3_700),
+        ("paper-en", 7_400),
+        ("math-en", 7_400),
+        ("code-en", 11_100),
     ];
     for (s, t) in want_one {
         assert_eq!(one[s], t * M, "stage I {s}");
@@ -31,9 +39,18 @@ fn the_paper_token_table() {
     assert_eq!(one.values().sum::<u64>(), 92_500 * M);
     let two = stage(1);
     let want_two = [
-        ("web-cn", 525_000_000), ("encyclopedia-cn", 37_500_000), ("book-cn", 150_000_000), ("qa_forum-cn", 37_500_000),
-        ("web-en", 2_100_000_000), ("encyclopedia-en", 262_500_000), ("book-en", 787_500_000), ("qa_forum-en", 262_500_000),
-        ("paper-en", 525_000_000), ("math-en", 525_000_000), ("code-en", 787_500_000), ("synthesis-en", 1_500_000_000),
+        ("web-cn", 525_000_000),
+        ("encyclopedia-cn", 37_500_000),
+        ("book-cn", 150_000_000),
+        ("qa_forum-cn", 37_500_000),
+        ("web-en", 2_100_000_000),
+        ("encyclopedia-en", 262_500_000),
+        ("book-en", 787_500_000),
+        ("qa_forum-en", 262_500_000),
+        ("paper-en", 525_000_000),
+        ("math-en", 525_000_000),
+        ("code-en", 787_500_000),
+        ("synthesis-en", 1_500_000_000),
     ];
     for (s, t) in want_two {
         assert_eq!(two[s], t, "stage II {s}");
@@ -42,8 +59,14 @@ fn the_paper_token_table() {
     // Whole-run category totals: web 45.175B, encyclopedia 4.925B, books 15.7375B, QA forums
     // 4.925B, papers 7.925B, math 7.925B, code 11.8875B, synthetic 1.5B.
     let want_cat = [
-        ("web", 45_175_000_000u64), ("encyclopedia", 4_925_000_000), ("books", 15_737_500_000), ("qa_forums", 4_925_000_000),
-        ("papers", 7_925_000_000), ("math", 7_925_000_000), ("code", 11_887_500_000), ("synthetic", 1_500_000_000),
+        ("web", 45_175_000_000u64),
+        ("encyclopedia", 4_925_000_000),
+        ("books", 15_737_500_000),
+        ("qa_forums", 4_925_000_000),
+        ("papers", 7_925_000_000),
+        ("math", 7_925_000_000),
+        ("code", 11_887_500_000),
+        ("synthetic", 1_500_000_000),
     ];
     assert_eq!(plan.categories, want_cat.iter().map(|(c, t)| (c.to_string(), *t)).collect());
     // Languages: CN 19.25B, EN 79.25B, SYN 1.5B.

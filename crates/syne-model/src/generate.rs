@@ -41,16 +41,7 @@ pub struct SamplingConfig {
 
 impl Default for SamplingConfig {
     fn default() -> Self {
-        SamplingConfig {
-            max_new_tokens: 128,
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            repetition_penalty: 1.0,
-            stop: Vec::new(),
-            stop_at_eos: true,
-            seed: 0,
-        }
+        SamplingConfig { max_new_tokens: 128, temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, stop: Vec::new(), stop_at_eos: true, seed: 0 }
     }
 }
 

@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::error::ModelError;
+use crate::lm::LanguageModel;
+use crate::score::score_documents;
 use serde::{Deserialize, Serialize};
 use syne_data::io::{CorpusReader, FieldSpec};
 use syne_data::tokenizer::{BosPolicy, TextTokenizer};
 use syne_data::DataError;
-use crate::error::ModelError;
-use crate::lm::LanguageModel;
-use crate::score::score_documents;
 
 /// One `[[train.validation]]` table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,10 +122,8 @@ impl LoadedSet {
         m.perplexity = m.loss.exp();
         m.bits_per_byte = nll / std::f64::consts::LN_2 / m.bytes.max(1) as f64;
         m.bits_per_char = nll / std::f64::consts::LN_2 / m.chars.max(1) as f64;
-        m.topics = topics
-            .into_iter()
-            .map(|(k, (docs, tokens, nll))| (k, TopicLoss { docs, tokens: tokens as u64, loss: nll / tokens.max(1) as f64 }))
-            .collect();
+        m.topics =
+            topics.into_iter().map(|(k, (docs, tokens, nll))| (k, TopicLoss { docs, tokens: tokens as u64, loss: nll / tokens.max(1) as f64 })).collect();
         m
     }
 }

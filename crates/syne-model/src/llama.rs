@@ -71,8 +71,8 @@ impl LlamaConfig {
     /// Read an HF `config.json`.
     pub fn from_hf_json(path: &Path) -> Result<LlamaConfig> {
         let bytes = std::fs::read(path).map_err(|e| syne_data::DataError::io(path, "cannot read config", e))?;
-        let cfg: LlamaConfig = serde_json::from_slice(&bytes)
-            .map_err(|e| ModelError::Config { path: path.to_path_buf(), detail: format!("invalid config.json: {e}") })?;
+        let cfg: LlamaConfig =
+            serde_json::from_slice(&bytes).map_err(|e| ModelError::Config { path: path.to_path_buf(), detail: format!("invalid config.json: {e}") })?;
         cfg.validate(path)?;
         Ok(cfg)
     }
@@ -95,10 +95,9 @@ impl LlamaConfig {
             return Err(ModelError::Config { path, detail: format!("general.architecture = {arch:?}, expected \"llama\"") });
         }
         let num = |k: &str| -> Result<f64> {
-            g.get(&format!("llama.{k}"))?.as_f64().ok_or_else(|| ModelError::Config {
-                path: g.path().to_path_buf(),
-                detail: format!("metadata `llama.{k}` is not a number"),
-            })
+            g.get(&format!("llama.{k}"))?
+                .as_f64()
+                .ok_or_else(|| ModelError::Config { path: g.path().to_path_buf(), detail: format!("metadata `llama.{k}` is not a number") })
         };
         let opt = |k: &str| g.metadata.get(&format!("llama.{k}")).and_then(GgufValue::as_f64);
         let vocab_size = g.get_str_array("tokenizer.ggml.tokens")?.len();
@@ -127,10 +126,7 @@ impl LlamaConfig {
     fn validate(&self, path: &Path) -> Result<()> {
         let bad = |d: String| Err(ModelError::Config { path: path.to_path_buf(), detail: d });
         if self.num_attention_heads == 0 || self.num_key_value_heads == 0 || !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
-            return bad(format!(
-                "{} attention heads cannot be grouped over {} key/value heads",
-                self.num_attention_heads, self.num_key_value_heads
-            ));
+            return bad(format!("{} attention heads cannot be grouped over {} key/value heads", self.num_attention_heads, self.num_key_value_heads));
         }
         if !self.head_dim().is_multiple_of(2) {
             return bad(format!("head dimension {} must be even for RoPE", self.head_dim()));
@@ -269,10 +265,8 @@ impl Llama {
         let mut model = Llama::new(config, device);
         let index = dir.join("model.safetensors.index.json");
         let files: Vec<std::path::PathBuf> = if index.exists() {
-            let v: serde_json::Value = serde_json::from_slice(
-                &std::fs::read(&index).map_err(|e| syne_data::DataError::io(&index, "cannot read", e))?,
-            )
-            .map_err(|e| ModelError::Config { path: index.clone(), detail: e.to_string() })?;
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&index).map_err(|e| syne_data::DataError::io(&index, "cannot read", e))?)
+                .map_err(|e| ModelError::Config { path: index.clone(), detail: e.to_string() })?;
             let mut f: Vec<String> = v["weight_map"]
                 .as_object()
                 .ok_or_else(|| ModelError::Config { path: index.clone(), detail: "no weight_map".into() })?
@@ -287,8 +281,7 @@ impl Llama {
         };
         let mut all = Vec::new();
         for f in &files {
-            let t = Tensor::read_safetensors(f)
-                .map_err(|e| ModelError::Config { path: f.clone(), detail: format!("cannot read safetensors: {e}") })?;
+            let t = Tensor::read_safetensors(f).map_err(|e| ModelError::Config { path: f.clone(), detail: format!("cannot read safetensors: {e}") })?;
             all.extend(t);
         }
         model.load_named(&all, dir)?;
@@ -639,8 +632,7 @@ impl Llama {
         let vars = self.vs.variables();
         let mut named: Vec<(String, Tensor)> = vars.into_iter().map(|(k, v)| (k, v.detach().to_device(Device::Cpu))).collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
-        Tensor::write_safetensors(&named, &st)
-            .map_err(|e| ModelError::Config { path: st.clone(), detail: format!("cannot write safetensors: {e}") })?;
+        Tensor::write_safetensors(&named, &st).map_err(|e| ModelError::Config { path: st.clone(), detail: format!("cannot write safetensors: {e}") })?;
         if let Some(tok) = tokenizer {
             let p = tmp.join("tokenizer.json");
             std::fs::write(&p, tok.to_json(false)?).map_err(|e| io(&p, e))?;

@@ -57,14 +57,7 @@ pub struct PplSummary {
 /// skipped, counted, and get no line) to `out`. The output is built in `OUT.partial`, flushed
 /// per chunk; a killed run restarted with the same arguments continues after the last complete
 /// line, and the file is renamed to `out` when everything is scored.
-pub fn ppl_files(
-    model: &Llama,
-    tok: &TextTokenizer,
-    inputs: &[PathBuf],
-    out: &Path,
-    opts: &PplOptions,
-    progress: &dyn Fn(u64),
-) -> Result<PplSummary> {
+pub fn ppl_files(model: &Llama, tok: &TextTokenizer, inputs: &[PathBuf], out: &Path, opts: &PplOptions, progress: &dyn Fn(u64)) -> Result<PplSummary> {
     let tmp = partial_path(out);
     // Resume: keep the complete lines of an earlier partial output.
     let mut done = 0u64;

@@ -159,7 +159,13 @@ pub fn score_continuations(model: &impl LanguageModel, requests: &[(Vec<u32>, Ve
 /// `n (c + k)`. The context (non-empty) is cut from the left so that it and the longest choice
 /// fit `max_len`; questions are batched up to `batch_tokens` padded tokens and padding is masked
 /// out, so a score does not depend on its batch-mates.
-pub fn score_choices_shared(model: &impl LanguageModel, contexts: &[Vec<u32>], choices: &[Vec<Vec<u32>>], max_len: usize, batch_tokens: usize) -> Vec<Vec<ContinuationScore>> {
+pub fn score_choices_shared(
+    model: &impl LanguageModel,
+    contexts: &[Vec<u32>],
+    choices: &[Vec<Vec<u32>>],
+    max_len: usize,
+    batch_tokens: usize,
+) -> Vec<Vec<ContinuationScore>> {
     let max_len = max_len.max(2);
     // Per question: the tokens, positions and block (0 = context, j + 1 = choice j) of its row.
     struct Row {
@@ -176,7 +182,12 @@ pub fn score_choices_shared(model: &impl LanguageModel, contexts: &[Vec<u32>], c
             let longest = cs.iter().map(|c| c.len()).max().unwrap_or(0);
             // longest ≤ max_len - 1, so at least one context token stays.
             let ctx = &ctx[ctx.len().saturating_sub(max_len - longest)..];
-            let mut row = Row { ids: ctx.iter().map(|&t| i64::from(t)).collect(), positions: (0..ctx.len() as i64).collect(), blocks: vec![0; ctx.len()], context: ctx.len() };
+            let mut row = Row {
+                ids: ctx.iter().map(|&t| i64::from(t)).collect(),
+                positions: (0..ctx.len() as i64).collect(),
+                blocks: vec![0; ctx.len()],
+                context: ctx.len(),
+            };
             for (j, c) in cs.iter().enumerate() {
                 row.ids.extend(c.iter().map(|&t| i64::from(t)));
                 row.positions.extend((0..c.len() as i64).map(|p| ctx.len() as i64 + p));
@@ -247,7 +258,13 @@ pub fn score_choices_shared(model: &impl LanguageModel, contexts: &[Vec<u32>], c
 /// from the left to `max_len` tokens; non-empty), the log-probability of each candidate token
 /// as the next token, and whether it is the argmax. Equal to [`score_continuations`] with
 /// one-token continuations, at one forward pass per context instead of one per candidate.
-pub fn score_next_tokens(model: &impl LanguageModel, contexts: &[Vec<u32>], candidates: &[Vec<u32>], max_len: usize, batch_tokens: usize) -> Vec<Vec<ContinuationScore>> {
+pub fn score_next_tokens(
+    model: &impl LanguageModel,
+    contexts: &[Vec<u32>],
+    candidates: &[Vec<u32>],
+    max_len: usize,
+    batch_tokens: usize,
+) -> Vec<Vec<ContinuationScore>> {
     let max_len = max_len.max(1);
     let seqs: Vec<Vec<i64>> = contexts.iter().map(|c| c[c.len().saturating_sub(max_len)..].iter().map(|&t| i64::from(t)).collect()).collect();
     let device = model.device();

@@ -42,16 +42,14 @@ impl GgufWeights {
                 return Err(self.err(name, format!("expected shape {want:?}, found {shape:?}")));
             }
         }
-        let ty = GgmlType::from_id(info.ggml_type)
-            .ok_or_else(|| self.err(name, format!("unsupported ggml type id {}", info.ggml_type)))?;
+        let ty = GgmlType::from_id(info.ggml_type).ok_or_else(|| self.err(name, format!("unsupported ggml type id {}", info.ggml_type)))?;
         let n: usize = shape.iter().product();
-        let bytes = ty
-            .bytes_for(n)
-            .ok_or_else(|| self.err(name, format!("{n} values are not whole {} blocks", ty.name())))?;
+        let bytes = ty.bytes_for(n).ok_or_else(|| self.err(name, format!("{n} values are not whole {} blocks", ty.name())))?;
         let start = self.file.data_offset as usize + info.offset as usize;
-        let data = self.file.bytes().get(start..start + bytes).ok_or_else(|| {
-            self.err(name, format!("data at {start}..{} lies beyond the end of the file ({} bytes)", start + bytes, self.file.bytes().len()))
-        })?;
+        let data =
+            self.file.bytes().get(start..start + bytes).ok_or_else(|| {
+                self.err(name, format!("data at {start}..{} lies beyond the end of the file ({} bytes)", start + bytes, self.file.bytes().len()))
+            })?;
         let data = dequantize(ty, data, n).ok_or_else(|| self.err(name, "size mismatch while dequantising"))?;
         Ok(F32Tensor { shape, data })
     }

@@ -36,9 +36,7 @@ fn every_block_type_matches_gguf_py_exactly() {
 
 #[test]
 fn real_smollm2_tensors_match_gguf_py() {
-    let assets = std::env::var_os("SYNE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
+    let assets = std::env::var_os("SYNE_ASSETS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
     let path = assets.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(path.exists(), "{} missing: run scripts/fetch-assets", path.display());
     let w = GgufWeights::open(&path).unwrap();

@@ -4,7 +4,7 @@
 //! transformers' greedy decoding of the real SmolLM2, against full recomputation, and across
 //! batch compositions.
 
-mod common;
+use crate::common;
 
 use common::{fixtures, gguf};
 
@@ -12,7 +12,6 @@ use syne_data::tokenizer::TextTokenizer;
 use syne_model::generate::{generate, generate_at, generate_seeded, FinishReason, SamplingConfig};
 use syne_model::llama::{Attention, Llama, Precision};
 use tch::{Device, Kind, Tensor};
-
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     f64::try_from((a - b).abs().max()).unwrap()
@@ -25,8 +24,7 @@ fn rope_scaled_logits_match_transformers() {
         let dir = fixtures().join(name);
         let model = Llama::from_hf_dir(&dir, Device::Cpu).unwrap();
         assert!(model.config.rope_scaling.is_some() && model.config.tie_word_embeddings, "{name}");
-        let reference: std::collections::HashMap<String, Tensor> =
-            Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap().into_iter().collect();
+        let reference: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap().into_iter().collect();
         let logits = tch::no_grad(|| model.forward(&reference["input_ids"]));
         let diff = max_diff(&logits, &reference["logits"]);
         assert!(diff <= 1e-4, "{name}: max |logits - reference| = {diff}");

@@ -11,9 +11,7 @@ use tch::Device;
 #[test]
 fn scores_every_document_and_resumes_a_torn_output() {
     tch::set_num_threads(2);
-    let assets = std::env::var_os("SYNE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
+    let assets = std::env::var_os("SYNE_ASSETS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
     let gguf = assets.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert!(gguf.exists(), "run scripts/fetch-assets");
     let model = Llama::from_gguf(&gguf, Device::Cpu).unwrap();

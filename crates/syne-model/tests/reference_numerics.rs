@@ -2,7 +2,7 @@
 //! a tiny random Llama loaded from HF safetensors, and the perplexity of the real SmolLM2-135M
 //! GGUF on fixed English and Chinese paragraphs.
 
-mod common;
+use crate::common;
 
 use common::{fixtures, gguf};
 
@@ -10,14 +10,12 @@ use syne_data::tokenizer::TextTokenizer;
 use syne_model::llama::{mean_nll, Llama};
 use tch::{Device, Kind, Tensor};
 
-
 #[test]
 fn tiny_llama_logits_match_transformers() {
     tch::set_num_threads(2);
     let dir = fixtures().join("tiny-llama");
     let model = Llama::from_hf_dir(&dir, Device::Cpu).unwrap();
-    let reference: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap().into_iter().collect();
+    let reference: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap().into_iter().collect();
     let ids = &reference["input_ids"];
     let logits = tch::no_grad(|| model.forward(ids));
     let diff = f64::try_from((&logits - &reference["logits"]).abs().max()).unwrap();
@@ -35,8 +33,7 @@ fn smollm2_gguf_perplexity_matches_transformers_within_half_a_percent() {
     assert_eq!((model.config.num_attention_heads, model.config.num_key_value_heads), (9, 3));
     assert!(model.config.tie_word_embeddings);
     let tok = TextTokenizer::load(&gguf()).unwrap();
-    let f: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("smollm2-ppl.json")).unwrap()).unwrap();
+    let f: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("smollm2-ppl.json")).unwrap()).unwrap();
     for lang in ["en", "zh"] {
         let r = &f[lang];
         let ids: Vec<i64> = r["ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
@@ -69,8 +66,7 @@ fn document_scores_are_batch_invariant_and_match_the_reference() {
     use syne_model::score::score_documents;
     tch::set_num_threads(2);
     let model = Llama::from_gguf(&gguf(), Device::Cpu).unwrap();
-    let f: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("smollm2-ppl.json")).unwrap()).unwrap();
+    let f: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("smollm2-ppl.json")).unwrap()).unwrap();
     let ids = |lang: &str| -> Vec<u32> { f[lang]["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect() };
     let (en, zh) = (ids("en"), ids("zh"));
     let docs = vec![en.clone(), zh.clone(), en[..40].to_vec(), vec![5]];
@@ -119,8 +115,7 @@ fn tiny_llama_logits_match_transformers_on_cuda() {
     }
     let dir = fixtures().join("tiny-llama");
     let model = Llama::from_hf_dir(&dir, Device::Cuda(0)).unwrap();
-    let reference: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap().into_iter().collect();
+    let reference: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap().into_iter().collect();
     let ids = reference["input_ids"].to_device(Device::Cuda(0));
     let logits = tch::no_grad(|| model.forward(&ids));
     assert_eq!(logits.device(), Device::Cuda(0));

@@ -70,7 +70,11 @@ fn read_jsonl(path: &Path) -> Result<Vec<Value>> {
 }
 
 fn num(v: &Value, path: &Path, line: Option<usize>, field: &str) -> Result<f64> {
-    v.get(field).and_then(Value::as_f64).ok_or_else(|| ReportError::Input { path: path.to_path_buf(), line, detail: format!("field `{field}` is missing or not a number") })
+    v.get(field).and_then(Value::as_f64).ok_or_else(|| ReportError::Input {
+        path: path.to_path_buf(),
+        line,
+        detail: format!("field `{field}` is missing or not a number"),
+    })
 }
 
 /// One block of the report, rendered to Markdown and to HTML.
@@ -217,7 +221,11 @@ impl Run {
         for (i, v) in read_jsonl(&vpath)?.iter().enumerate() {
             let line = Some(i + 1);
             let mut domains = BTreeMap::new();
-            for d in v.get("domains").and_then(Value::as_array).ok_or_else(|| ReportError::Input { path: vpath.clone(), line, detail: "no `domains` list".into() })? {
+            for d in v.get("domains").and_then(Value::as_array).ok_or_else(|| ReportError::Input {
+                path: vpath.clone(),
+                line,
+                detail: "no `domains` list".into(),
+            })? {
                 let name = d.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
                 let topics = d
                     .get("topics")
@@ -226,7 +234,13 @@ impl Run {
                     .unwrap_or_default();
                 domains.insert(
                     name,
-                    DomainPoint { docs: d.get("docs").and_then(Value::as_u64).unwrap_or(0), loss: num(d, &vpath, line, "loss")?, perplexity: num(d, &vpath, line, "perplexity")?, bits_per_char: num(d, &vpath, line, "bits_per_char")?, topics },
+                    DomainPoint {
+                        docs: d.get("docs").and_then(Value::as_u64).unwrap_or(0),
+                        loss: num(d, &vpath, line, "loss")?,
+                        perplexity: num(d, &vpath, line, "perplexity")?,
+                        bits_per_char: num(d, &vpath, line, "bits_per_char")?,
+                        topics,
+                    },
                 );
             }
             validations.push((num(v, &vpath, line, "tokens")?, domains));
@@ -234,8 +248,10 @@ impl Run {
         let mut topic_weights = BTreeMap::new();
         if let Some(topics) = manifest.pointer("/account/topics").and_then(Value::as_object) {
             for (source, t) in topics {
-                let names: Vec<String> = t.get("topics").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
-                let initial: Vec<f64> = t.get("initial_ratios").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+                let names: Vec<String> =
+                    t.get("topics").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+                let initial: Vec<f64> =
+                    t.get("initial_ratios").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
                 topic_weights.insert(source.clone(), (names, vec![(0.0, initial)]));
             }
         }
@@ -263,11 +279,19 @@ struct TaskScores {
 /// Every task of one results.json, by name.
 fn eval_results(path: &Path) -> Result<BTreeMap<String, TaskScores>> {
     let v = read_json(path)?;
-    let results = v.get("results").and_then(Value::as_object).ok_or_else(|| ReportError::Input { path: path.to_path_buf(), line: None, detail: "no `results` table".into() })?;
+    let results = v.get("results").and_then(Value::as_object).ok_or_else(|| ReportError::Input {
+        path: path.to_path_buf(),
+        line: None,
+        detail: "no `results` table".into(),
+    })?;
     Ok(results
         .iter()
         .map(|(task, r)| {
-            let metrics = r.get("metrics").and_then(Value::as_object).map(|m| m.iter().filter_map(|(k, x)| Some((k.clone(), x.get("value").and_then(Value::as_f64).or_else(|| x.as_f64())?))).collect()).unwrap_or_default();
+            let metrics = r
+                .get("metrics")
+                .and_then(Value::as_object)
+                .map(|m| m.iter().filter_map(|(k, x)| Some((k.clone(), x.get("value").and_then(Value::as_f64).or_else(|| x.as_f64())?))).collect())
+                .unwrap_or_default();
             (task.clone(), TaskScores { n: r.get("n").and_then(Value::as_u64), metrics })
         })
         .collect())
@@ -335,8 +359,22 @@ fn evaluation_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
             let Some(b) = first.get(name) else { continue };
             for (m, x, y) in [("perplexity", b.perplexity, p.perplexity), ("bits_per_char", b.bits_per_char, p.bits_per_char)] {
                 let d = y - x;
-                let verdict = if d < 0.0 { "better" } else if d > 0.0 { "worse" } else { "unchanged" };
-                rows.push(vec![format!("held-out {name}"), m.to_string(), p.docs.to_string(), format!("{x:.4}"), format!("{y:.4}"), format!("{d:+.4} ({:+.1}%)", 100.0 * d / x), verdict.to_string()]);
+                let verdict = if d < 0.0 {
+                    "better"
+                } else if d > 0.0 {
+                    "worse"
+                } else {
+                    "unchanged"
+                };
+                rows.push(vec![
+                    format!("held-out {name}"),
+                    m.to_string(),
+                    p.docs.to_string(),
+                    format!("{x:.4}"),
+                    format!("{y:.4}"),
+                    format!("{d:+.4} ({:+.1}%)", 100.0 * d / x),
+                    verdict.to_string(),
+                ]);
             }
         }
     }
@@ -351,7 +389,10 @@ fn evaluation_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
     for (task, scores) in &after {
         let Some(bm) = before.get(task).map(|b| &b.metrics) else { continue };
         let (n, am) = (scores.n, &scores.metrics);
-        let chosen: Vec<&str> = ["acc", "acc_norm", "pass@1", "exact_match", "perplexity", "bits_per_char", "bits_per_byte"].into_iter().filter(|m| am.contains_key(*m) && bm.contains_key(*m)).collect();
+        let chosen: Vec<&str> = ["acc", "acc_norm", "pass@1", "exact_match", "perplexity", "bits_per_char", "bits_per_byte"]
+            .into_iter()
+            .filter(|m| am.contains_key(*m) && bm.contains_key(*m))
+            .collect();
         for m in chosen {
             let (x, y) = (bm[m], am[m]);
             let d = y - x;
@@ -364,7 +405,15 @@ fn evaluation_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
                 _ if d == 0.0 => "unchanged".into(),
                 _ => if better { "better" } else { "worse" }.to_string(),
             };
-            rows.push(vec![task.clone(), m.to_string(), n.map(|n| n.to_string()).unwrap_or_default(), format!("{x:.4}"), format!("{y:.4}"), format!("{d:+.4}{rel}"), verdict]);
+            rows.push(vec![
+                task.clone(),
+                m.to_string(),
+                n.map(|n| n.to_string()).unwrap_or_default(),
+                format!("{x:.4}"),
+                format!("{y:.4}"),
+                format!("{d:+.4}{rel}"),
+                verdict,
+            ]);
         }
     }
     blocks.push(Block::Text(
@@ -412,7 +461,10 @@ fn training_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
             })
             .collect();
         blocks.push(Block::Text(format!("Validation at {} tokens against {} tokens:", fmt_tokens(*t0), fmt_tokens(*t1))));
-        blocks.push(Block::Table { header: ["domain", "perplexity before", "after", "bits/char before", "after", "perplexity change"].map(String::from).to_vec(), rows });
+        blocks.push(Block::Table {
+            header: ["domain", "perplexity before", "after", "bits/char before", "after", "perplexity change"].map(String::from).to_vec(),
+            rows,
+        });
     }
     Ok(())
 }
@@ -464,7 +516,10 @@ fn topics_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
                 vec![n.clone(), format!("{first:.4}"), format!("{last:.4}")]
             })
             .collect();
-        blocks.push(Block::Text(format!("{source}: {} re-weightings; the weights at the start (the topics' token shares) and after the last:", series.len() - 1)));
+        blocks.push(Block::Text(format!(
+            "{source}: {} re-weightings; the weights at the start (the topics' token shares) and after the last:",
+            series.len() - 1
+        )));
         blocks.push(Block::Table { header: ["topic", "initial", "final"].map(String::from).to_vec(), rows });
     }
     Ok(())
@@ -480,7 +535,13 @@ fn tokens_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
         for (source, planned) in st.get("planned_tokens").and_then(Value::as_object).into_iter().flatten() {
             let planned = planned.as_f64().unwrap_or(0.0);
             let consumed = st.pointer(&format!("/consumed/{source}/tokens")).and_then(Value::as_f64).unwrap_or(0.0);
-            rows.push(vec![stage.to_string(), source.clone(), fmt_tokens(planned), fmt_tokens(consumed), if planned == consumed { "=".into() } else { format!("{:+}", consumed - planned) }]);
+            rows.push(vec![
+                stage.to_string(),
+                source.clone(),
+                fmt_tokens(planned),
+                fmt_tokens(consumed),
+                if planned == consumed { "=".into() } else { format!("{:+}", consumed - planned) },
+            ]);
             bars.push((format!("{stage} / {source}"), planned, consumed));
         }
     }
@@ -492,7 +553,8 @@ fn tokens_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
 
 fn curriculum_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
     let Some(sources) = run.manifest.pointer("/account/sources").and_then(Value::as_object) else { return Ok(()) };
-    let curriculum: Vec<(&String, &Value)> = sources.iter().filter(|(_, s)| s.get("buckets").and_then(Value::as_array).is_some_and(|b| !b.is_empty())).collect();
+    let curriculum: Vec<(&String, &Value)> =
+        sources.iter().filter(|(_, s)| s.get("buckets").and_then(Value::as_array).is_some_and(|b| !b.is_empty())).collect();
     if curriculum.is_empty() {
         return Ok(());
     }

@@ -33,13 +33,24 @@ fn main() {
         backoff_max: Duration::from_millis(100),
     };
     for n in [20_000usize, 100_000] {
-        let requests = (0..n).map(|i| GenRequest { key: format!("{i:016x}"), prompt: format!("prompt number {i} about physics"), max_tokens: 64, temperature: 0.0, top_p: 1.0, seed: None });
+        let requests = (0..n).map(|i| GenRequest {
+            key: format!("{i:016x}"),
+            prompt: format!("prompt number {i} about physics"),
+            max_tokens: 64,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: None,
+        });
         let counters = Counters::default();
         let mut finished = 0u64;
         let t = Instant::now();
         run(&settings, requests, &counters, |_| finished += 1).unwrap();
         let secs = t.elapsed().as_secs_f64();
-        println!("{n} requests, concurrency {concurrency}: {secs:.2} s = {:.0} requests/s; peak RSS {:.1} MiB (client and server in one process)", n as f64 / secs, peak_rss_mib());
+        println!(
+            "{n} requests, concurrency {concurrency}: {secs:.2} s = {:.0} requests/s; peak RSS {:.1} MiB (client and server in one process)",
+            n as f64 / secs,
+            peak_rss_mib()
+        );
         assert_eq!(finished, n as u64);
     }
 }

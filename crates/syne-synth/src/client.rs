@@ -177,7 +177,9 @@ fn attempt(agent: &ureq::Agent, settings: &ClientSettings, endpoint: &str, req: 
     let v: Value = serde_json::from_str(&text).map_err(|e| AttemptError::Retry(format!("{url}: malformed JSON ({e})")))?;
     let choice = &v["choices"][0];
     let out = if settings.chat { choice["message"]["content"].as_str() } else { choice["text"].as_str() };
-    let out = out.ok_or_else(|| AttemptError::Retry(format!("{url}: the response has no {}", if settings.chat { "choices[0].message.content" } else { "choices[0].text" })))?;
+    let out = out.ok_or_else(|| {
+        AttemptError::Retry(format!("{url}: the response has no {}", if settings.chat { "choices[0].message.content" } else { "choices[0].text" }))
+    })?;
     let finish = choice["finish_reason"].as_str().map(str::to_owned);
     let tokens = v["usage"]["completion_tokens"].as_u64().unwrap_or(0);
     Ok((out.to_string(), finish, tokens))
@@ -197,7 +199,13 @@ where
 }
 
 /// [`run`] with any [`Generator`]; `settings` gives the concurrency, retries and backoff.
-pub fn run_with<I>(generator: &dyn Generator, settings: &ClientSettings, requests: I, counters: &Counters, mut on_done: impl FnMut(Completed)) -> Result<(), String>
+pub fn run_with<I>(
+    generator: &dyn Generator,
+    settings: &ClientSettings,
+    requests: I,
+    counters: &Counters,
+    mut on_done: impl FnMut(Completed),
+) -> Result<(), String>
 where
     I: Iterator<Item = GenRequest> + Send,
 {

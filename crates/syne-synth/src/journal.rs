@@ -115,7 +115,11 @@ mod tests {
     use crate::client::Outcome;
 
     fn done(key: &str) -> Completed {
-        Completed { key: key.into(), attempts: 1, outcome: Outcome::Done { text: format!("text {key}"), finish_reason: Some("stop".into()), completion_tokens: 3, endpoint: 0 } }
+        Completed {
+            key: key.into(),
+            attempts: 1,
+            outcome: Outcome::Done { text: format!("text {key}"), finish_reason: Some("stop".into()), completion_tokens: 3, endpoint: 0 },
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use syne_data::dedup::{content_hash, decide, DedupConfig, Decision, MinHasher};
+use syne_data::dedup::{content_hash, decide, Decision, DedupConfig, MinHasher};
 use syne_data::langid::{detect, Lang};
 
 /// Why a generation did not become a training document.
@@ -107,7 +107,10 @@ pub fn check(pair: &QaPair, f: &Filters) -> Result<(), Reject> {
 }
 
 fn ngram_hashes(text: &str, n: usize) -> Vec<u64> {
-    let words: Vec<u64> = syne_data::text::simplified_words(text).iter().map(|w| syne_data::text::mix64(w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)))).collect();
+    let words: Vec<u64> = syne_data::text::simplified_words(text)
+        .iter()
+        .map(|w| syne_data::text::mix64(w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))))
+        .collect();
     syne_data::text::ngram_hashes(&words, n)
 }
 
@@ -172,7 +175,10 @@ mod tests {
         assert_eq!(check(&p, &f), Ok(()));
         assert_eq!(check(&QaPair { problem: p.problem.clone(), solution: "Two.".into() }, &f), Err(Reject::TooShort));
         assert_eq!(check(&QaPair { problem: p.problem.clone(), solution: SOLUTION.repeat(20) }, &f), Err(Reject::TooLong));
-        let zh = QaPair { problem: "一个质量为两千克的木块沿着倾角为三十度的光滑斜面下滑，求它的加速度是多少？".into(), solution: "我们一步一步地应用牛顿第二定律。".repeat(10) };
+        let zh = QaPair {
+            problem: "一个质量为两千克的木块沿着倾角为三十度的光滑斜面下滑，求它的加速度是多少？".into(),
+            solution: "我们一步一步地应用牛顿第二定律。".repeat(10),
+        };
         assert_eq!(check(&zh, &Filters { min_problem_words: 1, ..f.clone() }), Err(Reject::WrongLanguage));
         assert_eq!(check(&zh, &Filters { min_problem_words: 1, language: "zh".into(), ..f }), Ok(()));
     }
@@ -184,7 +190,11 @@ mod tests {
         assert_eq!(d.items, 1);
         assert!(d.contaminated("Problem: which of the following is the body cavity that contains the pituitary gland? a. abdominal b. cranial, explained"));
         assert!(!d.contaminated("The pituitary gland sits in the cranial cavity, below the brain."));
-        let texts = vec![SOLUTION.to_string(), SOLUTION.replace("two metres", "2 metres"), "Something else entirely about chemistry and its many reactions.".to_string()];
+        let texts = vec![
+            SOLUTION.to_string(),
+            SOLUTION.replace("two metres", "2 metres"),
+            "Something else entirely about chemistry and its many reactions.".to_string(),
+        ];
         assert_eq!(near_duplicates(&texts), vec![false, true, false]);
     }
 }

@@ -259,7 +259,14 @@ pub fn seeds(cfg: &SynthConfig, summary: &mut Summary) -> Result<Vec<Seed>> {
                 continue;
             };
             for (start, s) in snippets(&doc.text, cfg.seeds.snippet_chars, cfg.seeds.snippets_per_doc) {
-                science.push(Seed { kind: "science".into(), discipline: d.clone(), doc: doc.pos.to_string(), doc_id: doc.id.clone(), snippet_start: start, snippet: s });
+                science.push(Seed {
+                    kind: "science".into(),
+                    discipline: d.clone(),
+                    doc: doc.pos.to_string(),
+                    doc_id: doc.id.clone(),
+                    snippet_start: start,
+                    snippet: s,
+                });
             }
             if science.len() >= cfg.max_requests {
                 break 'files;
@@ -270,7 +277,14 @@ pub fn seeds(cfg: &SynthConfig, summary: &mut Summary) -> Result<Vec<Seed>> {
     for path in &cfg.code_inputs {
         for doc in CorpusReader::open(path, &fields)? {
             match doc {
-                Ok(doc) => code.push(Seed { kind: "code".into(), discipline: "Code".into(), doc: doc.pos.to_string(), doc_id: doc.id.clone(), snippet_start: 0, snippet: doc.text }),
+                Ok(doc) => code.push(Seed {
+                    kind: "code".into(),
+                    discipline: "Code".into(),
+                    doc: doc.pos.to_string(),
+                    doc_id: doc.id.clone(),
+                    snippet_start: 0,
+                    snippet: doc.text,
+                }),
                 Err(syne_data::DataError::BadRecord { .. }) => summary.bad_records += 1,
                 Err(e) => return Err(e.into()),
             }
@@ -279,7 +293,13 @@ pub fn seeds(cfg: &SynthConfig, summary: &mut Summary) -> Result<Vec<Seed>> {
             }
         }
     }
-    let share = if code.is_empty() { 0.0 } else if science.is_empty() { 1.0 } else { cfg.code_share };
+    let share = if code.is_empty() {
+        0.0
+    } else if science.is_empty() {
+        1.0
+    } else {
+        cfg.code_share
+    };
     let (mut s, mut c) = (science.into_iter(), code.into_iter());
     let mut out = Vec::new();
     let mut i = 0u64;
@@ -298,7 +318,12 @@ pub fn seeds(cfg: &SynthConfig, summary: &mut Summary) -> Result<Vec<Seed>> {
 /// Run (or continue) the synthesis. `decontamination` holds the benchmark test items' texts;
 /// `progress` is called with the live counters about every 100 ms; `local` answers instead of
 /// the configured servers (the `local_model` of the backend, loaded by the caller).
-pub fn run(cfg: &SynthConfig, decontamination: &[String], progress: &(dyn Fn(&Counters, u64) + Sync), local: Option<&dyn client::Generator>) -> Result<Summary> {
+pub fn run(
+    cfg: &SynthConfig,
+    decontamination: &[String],
+    progress: &(dyn Fn(&Counters, u64) + Sync),
+    local: Option<&dyn client::Generator>,
+) -> Result<Summary> {
     let mut summary = Summary::default();
     let seeds = seeds(cfg, &mut summary)?;
     let (science_t, code_t) = (template(&cfg.science_prompt, SCIENCE_PROMPT)?, template(&cfg.code_prompt, CODE_PROMPT)?);
@@ -334,7 +359,11 @@ pub fn run(cfg: &SynthConfig, decontamination: &[String], progress: &(dyn Fn(&Co
     };
     let counters = Counters::default();
     // Tokens of earlier runs count against the budget.
-    let earlier_tokens: u64 = requests.iter().filter_map(|(k, _)| journal.get(k)).map(|c| if let Outcome::Done { completion_tokens, .. } = c.outcome { completion_tokens } else { 0 }).sum();
+    let earlier_tokens: u64 = requests
+        .iter()
+        .filter_map(|(k, _)| journal.get(k))
+        .map(|c| if let Outcome::Done { completion_tokens, .. } = c.outcome { completion_tokens } else { 0 })
+        .sum();
     let budget = cfg.max_tokens_total;
     let todo: Vec<usize> = (0..requests.len()).filter(|&i| !journal.contains(&requests[i].0)).collect();
     let pending = todo.into_iter().map(|i| GenRequest {
@@ -352,7 +381,9 @@ pub fn run(cfg: &SynthConfig, decontamination: &[String], progress: &(dyn Fn(&Co
     let http = client::HttpGenerator::new(&settings);
     let generator: &dyn client::Generator = match local {
         Some(g) => g,
-        None if settings.endpoints.is_empty() => return Err(SynthError::Request("synth.backend: `local_model` is set but no local generator was given".into())),
+        None if settings.endpoints.is_empty() => {
+            return Err(SynthError::Request("synth.backend: `local_model` is set but no local generator was given".into()))
+        }
         None => &http,
     };
     client::run_with(generator, &settings, pending, &counters, |c| {

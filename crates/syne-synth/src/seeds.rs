@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The paper's nine disciplines.
-pub const DISCIPLINES: [&str; 9] = ["Mathematics", "Physics", "Chemistry", "Biology", "Astronomy", "Earth Science", "Medicine", "Computer Science", "General Education"];
+pub const DISCIPLINES: [&str; 9] =
+    ["Mathematics", "Physics", "Chemistry", "Biology", "Astronomy", "Earth Science", "Medicine", "Computer Science", "General Education"];
 
 /// Default keywords per discipline (lower-case words; a page's words are matched whole).
 pub fn default_keywords() -> BTreeMap<String, Vec<String>> {

@@ -51,7 +51,8 @@ fn every_request_ends_done_or_failed_and_none_is_repeated() {
     assert_eq!(s.kept + rejected, 150, "every request accounted for: {s:?}");
     // The journal: one line per request, no key twice.
     let journal = std::fs::read_to_string(cfg.output.join("journal.jsonl")).unwrap();
-    let keys: std::collections::BTreeSet<String> = journal.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["key"].as_str().unwrap().to_string()).collect();
+    let keys: std::collections::BTreeSet<String> =
+        journal.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["key"].as_str().unwrap().to_string()).collect();
     assert_eq!((journal.lines().count(), keys.len()), (150, 150));
     // Output records carry their provenance.
     let out = std::fs::read_to_string(cfg.output.join("synthesis.jsonl")).unwrap();

@@ -137,11 +137,7 @@ impl AdamW {
                 decay.push((name, p));
             }
         }
-        let groups = [(true, decay), (false, no_decay)]
-            .into_iter()
-            .filter(|(_, m)| !m.is_empty())
-            .map(|(d, m)| Group::new(d, m))
-            .collect();
+        let groups = [(true, decay), (false, no_decay)].into_iter().filter(|(_, m)| !m.is_empty()).map(|(d, m)| Group::new(d, m)).collect();
         AdamW { config, groups, gathered: false, step: 0 }
     }
 

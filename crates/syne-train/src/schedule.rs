@@ -24,13 +24,11 @@ impl LrSchedule {
     pub fn lr(&self, tokens: u64) -> f64 {
         match *self {
             LrSchedule::Constant { peak, warmup_tokens } => warm(peak, warmup_tokens, tokens).unwrap_or(peak),
-            LrSchedule::Cosine { peak, warmup_tokens, total_tokens, floor } => {
-                warm(peak, warmup_tokens, tokens).unwrap_or_else(|| {
-                    let span = total_tokens.saturating_sub(warmup_tokens).max(1) as f64;
-                    let p = ((tokens - warmup_tokens) as f64 / span).min(1.0);
-                    floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * p).cos())
-                })
-            }
+            LrSchedule::Cosine { peak, warmup_tokens, total_tokens, floor } => warm(peak, warmup_tokens, tokens).unwrap_or_else(|| {
+                let span = total_tokens.saturating_sub(warmup_tokens).max(1) as f64;
+                let p = ((tokens - warmup_tokens) as f64 / span).min(1.0);
+                floor + 0.5 * (peak - floor) * (1.0 + (std::f64::consts::PI * p).cos())
+            }),
             LrSchedule::WarmupStableDecay { peak, warmup_tokens, total_tokens, decay_fraction, floor } => {
                 warm(peak, warmup_tokens, tokens).unwrap_or_else(|| {
                     let decay_start = (total_tokens as f64 * (1.0 - decay_fraction.clamp(0.0, 1.0))) as u64;

@@ -281,7 +281,15 @@ pub fn checkpoints(out: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, data: &dyn SequenceSource, out: &Path, keep: usize, tokenizer: Option<&TextTokenizer>) -> Result<PathBuf> {
+fn save_checkpoint(
+    model: &Llama,
+    opt: &AdamW,
+    state: &TrainState,
+    data: &dyn SequenceSource,
+    out: &Path,
+    keep: usize,
+    tokenizer: Option<&TextTokenizer>,
+) -> Result<PathBuf> {
     let dir = out.join("checkpoints").join(format!("step-{:09}", state.step));
     let tmp = syne_data::io::partial_path(&dir);
     // The model goes through save_hf (its own .partial + rename) into the temporary folder.
@@ -308,7 +316,14 @@ fn save_checkpoint(model: &Llama, opt: &AdamW, state: &TrainState, data: &dyn Se
 /// One optimizer step: `global_batch_tokens` from `data` at `state.position` in micro-batches
 /// (gradient accumulation), clipping, AdamW at the schedule's learning rate; advances `state`.
 /// Fails on a non-finite loss before touching the weights.
-pub fn train_step(model: &Llama, opt: &mut AdamW, data: &mut dyn SequenceSource, state: &mut TrainState, cfg: &TrainConfig, device: Device) -> Result<StepMetrics> {
+pub fn train_step(
+    model: &Llama,
+    opt: &mut AdamW,
+    data: &mut dyn SequenceSource,
+    state: &mut TrainState,
+    cfg: &TrainConfig,
+    device: Device,
+) -> Result<StepMetrics> {
     let started = Instant::now();
     let micro_tokens = (cfg.micro_batch * cfg.seq_len) as u64;
     let accum = cfg.global_batch_tokens / micro_tokens;
@@ -378,11 +393,7 @@ fn truncate_log_after(path: &Path, step: u64) -> Result<()> {
         step: u64,
     }
     if let Ok(text) = std::fs::read_to_string(path) {
-        let kept: String = text
-            .lines()
-            .filter(|l| serde_json::from_str::<Step>(l).is_ok_and(|m| m.step <= step))
-            .map(|l| format!("{l}\n"))
-            .collect();
+        let kept: String = text.lines().filter(|l| serde_json::from_str::<Step>(l).is_ok_and(|m| m.step <= step)).map(|l| format!("{l}\n")).collect();
         syne_data::io::write_atomic(path, kept.as_bytes())?;
     }
     Ok(())
@@ -424,10 +435,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn
         let t = s.tokens();
         (0..t.len()).any(|i| t.get(i) as usize >= vocab)
     }) {
-        return Err(TrainError::Config {
-            path: cfg.data[0].clone(),
-            detail: format!("token ids reach beyond the model's vocabulary of {vocab}"),
-        });
+        return Err(TrainError::Config { path: cfg.data[0].clone(), detail: format!("token ids reach beyond the model's vocabulary of {vocab}") });
     }
     train_on(cfg, resume, device, observer, &mut data)
 }
@@ -468,10 +476,7 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut 
     for v in &cfg.validation {
         let set = LoadedSet::load(v, tokenizer.as_ref().expect("run_tokenizer returns one when validating"))?;
         if set.max_token().is_some_and(|t| t as usize >= vocab) {
-            return Err(TrainError::Config {
-                path: v.path.clone(),
-                detail: format!("the tokenizer yields ids beyond the model's vocabulary of {vocab}"),
-            });
+            return Err(TrainError::Config { path: v.path.clone(), detail: format!("the tokenizer yields ids beyond the model's vocabulary of {vocab}") });
         }
         val_sets.push(set);
     }
@@ -489,8 +494,7 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut 
     if resume {
         if let Some(last) = checkpoints(out).pop() {
             let tj = last.join("trainer.json");
-            state = serde_json::from_slice(&std::fs::read(&tj).map_err(|e| ckpt_err(&tj, e.to_string()))?)
-                .map_err(|e| ckpt_err(&tj, e.to_string()))?;
+            state = serde_json::from_slice(&std::fs::read(&tj).map_err(|e| ckpt_err(&tj, e.to_string()))?).map_err(|e| ckpt_err(&tj, e.to_string()))?;
             let weights = Tensor::read_safetensors(last.join("model/model.safetensors")).map_err(|e| ckpt_err(&last, e.to_string()))?;
             model.load_named(&weights, &last)?;
             let st = Tensor::read_safetensors(last.join("optimizer.safetensors")).map_err(|e| ckpt_err(&last, e.to_string()))?;

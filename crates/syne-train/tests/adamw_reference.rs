@@ -11,8 +11,7 @@ use tch::{Device, Kind, Tensor};
 fn tiny() -> (Llama, Tensor) {
     let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../syne-model/tests/fixtures/tiny-llama"));
     let model = Llama::from_hf_dir(&dir, Device::Cpu).unwrap();
-    let reference: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap().into_iter().collect();
+    let reference: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(dir.join("reference.safetensors")).unwrap().into_iter().collect();
     (model, reference["input_ids"].shallow_clone())
 }
 
@@ -49,10 +48,8 @@ fn train(model: &Llama, opt: &mut AdamW, ids: &Tensor, steps: usize, lr: f64, cl
 #[test]
 fn six_adamw_steps_match_pytorch() {
     tch::set_num_threads(2);
-    let f: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/adamw-tiny.json")).unwrap(),
-    )
-    .unwrap();
+    let f: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/adamw-tiny.json")).unwrap()).unwrap();
     let (model, ids) = tiny();
     let mut opt = AdamW::new(model.vs.variables(), config(&f));
     let (losses, norms) = train(&model, &mut opt, &ids, 6, f["lr"].as_f64().unwrap(), f["clip"].as_f64().unwrap());

@@ -13,13 +13,7 @@ pub use data_common::{assets, tree};
 /// Start `command()` again and again, killing each run with SIGKILL after a delay that grows
 /// by `growth` from `first`, until a run finishes on its own (it must succeed). `before_each`
 /// runs before every start. Returns how many runs were killed.
-pub fn kill_until_done(
-    mut command: impl FnMut() -> Command,
-    first: Duration,
-    growth: f64,
-    max_kills: usize,
-    mut before_each: impl FnMut(),
-) -> usize {
+pub fn kill_until_done(mut command: impl FnMut() -> Command, first: Duration, growth: f64, max_kills: usize, mut before_each: impl FnMut()) -> usize {
     let mut kills = 0;
     let mut delay = first;
     loop {

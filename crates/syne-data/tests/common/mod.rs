@@ -7,14 +7,8 @@ use std::path::{Path, PathBuf};
 /// The assets folder (`$SYNE_ASSETS` or `<workspace>/assets`). Panics with the command to run
 /// when it is missing: tests on real data must fail loudly, never skip.
 pub fn assets() -> PathBuf {
-    let dir = std::env::var_os("SYNE_ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
-    assert!(
-        dir.join("corpora").is_dir() && dir.join("vocab").is_dir(),
-        "real assets missing under {}: run scripts/fetch-assets",
-        dir.display()
-    );
+    let dir = std::env::var_os("SYNE_ASSETS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
+    assert!(dir.join("corpora").is_dir() && dir.join("vocab").is_dir(), "real assets missing under {}: run scripts/fetch-assets", dir.display());
     dir
 }
 

@@ -45,9 +45,50 @@ pub fn fault_class(prompt: &str) -> u64 {
 }
 
 const WORDS: &[&str] = &[
-    "energy", "velocity", "reaction", "molecule", "equation", "integral", "cell", "protein", "orbit", "planet", "pressure", "volume", "temperature", "current",
-    "voltage", "circuit", "gene", "enzyme", "acid", "base", "force", "mass", "distance", "time", "rate", "constant", "density", "wave", "frequency", "field",
-    "charge", "particle", "solution", "mixture", "compound", "element", "series", "matrix", "vector", "function", "limit", "derivative", "probability", "sample",
+    "energy",
+    "velocity",
+    "reaction",
+    "molecule",
+    "equation",
+    "integral",
+    "cell",
+    "protein",
+    "orbit",
+    "planet",
+    "pressure",
+    "volume",
+    "temperature",
+    "current",
+    "voltage",
+    "circuit",
+    "gene",
+    "enzyme",
+    "acid",
+    "base",
+    "force",
+    "mass",
+    "distance",
+    "time",
+    "rate",
+    "constant",
+    "density",
+    "wave",
+    "frequency",
+    "field",
+    "charge",
+    "particle",
+    "solution",
+    "mixture",
+    "compound",
+    "element",
+    "series",
+    "matrix",
+    "vector",
+    "function",
+    "limit",
+    "derivative",
+    "probability",
+    "sample",
 ];
 
 /// A deterministic, well-formed answer for a prompt: a problem and a ~60-word solution.
@@ -104,8 +145,13 @@ fn serve(stream: TcpStream, faults: bool, hang: Duration, seen: Arc<Mutex<HashMa
             n.0
         };
         let ok = |text: &str, finish: &str| {
-            let choice = if chat { serde_json::json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}) } else { serde_json::json!({"index": 0, "text": text, "finish_reason": finish}) };
-            serde_json::json!({"id": "x", "object": "text_completion", "choices": [choice], "usage": {"completion_tokens": text.split_whitespace().count()}}).to_string()
+            let choice = if chat {
+                serde_json::json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
+            } else {
+                serde_json::json!({"index": 0, "text": text, "finish_reason": finish})
+            };
+            serde_json::json!({"id": "x", "object": "text_completion", "choices": [choice], "usage": {"completion_tokens": text.split_whitespace().count()}})
+                .to_string()
         };
         let r = match (class, attempt) {
             (0, _) => respond(&mut stream, "500 Internal Server Error", "{\"error\":\"boom\"}"),
