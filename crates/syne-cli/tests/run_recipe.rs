@@ -212,6 +212,21 @@ fn tiny_model_run_killed_again_and_again_ends_like_an_uninterrupted_one() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("train:") && String::from_utf8_lossy(&again.stderr).contains("complete"));
     assert_eq!(manifest(&d.join("reference"))["account"], m["account"]);
 
+    // The same recipe run through the library in this process (no binary): the same account,
+    // mixture log and final weights as `syne run`.
+    let text = std::fs::read_to_string(&reference).unwrap().replace("\"reference\"", "\"library\"").replace("data-reference", "data-library");
+    let library = d.join("library.toml");
+    std::fs::write(&library, text).unwrap();
+    let lib =
+        syne_pipeline::Pipeline::new(syne_recipe::Recipe::load(&library).unwrap(), syne_pipeline::PipelineOptions { threads: 2, cpu: true, progress: false })
+            .run(&mut syne_pipeline::Quiet)
+            .unwrap();
+    assert_eq!(serde_json::to_value(&lib.account).unwrap(), m["account"], "the library run's account differs");
+    assert_eq!(manifest(&d.join("library"))["account"], m["account"]);
+    let weights = |run: &str| std::fs::read(d.join(run).join("train/final/model.safetensors")).unwrap();
+    assert!(weights("library") == weights("reference"), "the library run's final weights differ");
+    assert_eq!(std::fs::read_to_string(d.join("library/train/mixture.jsonl")).unwrap(), log, "the library run's re-weighting log differs");
+
     // The same recipe in another folder, killed with SIGKILL again and again.
     let text = std::fs::read_to_string(&reference).unwrap().replace("\"reference\"", "\"killed\"").replace("data-reference", "data-killed");
     let killed = d.join("killed.toml");

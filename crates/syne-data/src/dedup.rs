@@ -18,31 +18,7 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64, xxh3_64_with_seed};
 
 use crate::text::{for_each_simplified_word, ngram_hashes, splitmix64, PrehashedMap};
 
-/// MinHash-LSH settings (the `[prepare.dedup]` table).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DedupConfig {
-    /// Drop documents whose normalised text is byte-identical to an earlier one.
-    pub exact: bool,
-    /// Drop near-duplicates found by MinHash-LSH.
-    pub near: bool,
-    /// Shingle size in simplified words (a CJK character is a word).
-    pub ngram: usize,
-    /// Number of LSH bands.
-    pub bands: usize,
-    /// Hash functions per band.
-    pub rows: usize,
-    /// Seed of the hash-function parameters.
-    pub seed: u64,
-}
-
-impl Default for DedupConfig {
-    /// 14 bands x 8 rows, 5-gram shingles: datatrove's defaults (detection probability 50%
-    /// at Jaccard ~0.72, 95% at ~0.84).
-    fn default() -> Self {
-        DedupConfig { exact: true, near: true, ngram: 5, bands: 14, rows: 8, seed: 0x5eed_5e1e }
-    }
-}
+pub use syne_recipe::prepare::DedupConfig;
 
 /// Computes MinHash signatures and LSH band keys.
 #[derive(Debug, Clone)]

@@ -1,9 +1,9 @@
 //! The one error type of `syne-data`. Every variant names the file (and where it applies the
 //! line, row, key or tensor) at fault, so a user can go straight to the bad input.
 
+use std::fmt;
 use std::path::PathBuf;
-
-use crate::io::Position;
+use std::sync::Arc;
 
 /// Why a single input record could not be used. Bad records are skipped and counted by default;
 /// `--strict` turns the first one into a failing exit.
@@ -85,3 +85,22 @@ impl DataError {
 
 /// Result alias for this crate.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+/// Where a record came from: file plus 1-based line (JSONL) or 0-based row (Parquet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub file: Arc<PathBuf>,
+    /// 1-based line for JSONL formats, 0-based row for Parquet.
+    pub index: u64,
+    pub is_row: bool,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_row {
+            write!(f, "{}: row {}", self.file.display(), self.index)
+        } else {
+            write!(f, "{}:{}", self.file.display(), self.index)
+        }
+    }
+}

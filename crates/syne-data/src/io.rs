@@ -23,24 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{BadRecordKind, DataError, Result};
 
-/// Where a record came from: file plus 1-based line (JSONL) or 0-based row (Parquet).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    pub file: Arc<PathBuf>,
-    /// 1-based line for JSONL formats, 0-based row for Parquet.
-    pub index: u64,
-    pub is_row: bool,
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_row {
-            write!(f, "{}: row {}", self.file.display(), self.index)
-        } else {
-            write!(f, "{}:{}", self.file.display(), self.index)
-        }
-    }
-}
+pub use crate::error::Position;
 
 /// One input document.
 #[derive(Debug, Clone)]
@@ -590,4 +573,56 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A JSON-lines output built up resumably: records are appended to `PATH.partial` as they are
+/// made (flushed per call), a restarted run keeps the complete records of the earlier partial
+/// file (a torn last line, from a kill mid-write, is cut off) and continues after them, and
+/// [`ResumableJsonl::finish`] syncs and renames the file into place. The one implementation of
+/// this pattern in syne (annotation notes, LLM labels, ...).
+pub struct ResumableJsonl {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: File,
+}
+
+impl ResumableJsonl {
+    /// Open the partial output of `path`, keeping the complete lines that parse as `T`; returns
+    /// the writer and those records (what an earlier run already made).
+    pub fn open<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(ResumableJsonl, Vec<T>)> {
+        let tmp = partial_path(path);
+        let mut kept = Vec::new();
+        let mut keep_bytes = 0u64;
+        if let Ok(f) = File::open(&tmp) {
+            for line in BufReader::new(f).split(b'\n') {
+                let line = line.map_err(|e| DataError::io(&tmp, "cannot read", e))?;
+                match serde_json::from_slice::<T>(&line) {
+                    Ok(r) => kept.push(r),
+                    Err(_) => break,
+                }
+                keep_bytes += line.len() as u64 + 1;
+            }
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&tmp).map_err(|e| DataError::io(&tmp, "cannot open", e))?;
+        // Cut what follows the last complete record (a torn line, or a line of another kind).
+        file.set_len(keep_bytes).map_err(|e| DataError::io(&tmp, "cannot truncate", e))?;
+        Ok((ResumableJsonl { path: path.to_path_buf(), tmp, file }, kept))
+    }
+
+    /// Append `records`, one line each, and flush.
+    pub fn append<T: serde::Serialize>(&mut self, records: &[T]) -> Result<()> {
+        let mut bytes = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut bytes, r).map_err(|e| DataError::io(&self.tmp, "cannot serialise a record", std::io::Error::other(e)))?;
+            bytes.push(b'\n');
+        }
+        self.file.write_all(&bytes).and_then(|_| self.file.flush()).map_err(|e| DataError::io(&self.tmp, "cannot write", e))
+    }
+
+    /// Sync the file and rename it to its final name.
+    pub fn finish(self) -> Result<PathBuf> {
+        self.file.sync_all().map_err(|e| DataError::io(&self.tmp, "cannot sync", e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| DataError::io(&self.path, "cannot rename", e))?;
+        Ok(self.path)
+    }
 }

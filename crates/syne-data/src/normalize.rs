@@ -1,39 +1,8 @@
 //! Unicode normalisation and clean-up of raw document text.
 
-use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
-/// Unicode normalisation form applied to every document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum UnicodeForm {
-    /// Leave code points as they are.
-    None,
-    /// Canonical composition: safe for every script.
-    #[default]
-    Nfc,
-    /// Compatibility composition: also folds full-width ASCII (common in Chinese text, e.g.
-    /// "１９９８") and ligatures to their plain forms.
-    Nfkc,
-}
-
-/// Normalisation settings (the `[prepare.normalize]` table).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NormalizeConfig {
-    pub form: UnicodeForm,
-    /// Drop control characters other than `\n` and `\t` (C0, C1, DEL), zero-width
-    /// characters and byte-order marks; turn `\r\n` and lone `\r` into `\n`.
-    pub strip_control: bool,
-    /// Remove trailing spaces of lines and collapse runs of more than two newlines.
-    pub tidy_whitespace: bool,
-}
-
-impl Default for NormalizeConfig {
-    fn default() -> Self {
-        NormalizeConfig { form: UnicodeForm::Nfc, strip_control: true, tidy_whitespace: true }
-    }
-}
+pub use syne_recipe::prepare::{NormalizeConfig, UnicodeForm};
 
 fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}')

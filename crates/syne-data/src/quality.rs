@@ -7,106 +7,11 @@
 //! repetition rules are multiplied by `cjk_ngram_scale` (a Chinese word is about two
 //! characters), so that a 5-gram rule compares phrases of similar length in both languages.
 
-use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::text::{is_cjk, ngram_hashes, words, PrehashedMap};
 
-/// Quality-filter thresholds (the `[prepare.filters]` table; a source may override any key).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct QualityConfig {
-    /// Minimum number of non-whitespace characters.
-    pub min_chars: Option<usize>,
-    /// Maximum number of non-whitespace characters.
-    pub max_chars: Option<usize>,
-    /// Minimum number of CJK-aware words.
-    pub min_words: Option<usize>,
-    /// Maximum number of CJK-aware words.
-    pub max_words: Option<usize>,
-    /// Allowed mean length (in characters) of non-CJK words; checked only when most words are
-    /// not CJK.
-    pub mean_word_length: Option<(f64, f64)>,
-    /// Maximum ratio of `#` and ellipsis (`...`, `…`) occurrences to words.
-    pub max_hash_ellipsis_ratio: Option<f64>,
-    /// Maximum fraction of lines that start with a bullet.
-    pub max_bullet_lines_frac: Option<f64>,
-    /// Maximum fraction of lines that end with an ellipsis.
-    pub max_ellipsis_lines_frac: Option<f64>,
-    /// Minimum fraction of words that contain a letter (CJK characters count as letters).
-    pub min_alpha_words_frac: Option<f64>,
-    /// Maximum fraction of non-whitespace characters that are digits.
-    pub max_digit_frac: Option<f64>,
-    /// Maximum fraction of non-whitespace characters that are symbols (not letters, digits,
-    /// CJK characters or ordinary punctuation).
-    pub max_symbol_frac: Option<f64>,
-    /// Maximum fraction of lines that repeat an earlier line.
-    pub max_dup_line_frac: Option<f64>,
-    /// Maximum fraction of characters in repeated lines.
-    pub max_dup_line_char_frac: Option<f64>,
-    /// Maximum fraction of paragraphs that repeat an earlier paragraph.
-    pub max_dup_para_frac: Option<f64>,
-    /// Maximum fraction of characters in repeated paragraphs.
-    pub max_dup_para_char_frac: Option<f64>,
-    /// `(n, max)`: the most frequent n-gram may cover at most `max` of the characters.
-    pub top_ngram_char_frac: Vec<(usize, f64)>,
-    /// `(n, max)`: n-grams that occur more than once may cover at most `max` of the characters.
-    pub dup_ngram_char_frac: Vec<(usize, f64)>,
-    /// Factor applied to the n of the two n-gram rules for CJK-dominant documents.
-    pub cjk_ngram_scale: usize,
-}
-
-impl Default for QualityConfig {
-    /// Gopher's published thresholds (Rae et al. 2021), with length bounds in characters.
-    fn default() -> Self {
-        QualityConfig {
-            min_chars: Some(20),
-            max_chars: Some(2_000_000),
-            min_words: None,
-            max_words: Some(200_000),
-            mean_word_length: Some((3.0, 10.0)),
-            max_hash_ellipsis_ratio: Some(0.1),
-            max_bullet_lines_frac: Some(0.9),
-            max_ellipsis_lines_frac: Some(0.3),
-            min_alpha_words_frac: Some(0.8),
-            max_digit_frac: Some(0.3),
-            max_symbol_frac: Some(0.25),
-            max_dup_line_frac: Some(0.3),
-            max_dup_line_char_frac: Some(0.2),
-            max_dup_para_frac: Some(0.3),
-            max_dup_para_char_frac: Some(0.2),
-            top_ngram_char_frac: vec![(2, 0.20), (3, 0.18), (4, 0.16)],
-            dup_ngram_char_frac: vec![(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)],
-            cjk_ngram_scale: 2,
-        }
-    }
-}
-
-impl QualityConfig {
-    /// A configuration with every rule disabled.
-    pub fn permissive() -> Self {
-        QualityConfig {
-            min_chars: None,
-            max_chars: None,
-            min_words: None,
-            max_words: None,
-            mean_word_length: None,
-            max_hash_ellipsis_ratio: None,
-            max_bullet_lines_frac: None,
-            max_ellipsis_lines_frac: None,
-            min_alpha_words_frac: None,
-            max_digit_frac: None,
-            max_symbol_frac: None,
-            max_dup_line_frac: None,
-            max_dup_line_char_frac: None,
-            max_dup_para_frac: None,
-            max_dup_para_char_frac: None,
-            top_ngram_char_frac: vec![],
-            dup_ngram_char_frac: vec![],
-            cjk_ngram_scale: 1,
-        }
-    }
-}
+pub use syne_recipe::prepare::QualityConfig;
 
 fn is_plain_punct(c: char) -> bool {
     matches!(

@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use syne_recipe::records::mixture::{MixtureEvent, MixtureState};
+
 use crate::error::Result;
 
 /// One training sequence: `seq_len + 1` token ids (inputs are the first `seq_len`, targets the
@@ -33,19 +35,19 @@ pub trait SequenceSource {
     }
 
     /// A validation point at `tokens` trained tokens with per-topic losses keyed
-    /// `domain/topic`; returns what the source changed, to be logged (`None`: nothing).
-    fn observe_validation(&mut self, _tokens: u64, _topic_losses: &BTreeMap<String, f64>) -> Result<Option<serde_json::Value>> {
-        Ok(None)
+    /// `domain/topic`; returns what the source changed, to be logged (empty: nothing).
+    fn observe_validation(&mut self, _tokens: u64, _topic_losses: &BTreeMap<String, f64>) -> Result<Vec<MixtureEvent>> {
+        Ok(Vec::new())
     }
 
-    /// State to save with a checkpoint (`Null` for a stateless source).
-    fn state(&self) -> serde_json::Value {
-        serde_json::Value::Null
+    /// State to save with a checkpoint (`None` for a stateless source).
+    fn state(&self) -> Option<MixtureState> {
+        None
     }
 
     /// Continue from a checkpoint: `position` sequences consumed and the saved `state`
-    /// (`Null` when the checkpoint has none).
-    fn restore(&mut self, _position: u64, _state: &serde_json::Value) -> Result<()> {
+    /// (`None` when the checkpoint has none).
+    fn restore(&mut self, _position: u64, _state: Option<&MixtureState>) -> Result<()> {
         Ok(())
     }
 }

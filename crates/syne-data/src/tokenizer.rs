@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{Merges, Vocab, BPE};
@@ -29,17 +28,7 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 use crate::error::{DataError, Result};
 use crate::gguf::{GgufFile, GgufValue};
 
-/// Whether documents start with the BOS token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum BosPolicy {
-    /// Follow the model: GGUF `tokenizer.ggml.add_bos_token`, or `add_bos_token` /
-    /// the post-processor of a `tokenizer.json`.
-    #[default]
-    Model,
-    Always,
-    Never,
-}
+pub use syne_recipe::prepare::BosPolicy;
 
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -254,6 +243,29 @@ impl TextTokenizer {
                 BosPolicy::Always => true,
                 BosPolicy::Never => false,
             }
+    }
+
+    /// `text` encoded with the BOS token in front when `policy` wants one for this tokenizer:
+    /// the one place syne decides "prepend BOS" (prompts, held-out documents, shards).
+    pub fn encode_with_bos(&self, text: &str, policy: BosPolicy) -> Result<Vec<u32>> {
+        Ok(self.with_bos(self.encode(text)?, policy))
+    }
+
+    /// `ids` with the BOS token in front when `policy` wants one for this tokenizer.
+    pub fn with_bos(&self, mut ids: Vec<u32>, policy: BosPolicy) -> Vec<u32> {
+        if self.adds_bos(policy) {
+            ids.splice(0..0, self.bos_id);
+        }
+        ids
+    }
+
+    /// A document as the shards hold it: BOS as `policy` wants, the text, EOS when `eos`.
+    pub fn encode_document(&self, text: &str, policy: BosPolicy, eos: bool) -> Result<Vec<u32>> {
+        let mut ids = self.encode_with_bos(text, policy)?;
+        if eos {
+            ids.extend(self.eos_id);
+        }
+        Ok(ids)
     }
 
     pub fn bos_id(&self) -> Option<u32> {

@@ -54,8 +54,7 @@ impl<M: LanguageModel> LocalBackend<'_, M> {
     /// A context or prompt as the model reads it: BOS first when the model wants it, and EOS
     /// for an empty text (something must predict the first scored token).
     fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
-        let mut ids: Vec<u32> = if self.tok.adds_bos(BosPolicy::Model) { self.tok.bos_id().into_iter().collect() } else { Vec::new() };
-        ids.extend(self.tok.encode(text)?);
+        let mut ids = self.tok.encode_with_bos(text, BosPolicy::Model)?;
         if ids.is_empty() {
             ids.extend(self.tok.eos_id());
         }

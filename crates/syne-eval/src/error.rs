@@ -16,6 +16,9 @@ pub enum EvalError {
     /// A bad option or results file.
     #[error("{0}")]
     Usage(String),
+    /// A settings or records file (syne-recipe's error, with file and key).
+    #[error(transparent)]
+    Recipe(#[from] syne_recipe::RecipeError),
     #[error(transparent)]
     Model(#[from] syne_model::ModelError),
     #[error(transparent)]

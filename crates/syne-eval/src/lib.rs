@@ -24,6 +24,8 @@ pub mod backend;
 pub mod custom;
 pub mod error;
 pub mod external;
+pub mod load;
+pub mod olmo;
 pub mod openai;
 pub mod results;
 pub mod run;

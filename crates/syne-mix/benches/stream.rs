@@ -66,7 +66,7 @@ fn main() {
     for name in ["one", "two"] {
         text += &format!("[[stages]]\nname = \"{name}\"\ntokens = {budget}\ngroups = {{ {g} }}\n");
     }
-    let recipe = Recipe::parse(&text, std::path::Path::new("bench.toml")).expect("recipe");
+    let recipe = Recipe::from_str_at(&text, std::path::Path::new("bench.toml")).expect("recipe");
     let schedule = Schedule::from_plan(&Plan::new(&recipe), seq_len as u64).expect("schedule");
     let inputs: Vec<SourceInput> = manifest
         .sources

@@ -7,26 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{MixError, Result};
 
-/// The order of the buckets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Order {
-    Ascending,
-    Descending,
-    Random,
-}
-
-impl std::str::FromStr for Order {
-    type Err = MixError;
-    fn from_str(s: &str) -> Result<Order> {
-        match s {
-            "ascending" => Ok(Order::Ascending),
-            "descending" => Ok(Order::Descending),
-            "random" => Ok(Order::Random),
-            other => Err(MixError::Plan(format!("curriculum order `{other}`: expected ascending, descending or random"))),
-        }
-    }
-}
+pub use syne_recipe::CurriculumOrder as Order;
 
 /// A document's place in the curriculum.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

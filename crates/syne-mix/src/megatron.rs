@@ -22,16 +22,11 @@ pub struct StageExport {
     pub launch: PathBuf,
 }
 
-fn train_value<'a>(recipe: &'a Recipe, key: &str) -> Option<&'a toml::Value> {
-    let mut v = recipe.train.as_ref()?.get(key.split('.').next()?)?;
-    for k in key.split('.').skip(1) {
-        v = v.get(k)?;
-    }
-    Some(v)
-}
+/// Sequence length of the export when the recipe has no `[train]` (Megatron's usual 4096).
+const DEFAULT_SEQ_LEN: u64 = 4096;
 
-fn num(v: Option<&toml::Value>) -> Option<f64> {
-    v.and_then(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
+fn seq_len(recipe: &Recipe) -> u64 {
+    recipe.train.as_ref().map_or(DEFAULT_SEQ_LEN, |t| t.seq_len as u64)
 }
 
 /// A topic source's per-topic Megatron datasets and how its topic ratios moved (from a
@@ -73,7 +68,7 @@ pub fn export_with_topics(recipe: &Recipe, plan: &Plan, prepared: &Path, topics:
     }
     std::fs::create_dir_all(out).map_err(|e| syne_data::DataError::io(out, "cannot create", e))?;
     let prepared = prepared.canonicalize().map_err(|e| syne_data::DataError::io(prepared, "cannot resolve", e))?;
-    let seq_len = num(train_value(recipe, "seq_len")).unwrap_or(4096.0) as u64;
+    let seq_len = seq_len(recipe);
     let mut written = Vec::new();
     let mut stage_start = 0u64;
     for (k, st) in plan.stages.iter().enumerate() {
@@ -133,13 +128,14 @@ pub fn export_with_topics(recipe: &Recipe, plan: &Plan, prepared: &Path, topics:
 /// A bash snippet running Megatron-LM's `pretrain_gpt.py` on `blend` until the run has consumed
 /// `total_samples` sequences (cumulative: a part continues from the previous checkpoint).
 fn launch_script(recipe: &Recipe, what: &str, tokens: u64, total_samples: u64, seq_len: u64, blend: &Path) -> String {
-    let lr = num(train_value(recipe, "schedule.peak")).unwrap_or(1e-5);
-    let warmup_tokens = num(train_value(recipe, "schedule.warmup_tokens")).unwrap_or(0.0) as u64;
-    let clip = num(train_value(recipe, "clip")).unwrap_or(1.0);
-    let beta1 = num(train_value(recipe, "optimizer.beta1")).unwrap_or(0.9);
-    let beta2 = num(train_value(recipe, "optimizer.beta2")).unwrap_or(0.95);
-    let wd = num(train_value(recipe, "optimizer.weight_decay")).unwrap_or(0.0);
-    let tokenizer = recipe.prepare.as_ref().and_then(|p| p.get("tokenizer")).and_then(|t| t.as_str()).unwrap_or("TOKENIZER");
+    // The trainer's own settings and defaults (syne-recipe's, written once): the same AdamW,
+    // clipping (none = Megatron's `--clip-grad 0`) and peak learning rate.
+    let train = recipe.train.as_ref();
+    let (lr, warmup_tokens) = train.map_or((1e-5, 0), |t| (t.schedule.peak(), t.schedule.warmup_tokens()));
+    let clip = train.and_then(|t| t.clip).unwrap_or(0.0);
+    let adam = train.map(|t| t.optimizer.clone()).unwrap_or_default();
+    let (beta1, beta2, wd) = (adam.beta1, adam.beta2, adam.weight_decay);
+    let tokenizer = recipe.prepare.as_ref().map_or("TOKENIZER".to_string(), |p| p.tokenizer.display().to_string());
     format!(
         "#!/usr/bin/env bash\n# {what} of recipe {recipe}: {tokens} tokens = {samples} sequences of {seq_len}\n\
          # (the run's sequences {from}..{total_samples}).\n\
@@ -201,8 +197,8 @@ mod tests {
             errors: Vec::new(),
         };
         std::fs::write(prepared.join("manifest.json"), serde_json::to_string(&manifest).unwrap()).unwrap();
-        let recipe_text = "[run]\nname = \"t\"\noutput = \"out\"\n[sources.a]\nlanguage = \"en\"\n[sources.b]\nlanguage = \"en\"\n[[stages]]\nname = \"s\"\ntokens = 1000\ngroups = { en = 1.0 }\n[mixture.en]\na = 0.8\nb = 0.2\n[train]\nseq_len = 100\nclip = 0.5\nschedule = { kind = \"constant\", peak = 2e-5, warmup_tokens = 500 }\n";
-        let recipe = Recipe::parse(recipe_text, &dir.path().join("r.toml")).unwrap();
+        let recipe_text = "[run]\nname = \"t\"\noutput = \"out\"\n[sources.a]\nlanguage = \"en\"\n[sources.b]\nlanguage = \"en\"\n[[stages]]\nname = \"s\"\ntokens = 1000\ngroups = { en = 1.0 }\n[mixture.en]\na = 0.8\nb = 0.2\n[train]\nmodel = \"m.gguf\"\nseq_len = 100\nmicro_batch = 1\nglobal_batch_tokens = 100\ncheckpoint_every_tokens = 1000\nclip = 0.5\nschedule = { kind = \"constant\", peak = 2e-5, warmup_tokens = 500 }\n";
+        let recipe = Recipe::from_str_at(recipe_text, &dir.path().join("r.toml")).unwrap();
         let plan = Plan::new(&recipe);
         let out = export(&recipe, &plan, &prepared, &dir.path().join("megatron")).unwrap();
         let blend = std::fs::read_to_string(&out[0].blend).unwrap();
@@ -223,6 +219,8 @@ mod tests {
             "{sh}"
         );
         assert!(sh.contains("--seq-length 100"));
+        // AdamW and clipping as the trainer uses them (its default weight decay is 0.1).
+        assert!(sh.contains("--weight-decay 0.1 ") && sh.contains("--adam-beta2 0.95"), "{sh}");
         // The topic re-weighting of a run as a sequence of blends: source `a` in two topic
         // datasets, adjusted at 300 and 700 tokens (and once past the end, ignored).
         let topics = TopicDatasets {

@@ -155,8 +155,7 @@ impl Plan {
     /// Read the corpora's supply from the `syne prepare` manifest of the recipe's
     /// `[prepare] output`, when it exists, and check it.
     pub fn check_prepared(&mut self, recipe: &Recipe) -> Result<()> {
-        let Some(out) = recipe.prepare.as_ref().and_then(|p| p.get("output")).and_then(|o| o.as_str()) else { return Ok(()) };
-        let dir = recipe.path.parent().unwrap_or(std::path::Path::new(".")).join(out);
+        let Some(dir) = recipe.prepare.as_ref().map(|p| p.output.clone()) else { return Ok(()) };
         if !dir.join("manifest.json").exists() {
             return Ok(());
         }
@@ -234,7 +233,7 @@ a = 0.333
 b = 0.333
 c = 0.334
 "#;
-        let r = Recipe::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let r = Recipe::from_str_at(text, std::path::Path::new("t.toml")).unwrap();
         let p = Plan::new(&r);
         let t: Vec<u64> = p.stages[0].sources.iter().map(|s| s.tokens).collect();
         assert_eq!(t.iter().sum::<u64>(), 100);

@@ -7,53 +7,10 @@
 //! weight, one that improved loses it. An exhausted topic (no data left) gets ratio 0 and the
 //! others share its weight.
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{MixError, Result};
 
-/// How loss changes are normalised into `d_i`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Normalisation {
-    /// `d_i = Δp_i / p_i(t-1)`: relative change (scale-free across topics).
-    #[default]
-    Relative,
-    /// `d_i = Δp_i / max_j |Δp_j|`: the largest change is ±1.
-    MaxAbs,
-    /// `d_i = (Δp_i - mean Δp) / std Δp`: standardised across topics (0 when all moved alike).
-    ZScore,
-    /// `d_i = Δp_i`.
-    None,
-}
-
-/// Settings of the rule (recipe `[topics.reweight]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReweightConfig {
-    pub normalisation: Normalisation,
-    /// Step size.
-    pub alpha: f64,
-    /// Bounds of each factor `f_i`.
-    pub min_factor: f64,
-    pub max_factor: f64,
-}
-
-impl Default for ReweightConfig {
-    fn default() -> Self {
-        ReweightConfig { normalisation: Normalisation::Relative, alpha: 1.0, min_factor: 0.5, max_factor: 2.0 }
-    }
-}
-
-/// One adjustment, as logged: the inputs and what they produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Adjustment {
-    pub before: Vec<f64>,
-    pub previous_losses: Vec<f64>,
-    pub losses: Vec<f64>,
-    pub changes: Vec<f64>,
-    pub factors: Vec<f64>,
-    pub ratios: Vec<f64>,
-}
+pub use syne_recipe::recipe::{Normalisation, ReweightConfig};
+pub use syne_recipe::records::mixture::Adjustment;
 
 /// Apply the rule to `ratios` (non-negative, summing to 1) given the previous and current
 /// per-topic losses, per-topic weights `w_i` and which topics are exhausted.

@@ -208,7 +208,7 @@ zh = 1.0
 [mixture.syn]
 syn = 1.0
 "#;
-        let r = Recipe::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let r = Recipe::from_str_at(text, std::path::Path::new("t.toml")).unwrap();
         Schedule::from_plan(&Plan::new(&r), seq_len).unwrap()
     }
 

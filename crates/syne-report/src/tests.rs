@@ -1,57 +1,125 @@
 use super::*;
 
-/// A small run folder in `syne run`'s formats: two stages, a topic source re-weighted twice, a
-/// curriculum source with 4 buckets, two held-out domains, before/after evaluation.
+/// A small run folder written with the records `syne run` writes: two stages, a topic source
+/// re-weighted twice, a curriculum source with 4 buckets, two held-out domains, before/after
+/// evaluation.
 fn fixture(dir: &Path) {
+    use syne_recipe::records::eval::{Metric, ModelIdentity, TaskResult};
+    use syne_recipe::records::mixture::{Account, Adjustment, BucketRange, Consumed, SourceAccount, StageAccount, TopicState};
+    use syne_recipe::records::run::{NotesSummary, TrainSummary};
+    use syne_recipe::records::train::{DomainMetrics, TopicLoss};
     let w = |p: &str, s: String| {
         let path = dir.join(p);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, s).unwrap();
     };
-    let metrics: String = (1..=8).map(|i| format!("{{\"step\":{i},\"tokens\":{},\"loss\":{}}}\n", i * 1024, 3.0 - 0.1 * i as f64)).collect();
-    w("train/metrics.jsonl", metrics);
+    let lines = |v: Vec<serde_json::Value>| v.iter().map(|x| format!("{x}\n")).collect::<String>();
+    fn json<T: serde::Serialize>(x: &T) -> serde_json::Value {
+        serde_json::to_value(x).unwrap()
+    }
+    let metrics: Vec<serde_json::Value> =
+        (1..=8).map(|i| json(&StepMetrics { step: i, tokens: i * 1024, loss: 3.0 - 0.1 * i as f64, lr: 1e-4, grad_norm: 1.0, tokens_per_s: 1000.0 })).collect();
+    w("train/metrics.jsonl", lines(metrics));
     let val = |t: u64, zh: f64, en: f64| {
-        format!(
-            "{{\"tokens\":{t},\"domains\":[{{\"name\":\"zh-news\",\"docs\":8,\"loss\":{zh},\"perplexity\":{},\"bits_per_char\":{}}},{{\"name\":\"en-wiki\",\"loss\":{en},\"perplexity\":{},\"bits_per_char\":1.0,\"topics\":{{\"STEM\":{{\"docs\":2,\"tokens\":100,\"loss\":{}}},\"Humanities\":{{\"docs\":2,\"tokens\":90,\"loss\":{}}}}}}}]}}\n",
-            zh.exp(),
-            zh * 2.0,
-            en.exp(),
-            en + 0.2,
-            en - 0.1
-        )
+        let topic = |docs, tokens, loss| TopicLoss { docs, tokens, loss };
+        let zh = DomainMetrics { name: "zh-news".into(), docs: 8, loss: zh, perplexity: zh.exp(), bits_per_char: zh * 2.0, ..Default::default() };
+        let en = DomainMetrics {
+            name: "en-wiki".into(),
+            docs: 4,
+            loss: en,
+            perplexity: en.exp(),
+            bits_per_char: 1.0,
+            topics: [("STEM".to_string(), topic(2, 100, en + 0.2)), ("Humanities".to_string(), topic(2, 90, en - 0.1))].into(),
+            ..Default::default()
+        };
+        json(&ValidationReport { step: t / 1024, tokens: t, domains: vec![zh, en] })
     };
-    w("train/validation.jsonl", val(0, 3.0, 2.5) + &val(4096, 2.6, 2.5) + &val(8192, 2.4, 2.45));
-    w(
-        "train/mixture.jsonl",
-        "{\"tokens\":4096,\"event\":[{\"source\":\"en-wiki\",\"adjustment\":{\"ratios\":[0.55,0.45]}}]}\n{\"tokens\":8192,\"event\":[{\"source\":\"en-wiki\",\"adjustment\":{\"ratios\":[0.6,0.4]}}]}\n".into(),
-    );
-    let notes: String = (0..40).map(|i| format!("{{\"topic\":null,\"topic_prob\":null,\"perplexity\":{}}}\n", 5.0 + i as f64)).collect();
-    w("notes/zh-news.jsonl", notes);
+    w("train/validation.jsonl", lines(vec![val(0, 3.0, 2.5), val(4096, 2.6, 2.5), val(8192, 2.4, 2.45)]));
+    let adjust = |tokens: u64, ratios: Vec<f64>| {
+        let adjustment = Adjustment { before: vec![], previous_losses: vec![], losses: vec![], changes: vec![], factors: vec![], ratios };
+        json(&MixtureLogLine {
+            step: tokens / 1024,
+            tokens,
+            event: vec![MixtureEvent::Adjustment { source: "en-wiki".into(), topics: vec!["STEM".into(), "Humanities".into()], adjustment }],
+        })
+    };
+    w("train/mixture.jsonl", lines(vec![adjust(4096, vec![0.55, 0.45]), adjust(8192, vec![0.6, 0.4])]));
+    let notes: Vec<serde_json::Value> = (0..40).map(|i| json(&NoteLine { topic: None, topic_prob: None, perplexity: Some(5.0 + i as f64) })).collect();
+    w("notes/zh-news.jsonl", lines(notes));
     let results = |acc: f64, ppl: f64| {
-        format!(
-            "{{\"model\":{{}},\"config\":{{}},\"results\":{{\"arc_easy:0shot\":{{\"task\":\"arc_easy\",\"shots\":0,\"n\":200,\"metrics\":{{\"acc\":{{\"value\":{acc},\"stderr\":0.03}}}}}},\"zh-news\":{{\"task\":\"zh-news\",\"n\":8,\"metrics\":{{\"perplexity\":{{\"value\":{ppl}}},\"bits_per_char\":{{\"value\":{}}}}}}}}}}}",
-            ppl.ln() * 2.0
-        )
+        let metric = |value, stderr| Metric { value, stderr };
+        let arc = TaskResult { task: "arc_easy".into(), shots: 0, n: 200, metrics: [("acc".to_string(), metric(acc, Some(0.03)))].into() };
+        let zh = TaskResult {
+            task: "zh-news".into(),
+            shots: 0,
+            n: 8,
+            metrics: [("perplexity".to_string(), metric(ppl, None)), ("bits_per_char".to_string(), metric(ppl.ln() * 2.0, None))].into(),
+        };
+        let model = ModelIdentity { path: "model.gguf".into(), sha256: "0".repeat(64) };
+        json(&RunResults { model, config: serde_json::json!({}), results: [("arc_easy:0shot".to_string(), arc), ("zh-news".to_string(), zh)].into() })
+            .to_string()
     };
     w("eval/before/results.json", results(0.50, 20.0));
     w("eval/after/results.json", results(0.49, 12.0));
-    let d = dir.display();
-    w(
-        "manifest.json",
-        format!(
-            r#"{{"recipe":"recipes/demo.toml","recipe_sha256":"0123456789abcdef","train":{{"tokens":8192,"steps":8}},
-            "eval":{{"before":"{d}/eval/before/results.json","after":"{d}/eval/after/results.json"}},
-            "notes":{{"zh-news":{{"file":"{d}/notes/zh-news.jsonl"}}}},
-            "account":{{"stages":[
-              {{"name":"one","planned_tokens":{{"zh-news":2048,"en-wiki":4096}},"consumed":{{"zh-news":{{"tokens":2048,"buckets":{{"0":1024,"1":1024}}}},"en-wiki":{{"tokens":4096}}}}}},
-              {{"name":"two","planned_tokens":{{"zh-news":1024,"en-wiki":1024}},"consumed":{{"zh-news":{{"tokens":1024,"buckets":{{"2":512,"3":512}}}},"en-wiki":{{"tokens":1024}}}}}}],
-             "topics":{{"en-wiki":{{"topics":["STEM","Humanities"],"initial_ratios":[0.5,0.5]}}}},
-             "sources":{{"zh-news":{{"buckets":[
-               {{"bucket":0,"docs":10,"min_perplexity":5,"max_perplexity":14}},{{"bucket":1,"docs":10,"min_perplexity":15,"max_perplexity":24}},
-               {{"bucket":2,"docs":10,"min_perplexity":25,"max_perplexity":34}},{{"bucket":3,"docs":10,"min_perplexity":35,"max_perplexity":44}}]}},
-               "en-wiki":{{"buckets":[]}}}}}}}}"#
-        ),
-    );
+    let consumed = |tokens: u64, buckets: &[(&str, u64)]| Consumed {
+        tokens,
+        sequences: tokens / 256,
+        topics: Default::default(),
+        buckets: buckets.iter().map(|(b, n)| (b.to_string(), *n)).collect(),
+    };
+    let stage = |name: &str, zh: u64, en: u64, buckets: &[(&str, u64)]| StageAccount {
+        name: name.into(),
+        planned_tokens: [("zh-news".to_string(), zh), ("en-wiki".to_string(), en)].into(),
+        consumed: [("zh-news".to_string(), consumed(zh, buckets)), ("en-wiki".to_string(), consumed(en, &[]))].into(),
+    };
+    let bucket = |b: usize, lo: f64, hi: f64| BucketRange { bucket: b, docs: 10, min_perplexity: lo, max_perplexity: hi };
+    let source = |buckets| SourceAccount { train_docs: 40, heldout_docs: 0, train_tokens: 4096, buckets, topic_tokens: Default::default() };
+    let topics = TopicState {
+        topics: vec!["STEM".into(), "Humanities".into()],
+        ratios: vec![0.6, 0.4],
+        credits: vec![0.0, 0.0],
+        reads: vec![0, 0],
+        exhausted: vec![false, false],
+        last_losses: None,
+        last_adjusted_tokens: 8192,
+        initial_ratios: vec![0.5, 0.5],
+    };
+    let account = Account {
+        seq_len: 256,
+        position: 32,
+        planned_sequences: 32,
+        stages: vec![stage("one", 2048, 4096, &[("0", 1024), ("1", 1024)]), stage("two", 1024, 1024, &[("2", 512), ("3", 512)])],
+        topics: [("en-wiki".to_string(), topics)].into(),
+        sources: [
+            ("zh-news".to_string(), source(vec![bucket(0, 5.0, 14.0), bucket(1, 15.0, 24.0), bucket(2, 25.0, 34.0), bucket(3, 35.0, 44.0)])),
+            ("en-wiki".to_string(), source(vec![])),
+        ]
+        .into(),
+    };
+    let notes_file = dir.join("notes/zh-news.jsonl");
+    let manifest = RunManifest {
+        recipe: "recipes/demo.toml".into(),
+        recipe_sha256: "0123456789abcdef".into(),
+        prepared: dir.join("data"),
+        prepared_manifest_sha256: "0".repeat(64),
+        plan: dir.join("plan.json"),
+        notes: [(
+            "zh-news".to_string(),
+            NotesSummary { file: notes_file, sha256: "0".repeat(64), docs: 40, heldout_docs: 0, scored_docs: 40, topics: Default::default() },
+        )]
+        .into(),
+        heldout: Default::default(),
+        train: TrainSummary {
+            out: dir.join("train"),
+            steps: 8,
+            tokens: 8192,
+            final_model: dir.join("train/final"),
+            mixture_log: dir.join("train/mixture.jsonl"),
+        },
+        account,
+        eval: [("before".to_string(), dir.join("eval/before/results.json")), ("after".to_string(), dir.join("eval/after/results.json"))].into(),
+    };
+    w("manifest.json", json(&manifest).to_string());
 }
 
 #[test]
@@ -94,11 +162,20 @@ fn a_bad_run_file_is_named_with_its_line() {
     fixture(dir.path());
     let p = dir.path().join("train/validation.jsonl");
     let text = std::fs::read_to_string(&p).unwrap();
+    let line2 = text.lines().nth(1).unwrap();
+    assert!(line2.contains("\"loss\":2.6"), "{line2}");
     std::fs::write(&p, text.replacen("\"loss\":2.6", "\"loss\":\"x\"", 1)).unwrap();
     let e = write_report(dir.path()).unwrap_err().to_string();
-    assert!(e.contains("validation.jsonl:2: field `loss` is missing or not a number"), "{e}");
+    assert!(e.contains("validation.jsonl") && e.contains("line 2") && e.contains("invalid type"), "{e}");
     std::fs::remove_file(dir.path().join("manifest.json")).unwrap();
     let e = write_report(dir.path()).unwrap_err().to_string();
     assert!(e.contains("manifest.json: cannot read"), "{e}");
+    // A manifest missing a field is refused with the field's name, not read with a default.
+    fixture(dir.path());
+    let m = dir.path().join("manifest.json");
+    let text = std::fs::read_to_string(&m).unwrap().replace("\"recipe_sha256\"", "\"recipe_sha\"");
+    std::fs::write(&m, text).unwrap();
+    let e = write_report(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("manifest.json") && e.contains("recipe_sha256"), "{e}");
     assert!(!dir.path().join("report/report.html").exists(), "no half report");
 }

@@ -27,27 +27,7 @@ pub enum Reject {
     Contaminated,
 }
 
-/// Filter settings (`[synth.filters]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Filters {
-    /// Words of the solution (the paper asks for 250-350; small models write less).
-    pub min_solution_words: usize,
-    pub max_solution_words: usize,
-    pub min_problem_words: usize,
-    /// Required language of the item (`en`, `zh`; empty: any).
-    pub language: String,
-    /// Near-dedup among generated items (MinHash-LSH, syne-data's defaults).
-    pub dedup: bool,
-    /// Word n-gram length of decontamination (0: off).
-    pub decontamination_ngram: usize,
-}
-
-impl Default for Filters {
-    fn default() -> Self {
-        Filters { min_solution_words: 40, max_solution_words: 800, min_problem_words: 8, language: "en".into(), dedup: true, decontamination_ngram: 13 }
-    }
-}
+pub use syne_recipe::synth::SynthFilters as Filters;
 
 /// A parsed question/answer pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

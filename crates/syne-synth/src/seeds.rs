@@ -8,49 +8,7 @@
 //! `snippets_per_doc` snippets of at most `snippet_chars` characters, cut at paragraph or
 //! sentence ends.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
-/// The paper's nine disciplines.
-pub const DISCIPLINES: [&str; 9] =
-    ["Mathematics", "Physics", "Chemistry", "Biology", "Astronomy", "Earth Science", "Medicine", "Computer Science", "General Education"];
-
-/// Default keywords per discipline (lower-case words; a page's words are matched whole).
-pub fn default_keywords() -> BTreeMap<String, Vec<String>> {
-    let k = |d: &str, words: &str| (d.to_string(), words.split_whitespace().map(str::to_owned).collect());
-    [
-        k("Mathematics", "theorem proof equation integral derivative matrix polynomial algebra geometry probability function functions vector calculus prime integer variable variables linear series sum theorem lemma"),
-        k("Physics", "energy force mass velocity acceleration momentum quantum particle electron field wave frequency thermodynamics gravity relativity photon magnetic electric physics"),
-        k("Chemistry", "molecule molecules atom atoms chemical reaction compound compounds acid bond bonds ion ions oxidation electrons organic element elements chemistry solution"),
-        k("Biology", "cell cells protein proteins gene genes dna species organism organisms evolution enzyme tissue membrane biology bacteria plant plants"),
-        k("Astronomy", "star stars planet planets galaxy galaxies orbit solar telescope universe cosmic moon comet asteroid astronomy nebula"),
-        k("Earth Science", "earth climate geology rock rocks ocean atmosphere volcano earthquake sediment mineral minerals tectonic weather glacier soil"),
-        k("Medicine", "patient patients disease diseases treatment clinical symptoms drug drugs therapy diagnosis medical infection cancer blood surgery"),
-        k("Computer Science", "algorithm algorithms data computer software program programming code function array memory network complexity python database compiler"),
-        k("General Education", "history education society culture language literature philosophy art economy economic government law social political century"),
-    ]
-    .into_iter()
-    .collect()
-}
-
-/// Seed selection settings (`[synth.seeds]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SeedSettings {
-    pub snippet_chars: usize,
-    pub snippets_per_doc: usize,
-    pub min_words: usize,
-    pub min_hits: usize,
-    /// Discipline → keywords (default: [`default_keywords`]).
-    pub keywords: BTreeMap<String, Vec<String>>,
-}
-
-impl Default for SeedSettings {
-    fn default() -> Self {
-        SeedSettings { snippet_chars: 1500, snippets_per_doc: 1, min_words: 50, min_hits: 5, keywords: default_keywords() }
-    }
-}
+pub use syne_recipe::synth::{default_keywords, SeedSettings, DISCIPLINES};
 
 /// The discipline of a page, with its keyword hits, when it is scientific enough.
 pub fn discipline(text: &str, s: &SeedSettings) -> Option<(String, usize)> {

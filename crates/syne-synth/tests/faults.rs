@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::FaultServer;
 use syne_synth::quality::Reject;
-use syne_synth::run::{run, SynthConfig};
+use syne_synth::run::run;
 
 fn assets() -> std::path::PathBuf {
     let dir = std::env::var_os("SYNE_ASSETS").map(std::path::PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets"));
@@ -40,7 +40,7 @@ pub fn config(dir: &Path, url: &str, max_requests: usize) -> std::path::PathBuf 
 fn every_request_ends_done_or_failed_and_none_is_repeated() {
     let server = FaultServer::start(true, Duration::from_millis(1500));
     let dir = tempfile::tempdir().unwrap();
-    let cfg = SynthConfig::load(&config(dir.path(), &server.url, 150)).unwrap();
+    let cfg = syne_synth::run::load_settings(&config(dir.path(), &server.url, 150)).unwrap();
     let s = run(&cfg, &[], &|_, _| {}, None).unwrap();
     assert_eq!(s.requests, 150);
     assert_eq!(s.done + s.failed, 150, "{s:?}");

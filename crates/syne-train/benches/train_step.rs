@@ -16,7 +16,7 @@ use syne_data::shards::{ShardWriter, TokenWidth};
 use syne_model::llama::{Llama, LlamaConfig, Precision};
 use syne_train::optimizer::{AdamW, AdamWConfig};
 use syne_train::schedule::LrSchedule;
-use syne_train::trainer::{train_step, TokenStream, TrainConfig, TrainState};
+use syne_train::trainer::{train_step, TokenStream, TrainSettings, TrainState};
 use tch::Device;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
@@ -60,7 +60,7 @@ fn main() {
     w.push(&toks).expect("push");
     w.finish().expect("finish");
     let tokens_per_step = (batch * seq) as u64;
-    let cfg = TrainConfig {
+    let cfg = TrainSettings {
         model: PathBuf::new(),
         data: vec![shard.clone()],
         out: dir.path().join("run"),

@@ -12,8 +12,12 @@
 //! assert!((wsd.lr(100_000) - 1e-6).abs() < 1e-15);
 //! ```
 
+pub mod error;
 pub mod optimizer;
 pub mod schedule;
 pub mod trainer;
 /// Held-out validation sets (defined in `syne-model`, shared with evaluation).
 pub use syne_model::heldout as validation;
+
+pub use error::TrainError;
+pub use trainer::{train, train_on, TrainSettings};

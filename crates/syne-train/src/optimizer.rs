@@ -4,27 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-/// AdamW hyper-parameters (a `[train.optimizer]` table may give any subset; the rest default).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdamWConfig {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-    /// Parameters whose name contains any of these get no weight decay (norms, biases, ...).
-    pub no_decay: Vec<String>,
-}
-
-impl Default for AdamWConfig {
-    /// The paper's betas (0.9, 0.95), weight decay 0.1, none on norm weights and biases.
-    fn default() -> Self {
-        AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, no_decay: vec!["norm".into(), "bias".into()] }
-    }
-}
+pub use syne_recipe::train::AdamWConfig;
 
 /// Parameters sharing a weight-decay setting, stored back to back in one flat buffer: every
 /// parameter tensor is re-pointed at its slice of `params`, and, once autograd has created its

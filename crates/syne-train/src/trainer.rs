@@ -16,116 +16,32 @@ use syne_data::tokenizer::TextTokenizer;
 use syne_model::llama::{Attention, Llama, Precision};
 use tch::{Device, Tensor};
 
-use crate::optimizer::{AdamW, AdamWConfig};
-use crate::schedule::LrSchedule;
-use crate::validation::{LoadedSet, ValidationReport, ValidationSet};
+use crate::optimizer::AdamW;
+use crate::validation::{LoadedSet, ValidationReport};
 
-/// Errors of a training run; each names the file or setting at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("{path}: {detail}")]
-    Config { path: PathBuf, detail: String },
-    #[error("{path}: {detail}")]
-    Checkpoint { path: PathBuf, detail: String },
-    #[error("loss became {loss} at step {step} ({tokens} tokens); stopped, the last good checkpoint is intact")]
-    NonFinite { step: u64, tokens: u64, loss: f64 },
-    #[error(transparent)]
-    Model(#[from] syne_model::ModelError),
-    #[error(transparent)]
-    Data(#[from] syne_data::DataError),
-}
+pub use crate::error::TrainError;
+use syne_recipe::records::mixture::{MixtureLogLine, MixtureState};
+pub use syne_recipe::records::train::StepMetrics;
+pub use syne_recipe::TrainSettings;
 
 type Result<T> = std::result::Result<T, TrainError>;
 
-/// The `[train]` table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Initial model: a llama GGUF or an HF folder.
-    pub model: PathBuf,
-    /// Output folders of `syne prepare` and/or shard base paths (`X` for `X.bin` + `X.idx`).
-    pub data: Vec<PathBuf>,
-    /// Run folder: metrics.jsonl, checkpoints/, final/.
-    pub out: PathBuf,
-    pub seq_len: usize,
-    /// Sequences per forward pass.
-    pub micro_batch: usize,
-    /// Tokens per optimizer step (a multiple of micro_batch x seq_len).
-    pub global_batch_tokens: u64,
-    pub total_tokens: u64,
-    pub schedule: LrSchedule,
-    #[serde(default)]
-    pub optimizer: AdamWConfig,
-    /// Global gradient-norm clip (the paper: 1.0).
-    #[serde(default)]
-    pub clip: Option<f64>,
-    pub checkpoint_every_tokens: u64,
-    #[serde(default = "default_keep")]
-    pub keep_checkpoints: usize,
-    #[serde(default)]
-    pub seed: u64,
-    /// Attend only within each packed document and restart positions at its first token
-    /// (documents come from the shard index).
-    #[serde(default)]
-    pub doc_masking: bool,
-    /// Recompute each layer's activations in the backward pass instead of keeping them.
-    #[serde(default)]
-    pub activation_checkpointing: bool,
-    /// "f32" or "bf16" (default: bf16 on a GPU, f32 on the CPU).
-    #[serde(default)]
-    pub precision: Option<Precision>,
-    /// Tokenizer for validation texts and for the saved folders (default: the model's own,
-    /// from the GGUF metadata or the HF folder's tokenizer.json).
-    #[serde(default)]
-    pub tokenizer: Option<PathBuf>,
-    /// Held-out domains scored before training, every `validate_every_tokens` and at the end.
-    #[serde(default)]
-    pub validation: Vec<ValidationSet>,
-    #[serde(default)]
-    pub validate_every_tokens: Option<u64>,
-}
-
-fn default_keep() -> usize {
-    2
-}
-
-impl TrainConfig {
-    /// Read the `[train]` table of a TOML file; relative paths resolve against its folder.
-    pub fn load(path: &Path) -> Result<TrainConfig> {
-        #[derive(Deserialize)]
-        struct File {
-            train: TrainConfig,
-        }
-        let cfg_err = |detail: String| TrainError::Config { path: path.to_path_buf(), detail };
-        let text = std::fs::read_to_string(path).map_err(|e| cfg_err(format!("cannot read: {e}")))?;
-        let mut cfg: TrainConfig = toml::from_str::<File>(&text).map_err(|e| cfg_err(e.to_string()))?.train;
-        let base = path.parent().unwrap_or(Path::new("."));
-        cfg.model = base.join(&cfg.model);
-        cfg.out = base.join(&cfg.out);
-        cfg.data = cfg.data.iter().map(|d| base.join(d)).collect();
-        cfg.tokenizer = cfg.tokenizer.map(|t| base.join(t));
-        for v in &mut cfg.validation {
-            v.path = base.join(&v.path);
-        }
-        if cfg.validate_every_tokens == Some(0) {
-            return Err(cfg_err("train.validate_every_tokens must be positive".into()));
-        }
-        let mut names = std::collections::HashSet::new();
-        if let Some(v) = cfg.validation.iter().find(|v| !names.insert(v.name.clone())) {
-            return Err(cfg_err(format!("train.validation: the name `{}` is used twice", v.name)));
-        }
-        let per_micro = (cfg.micro_batch * cfg.seq_len) as u64;
-        if cfg.seq_len < 2 || cfg.micro_batch == 0 || per_micro == 0 || !cfg.global_batch_tokens.is_multiple_of(per_micro) {
-            return Err(cfg_err(format!(
-                "train.global_batch_tokens ({}) must be a positive multiple of micro_batch x seq_len ({per_micro})",
-                cfg.global_batch_tokens
-            )));
-        }
-        if cfg.checkpoint_every_tokens == 0 || cfg.keep_checkpoints == 0 {
-            return Err(cfg_err("train.checkpoint_every_tokens and train.keep_checkpoints must be positive".into()));
-        }
-        Ok(cfg)
+/// Read the `[train]` table of a `syne train` file: relative paths resolve against its folder,
+/// and `data`, `out` and `total_tokens` must be given (`syne run` sets them from the recipe).
+pub fn load_settings(path: &Path) -> Result<TrainSettings> {
+    #[derive(Deserialize)]
+    struct File {
+        train: TrainSettings,
     }
+    let cfg_err = |detail: String| TrainError::Config { path: path.to_path_buf(), detail };
+    let text = std::fs::read_to_string(path).map_err(|e| cfg_err(format!("cannot read: {e}")))?;
+    let mut cfg: TrainSettings = toml::from_str::<File>(&text).map_err(|e| cfg_err(e.to_string()))?.train;
+    cfg.resolve(path.parent().unwrap_or(Path::new(".")));
+    cfg.check().map_err(|(key, detail)| cfg_err(format!("{key}: {detail}")))?;
+    if cfg.out.as_os_str().is_empty() {
+        return Err(cfg_err("train.out: missing (the run folder)".into()));
+    }
+    Ok(cfg)
 }
 
 /// All training tokens as one stream over the shards, cut into sequences of `seq_len + 1`
@@ -256,17 +172,6 @@ pub struct TrainState {
     pub adam_step: u64,
 }
 
-/// One line of `metrics.jsonl`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StepMetrics {
-    pub step: u64,
-    pub tokens: u64,
-    pub loss: f64,
-    pub lr: f64,
-    pub grad_norm: f64,
-    pub tokens_per_s: f64,
-}
-
 fn ckpt_err(path: &Path, detail: impl Into<String>) -> TrainError {
     TrainError::Checkpoint { path: path.to_path_buf(), detail: detail.into() }
 }
@@ -321,7 +226,7 @@ pub fn train_step(
     opt: &mut AdamW,
     data: &mut dyn SequenceSource,
     state: &mut TrainState,
-    cfg: &TrainConfig,
+    cfg: &TrainSettings,
     device: Device,
 ) -> Result<StepMetrics> {
     let started = Instant::now();
@@ -410,7 +315,7 @@ fn open_append(path: &Path) -> Result<std::fs::File> {
 }
 
 /// The tokenizer of the run: the configured one, else the model's own when it has one.
-fn run_tokenizer(cfg: &TrainConfig) -> Result<Option<TextTokenizer>> {
+fn run_tokenizer(cfg: &TrainSettings) -> Result<Option<TextTokenizer>> {
     let path = cfg.tokenizer.clone().unwrap_or_else(|| cfg.model.clone());
     if cfg.tokenizer.is_none() && path.is_dir() && !path.join("tokenizer.json").exists() {
         if !cfg.validation.is_empty() {
@@ -428,7 +333,7 @@ fn run_tokenizer(cfg: &TrainConfig) -> Result<Option<TextTokenizer>> {
 /// `observer` sees every step's metrics (for a progress bar) and every validation. Returns the
 /// final state; the final weights are in `OUT/final` (HF layout, with the tokenizer when there
 /// is one).
-pub fn train(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn TrainObserver) -> Result<TrainState> {
+pub fn train(cfg: &TrainSettings, resume: bool, device: Device, observer: &mut dyn TrainObserver) -> Result<TrainState> {
     let mut data = TokenStream::open(&cfg.data, cfg.seq_len, cfg.seed)?;
     let vocab = syne_model::llama::LlamaConfig::read(&cfg.model)?.vocab_size;
     if data.shards.iter().any(|s| {
@@ -445,7 +350,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn
 /// resume; what it reports at validations is logged to `OUT/mixture.jsonl`. A source with a plan
 /// must be consumed exactly: `total_tokens` must equal its sequences x `seq_len`. The caller
 /// checks that the source's token ids fit the model's vocabulary.
-pub fn train_on(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut dyn TrainObserver, data: &mut dyn SequenceSource) -> Result<TrainState> {
+pub fn train_on(cfg: &TrainSettings, resume: bool, device: Device, observer: &mut dyn TrainObserver, data: &mut dyn SequenceSource) -> Result<TrainState> {
     let out = &cfg.out;
     if let Some(n) = data.planned_sequences() {
         if n * cfg.seq_len as u64 != cfg.total_tokens || !cfg.total_tokens.is_multiple_of(cfg.global_batch_tokens) {
@@ -500,11 +405,11 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut 
             let st = Tensor::read_safetensors(last.join("optimizer.safetensors")).map_err(|e| ckpt_err(&last, e.to_string()))?;
             opt.load_state(&st, state.adam_step).map_err(|e| ckpt_err(&last, e))?;
             let dj = last.join("data.json");
-            let data_state = match std::fs::read(&dj) {
+            let data_state: Option<MixtureState> = match std::fs::read(&dj) {
                 Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ckpt_err(&dj, e.to_string()))?,
-                Err(_) => serde_json::Value::Null,
+                Err(_) => None,
             };
-            data.restore(state.position, &data_state).map_err(|e| ckpt_err(&dj, e.to_string()))?;
+            data.restore(state.position, data_state.as_ref()).map_err(|e| ckpt_err(&dj, e.to_string()))?;
             // Drop log lines of steps after the checkpoint: they are about to be redone.
             for p in logs {
                 truncate_log_after(p, state.step)?;
@@ -530,8 +435,9 @@ pub fn train_on(cfg: &TrainConfig, resume: bool, device: Device, observer: &mut 
         };
         append_line(&mut validation_log, &validation_path, &report)?;
         observer.on_validation(&report);
-        if let Some(event) = data.observe_validation(state.tokens, &report.topic_losses())? {
-            append_line(&mut mixture_log, &mixture_path, &serde_json::json!({"step": state.step, "tokens": state.tokens, "event": event}))?;
+        let event = data.observe_validation(state.tokens, &report.topic_losses())?;
+        if !event.is_empty() {
+            append_line(&mut mixture_log, &mixture_path, &MixtureLogLine { step: state.step, tokens: state.tokens, event })?;
         }
         Ok(())
     };

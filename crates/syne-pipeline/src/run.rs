@@ -1,0 +1,408 @@
+//! [`Pipeline`]: a whole continual pre-training run from one typed [`Recipe`], resumable step by
+//! step.
+//!
+//! Each step is skipped when its output is already complete, so that a killed run started again
+//! continues where it stopped:
+//!
+//! 0. **synthesise** (`[synth]`): synthetic QA that a source reads (resumable by its journal);
+//! 1. **prepare** the sources into token shards (itself resumable);
+//! 2. **plan** the tokens per stage and source, checked against the shards (`plan.json`);
+//! 3. **annotate** the topic and curriculum sources ([`crate::annotate`]): topics, backbone
+//!    perplexity, and the held-out documents that become the per-source (and per-topic)
+//!    validation sets (`heldout/SOURCE.jsonl`);
+//! 4. **train** on the mixture stream through every stage, validating at each re-weighting
+//!    interval; checkpoints hold the mixture state, so a resumed run draws exactly the sequences
+//!    the killed one would have (`train/`);
+//! 5. **evaluate** the backbone and the trained model with `[eval]` (`eval/before`, `eval/after`);
+//!
+//! and write `manifest.json`: what each step consumed and produced, and the token account
+//! (planned against consumed per stage, source, topic and curriculum bucket).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use syne_data::io::{sha256_file, write_atomic};
+use syne_data::prepare::{run_prepare_config, Manifest, PrepareConfig, PrepareOptions};
+use syne_data::tokenizer::TextTokenizer;
+use syne_data::DataError;
+use syne_mix::plan::Plan;
+use syne_mix::sampler::Schedule;
+use syne_mix::stream::{DocNote, MixtureStream, SourceInput, StreamSettings};
+use syne_mix::topics::{ClassifierSettings, TopicModel};
+use syne_model::llama::Llama;
+use syne_recipe::records::mixture::Account;
+use syne_recipe::records::run::{HeldoutLine, HeldoutSummary, NotesSummary, RunManifest, TrainSummary};
+use syne_recipe::train::ValidationSet;
+use syne_recipe::{PplTask, Recipe, TrainSettings};
+use syne_train::trainer::{checkpoints, train_on};
+
+use crate::annotate::{choose_heldout, choose_heldout_plain, source_shards, Annotator};
+use crate::device::torch_device;
+use crate::error::{run_err, Result};
+use crate::eval::{evaluate, EvalTarget};
+use crate::observer::{RunObserver, TrainProgress, Unit};
+use crate::synth::synthesise;
+use crate::topics::train_classifier;
+
+/// How a run runs (none of it changes the results).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PipelineOptions {
+    /// Threads for CPU math and data preparation (0: all cores).
+    pub threads: usize,
+    /// Stay on the CPU even when a GPU is present.
+    pub cpu: bool,
+    /// Let `syne prepare` draw its own progress bars.
+    pub progress: bool,
+}
+
+/// A run of one recipe.
+pub struct Pipeline {
+    recipe: Recipe,
+    options: PipelineOptions,
+}
+
+/// What the plan step settles for training.
+struct Planned {
+    plan_path: PathBuf,
+    schedule: Schedule,
+    train: TrainSettings,
+}
+
+impl Pipeline {
+    /// A run of `recipe` (already resolved and validated: [`Recipe::load`]).
+    pub fn new(recipe: Recipe, options: PipelineOptions) -> Pipeline {
+        Pipeline { recipe, options }
+    }
+
+    /// The recipe being run.
+    pub fn recipe(&self) -> &Recipe {
+        &self.recipe
+    }
+
+    fn say(observer: &mut dyn RunObserver, line: String) {
+        observer.say(&line);
+    }
+
+    /// Run every step not yet complete; returns the run's manifest (also `RUN/manifest.json`).
+    pub fn run(&self, observer: &mut dyn RunObserver) -> Result<RunManifest> {
+        let recipe = &self.recipe;
+        let dir = recipe.run.output.clone();
+        let path = recipe.path.clone();
+        let train = recipe.train.clone().ok_or_else(|| run_err(&path, "`syne run` needs a [train] section"))?;
+        if recipe.prepare.is_none() {
+            return Err(run_err(&path, "`syne run` needs a [prepare] section"));
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, "cannot create run folder", e))?;
+        // A run folder belongs to one recipe: resuming with another would mix two runs. The
+        // copy is the typed, resolved recipe, so a reformatted but equal file still resumes.
+        let copy = dir.join("recipe.toml");
+        let recipe_text = toml::to_string(recipe).map_err(|e| run_err(&path, format!("cannot write the recipe back: {e}")))?;
+        match std::fs::read(&copy) {
+            Ok(old) if old != recipe_text.as_bytes() => {
+                return Err(run_err(&dir, format!("holds a run of a different recipe ({}); use another [run] output or remove it", copy.display())));
+            }
+            Ok(_) => Self::say(observer, format!("resuming the run in {}", dir.display())),
+            Err(_) => write_atomic(&copy, recipe_text.as_bytes())?,
+        }
+
+        self.synthesise(observer)?;
+        let (data_dir, manifest) = self.prepare(observer)?;
+        let planned = self.plan(&dir, train, observer)?;
+        let mut train = planned.train;
+        let device = torch_device(self.options.threads, self.options.cpu);
+        let (inputs, notes, heldout) = self.annotate(&dir, &data_dir, &manifest, &planned.schedule, &mut train, device, observer)?;
+        let (steps, tokens, account) = self.train(&data_dir, &manifest, planned.schedule, inputs, &train, device, observer)?;
+        let eval = self.evaluate(&dir, &train, &heldout, device, observer)?;
+
+        let m = RunManifest {
+            recipe: path,
+            recipe_sha256: sha256_file(&copy)?,
+            prepared: data_dir.clone(),
+            prepared_manifest_sha256: sha256_file(&data_dir.join("manifest.json"))?,
+            plan: planned.plan_path,
+            notes,
+            heldout,
+            train: TrainSummary { out: train.out.clone(), steps, tokens, final_model: train.out.join("final"), mixture_log: train.out.join("mixture.jsonl") },
+            account,
+            eval,
+        };
+        write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&m).expect("manifest serialises").as_bytes())?;
+        Ok(m)
+    }
+
+    /// Step 0: the synthesis a source reads.
+    fn synthesise(&self, observer: &mut dyn RunObserver) -> Result<()> {
+        let Some(cfg) = &self.recipe.synth else { return Ok(()) };
+        let summary_path = cfg.output.join("summary.json");
+        let done: Option<syne_synth::run::Summary> = std::fs::read(&summary_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let summary = match done {
+            Some(s) if s.requests == cfg.max_requests as u64 => {
+                Self::say(observer, format!("synth: {} complete", cfg.output.display()));
+                s
+            }
+            _ => synthesise(cfg, &self.recipe.path, observer)?,
+        };
+        Self::say(observer, format!("synth: {} of {} requests kept → {}", summary.kept, summary.requests, cfg.output.join("synthesis.jsonl").display()));
+        if summary.kept == 0 {
+            return Err(run_err(
+                &self.recipe.path,
+                format!(
+                    "[synth] kept no item of {} requests (rejected: {:?}); raise [synth] max_requests or use a stronger model",
+                    summary.requests, summary.rejected
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Step 1: the token shards.
+    fn prepare(&self, observer: &mut dyn RunObserver) -> Result<(PathBuf, Manifest)> {
+        let cfg = PrepareConfig::from_recipe(&self.recipe)?;
+        let data_dir = cfg.prepare.output.clone();
+        let popts = PrepareOptions { threads: self.options.threads, strict: false, progress: self.options.progress, keep_work: false };
+        let report = run_prepare_config(&cfg, self.recipe.base_dir(), &data_dir, &popts)?;
+        Self::say(
+            observer,
+            if report.already_complete {
+                format!("prepare: {} complete", data_dir.display())
+            } else {
+                format!("prepare: {} written in {:.1} s", data_dir.display(), report.seconds)
+            },
+        );
+        Ok((data_dir, report.manifest))
+    }
+
+    /// Step 2: the plan, its schedule of sequences, and the trainer's settings for this run.
+    fn plan(&self, dir: &Path, mut train: TrainSettings, observer: &mut dyn RunObserver) -> Result<Planned> {
+        let recipe = &self.recipe;
+        let mut plan = Plan::new(recipe);
+        plan.check_prepared(recipe)?;
+        let plan_path = dir.join("plan.json");
+        write_atomic(&plan_path, serde_json::to_string_pretty(&plan).expect("plan serialises").as_bytes())?;
+        let schedule = Schedule::from_plan(&plan, train.seq_len as u64)?;
+        let total = schedule.sequences() * train.seq_len as u64;
+        if train.total_tokens != 0 && train.total_tokens != total {
+            return Err(run_err(
+                &recipe.path,
+                format!(
+                    "train.total_tokens = {} but the stages hold {} sequences of {} tokens ({total}); leave it out",
+                    train.total_tokens,
+                    schedule.sequences(),
+                    train.seq_len
+                ),
+            ));
+        }
+        train.total_tokens = total;
+        train.out = dir.join("train");
+        if train.validate_every_tokens.is_none() {
+            // Validation follows the topic interval: the re-weighting reads its losses.
+            train.validate_every_tokens = recipe.topics.as_ref().map(|t| t.interval_tokens);
+        }
+        Self::say(
+            observer,
+            format!("plan: {} tokens in {} stages → {} sequences of {} tokens", plan.total_tokens, plan.stages.len(), schedule.sequences(), train.seq_len),
+        );
+        Ok(Planned { plan_path, schedule, train })
+    }
+
+    /// The topic classifier of `[topics]`: the given one, or one trained from the seed file
+    /// (once, saved in the run folder).
+    fn topic_model(&self, dir: &Path, observer: &mut dyn RunObserver) -> Result<TopicModel> {
+        let t = self.recipe.topics.as_ref().expect("called for recipes with [topics]");
+        match (&t.classifier, &t.seed) {
+            (Some(c), _) => Ok(TopicModel::load(c)?),
+            (None, Some(seed)) => {
+                let model_path = dir.join("topics.model");
+                if !model_path.exists() {
+                    let (model, n, _) = train_classifier(std::slice::from_ref(seed), "text", "topic", &ClassifierSettings::default())?;
+                    model.save(&model_path)?;
+                    Self::say(observer, format!("topics: classifier trained on {n} labelled documents of {} → {}", seed.display(), model_path.display()));
+                }
+                Ok(TopicModel::load(&model_path)?)
+            }
+            (None, None) => {
+                Err(run_err(&self.recipe.path, "`topics`: topic sources are labelled by topic: give `classifier` (a trained model) or `seed` (labelled JSONL)"))
+            }
+        }
+    }
+
+    /// Step 3: notes, held-out sets (added to `train.validation`) and the mixture's inputs.
+    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::type_complexity)]
+    fn annotate(
+        &self,
+        dir: &Path,
+        data_dir: &Path,
+        manifest: &Manifest,
+        schedule: &Schedule,
+        train: &mut TrainSettings,
+        device: tch::Device,
+        observer: &mut dyn RunObserver,
+    ) -> Result<(Vec<SourceInput>, BTreeMap<String, NotesSummary>, BTreeMap<String, HeldoutSummary>)> {
+        let recipe = &self.recipe;
+        let tokenizer = &recipe.prepare.as_ref().expect("checked by run").tokenizer;
+        let tok = TextTokenizer::load(tokenizer)?;
+        let needs_topics: Vec<&String> = schedule.sources.iter().filter(|s| recipe.sources[*s].topics && recipe.topics.is_some()).collect();
+        let needs_ppl: Vec<&String> = schedule.sources.iter().filter(|s| recipe.sources[*s].curriculum && recipe.curriculum.is_some()).collect();
+        let topic_model = if needs_topics.is_empty() { None } else { Some(self.topic_model(dir, observer)?) };
+        let scorer = if needs_ppl.is_empty() { None } else { Some(Llama::load(&train.model, device)?) };
+        let score_tokens = recipe.curriculum.as_ref().map_or(256, |c| c.score_tokens);
+        let annotator = Annotator { tok: &tok, topics: topic_model.as_ref(), scorer: scorer.as_ref().map(|m| (m, score_tokens)) };
+        let heldout_per_topic = recipe.topics.as_ref().map_or(0, |t| t.heldout_docs);
+        let (mut inputs, mut notes_summary, mut heldout_files) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
+        for name in &schedule.sources {
+            let src = &recipe.sources[name];
+            let shards = source_shards(data_dir, manifest, name)?;
+            let (topics, curriculum) = (needs_topics.contains(&name), needs_ppl.contains(&name));
+            let mut input = SourceInput { name: name.clone(), shards, topics: Vec::new(), notes: Vec::new(), curriculum, max_epochs: src.max_epochs };
+            let mut held = Vec::new();
+            if topics || curriculum {
+                let file = dir.join("notes").join(format!("{name}.jsonl"));
+                std::fs::create_dir_all(file.parent().expect("notes folder")).map_err(|e| DataError::io(&file, "cannot create", e))?;
+                let notes = annotator.annotate(name, &input.shards, topics, curriculum, &file, observer)?;
+                let labels: Vec<String> = topic_model.as_ref().filter(|_| topics).map(|m| m.labels.clone()).unwrap_or_default();
+                held = if topics {
+                    choose_heldout(&notes, heldout_per_topic, train.seed)
+                } else {
+                    choose_heldout_plain(notes.len(), src.heldout_docs, train.seed)
+                };
+                let mut topic_docs: BTreeMap<String, u64> = BTreeMap::new();
+                for n in &notes {
+                    *topic_docs.entry(n.topic.clone().unwrap_or_else(|| "-".into())).or_default() += 1;
+                }
+                input.notes = notes
+                    .iter()
+                    .zip(&held)
+                    .map(|(n, &h)| DocNote {
+                        topic: n.topic.as_ref().and_then(|t| labels.iter().position(|l| l == t)).map(|i| i as u16),
+                        perplexity: n.perplexity,
+                        heldout: h,
+                    })
+                    .collect();
+                input.topics = labels;
+                notes_summary.insert(
+                    name.clone(),
+                    NotesSummary {
+                        file: file.clone(),
+                        sha256: sha256_file(&file)?,
+                        docs: notes.len() as u64,
+                        heldout_docs: held.iter().filter(|&&h| h).count() as u64,
+                        scored_docs: notes.iter().filter(|n| n.perplexity.is_some()).count() as u64,
+                        topics: topic_docs,
+                    },
+                );
+                Self::say(
+                    observer,
+                    format!(
+                        "annotate: {name}: {} documents{}{}",
+                        notes.len(),
+                        if topics { ", topics" } else { "" },
+                        if curriculum { ", perplexity" } else { "" }
+                    ),
+                );
+            } else if src.heldout_docs > 0 {
+                let n = syne_data::shards::doc_refs(&input.shards).len();
+                held = choose_heldout_plain(n, src.heldout_docs, train.seed);
+                input.notes = held.iter().map(|&h| DocNote { topic: None, perplexity: None, heldout: h }).collect();
+            }
+            if held.iter().any(|&h| h) {
+                // The held-out documents as text (with their topic, for topic sources): this
+                // source's validation set, scored at every validation and by `[eval] heldout`.
+                let docs = syne_data::shards::doc_refs(&input.shards);
+                let mut lines = String::new();
+                for (i, &(s, d)) in docs.iter().enumerate().filter(|(i, _)| held[*i]) {
+                    let line = HeldoutLine {
+                        text: annotator.text(&input.shards[s].doc(d).to_vec())?,
+                        topic: input.notes[i].topic.map(|t| input.topics[t as usize].clone()),
+                    };
+                    lines += &serde_json::to_string(&line).expect("a held-out line serialises");
+                    lines.push('\n');
+                }
+                let hfile = dir.join("heldout").join(format!("{name}.jsonl"));
+                std::fs::create_dir_all(hfile.parent().expect("folder")).map_err(|e| DataError::io(&hfile, "cannot create", e))?;
+                write_atomic(&hfile, lines.as_bytes())?;
+                let topic_field = topics.then(|| "topic".to_string());
+                train.validation.push(ValidationSet { name: name.clone(), path: hfile.clone(), max_docs: usize::MAX, text_field: "text".into(), topic_field });
+                heldout_files
+                    .insert(name.clone(), HeldoutSummary { sha256: sha256_file(&hfile)?, file: hfile, docs: held.iter().filter(|&&h| h).count() as u64 });
+            }
+            inputs.push(input);
+        }
+        Ok((inputs, notes_summary, heldout_files))
+    }
+
+    /// Step 4: training on the mixture; returns steps, tokens and the token account.
+    #[allow(clippy::too_many_arguments)]
+    fn train(
+        &self,
+        data_dir: &Path,
+        manifest: &Manifest,
+        schedule: Schedule,
+        inputs: Vec<SourceInput>,
+        train: &TrainSettings,
+        device: tch::Device,
+        observer: &mut dyn RunObserver,
+    ) -> Result<(u64, u64, Account)> {
+        let recipe = &self.recipe;
+        let settings = StreamSettings { seq_len: train.seq_len, seed: train.seed, curriculum: recipe.curriculum.clone(), topics: recipe.topics.clone() };
+        let mut stream = MixtureStream::new(schedule, inputs, settings)?;
+        let vocab = syne_model::llama::LlamaConfig::read(&train.model)?.vocab_size;
+        if manifest.tokenizer.vocab_size > vocab {
+            return Err(run_err(data_dir, format!("the shards' tokenizer has {} entries, the model's vocabulary {vocab}", manifest.tokenizer.vocab_size)));
+        }
+        let out = &train.out;
+        let account_path = out.join("account.json");
+        let final_dir = out.join("final");
+        if final_dir.join("config.json").exists() && account_path.exists() {
+            Self::say(observer, format!("train: {} complete", out.display()));
+            let account: Account = syne_recipe::records::read_json(&account_path)?;
+            let tokens = account.position * train.seq_len as u64;
+            return Ok((tokens / train.global_batch_tokens, tokens, account));
+        }
+        let resume = !checkpoints(out).is_empty();
+        if let Some(last) = checkpoints(out).last() {
+            Self::say(observer, format!("train: resuming from {}", last.display()));
+        }
+        let mut progress = TrainProgress(observer.progress("training", Some(train.total_tokens), Unit::Tokens));
+        let state = train_on(train, resume, device, &mut progress, &mut stream)?;
+        progress.0.finish();
+        let account = stream.account();
+        write_atomic(&account_path, serde_json::to_string_pretty(&account).expect("account serialises").as_bytes())?;
+        Self::say(observer, format!("train: {} steps, {} tokens → {}", state.step, state.tokens, final_dir.display()));
+        Ok((state.step, state.tokens, account))
+    }
+
+    /// Step 5: `[eval]` on the backbone and on the trained model.
+    fn evaluate(
+        &self,
+        dir: &Path,
+        train: &TrainSettings,
+        heldout: &BTreeMap<String, HeldoutSummary>,
+        device: tch::Device,
+        observer: &mut dyn RunObserver,
+    ) -> Result<BTreeMap<String, PathBuf>> {
+        let mut eval = BTreeMap::new();
+        let Some(settings) = &self.recipe.eval else { return Ok(eval) };
+        let mut settings = settings.clone();
+        if settings.heldout {
+            // Every held-out set becomes a perplexity task named after its source.
+            for (name, h) in heldout {
+                if !settings.ppl.iter().any(|p| &p.name == name) {
+                    settings.ppl.push(PplTask { name: name.clone(), file: h.file.clone() });
+                }
+            }
+        }
+        for (label, model) in [("before", train.model.clone()), ("after", train.out.join("final"))] {
+            if label == "before" && !settings.before {
+                continue;
+            }
+            let eval_out = dir.join("eval").join(label);
+            if !eval_out.join("results.json").exists() {
+                evaluate(&settings, &EvalTarget::Local { model, tokenizer: train.tokenizer.clone() }, &eval_out, device, observer)?;
+            }
+            Self::say(observer, format!("eval: {label} → {}", eval_out.join("results.json").display()));
+            eval.insert(label.to_string(), eval_out.join("results.json"));
+        }
+        Ok(eval)
+    }
+}

@@ -1,0 +1,492 @@
+//! The recipe: one TOML file for a whole continual pre-training run.
+//!
+//! ```toml
+//! [run]
+//! name = "llama-3-syne"
+//! output = "runs/paper"          # relative to the recipe file
+//!
+//! [sources.web-cn]               # paths, language and filters (what `syne prepare` reads)
+//! paths = ["data/web-cn"]
+//! language = "zh"
+//! group = "zh"                   # plus: the group the stage ratios address (default: the
+//! category = "web"               # language), a reporting category,
+//! topics = true                  # topic re-weighting applies (web pages in the paper),
+//! curriculum = true              # the perplexity curriculum orders it,
+//! max_epochs = 1.0               # how often it may be repeated (default 1: never),
+//! heldout_docs = 0               # and documents held out as its validation set.
+//!
+//! [[stages]]
+//! name = "bilingual-adaptation"
+//! tokens = 92_500_000_000
+//! groups = { zh = 0.2, en = 0.8 }
+//!
+//! [mixture.zh]                   # within-group source ratios (every stage; a stage may
+//! web-cn = 1.0                   # override them with its own `mixture` table)
+//! ```
+//!
+//! `[prepare]`, `[topics]`, `[curriculum]`, `[train]`, `[eval]` and `[synth]` are typed
+//! sections ([`crate::prepare`], [`crate::train`], [`crate::eval`], [`crate::synth`]); `syne
+//! plan` needs only `[sources]`, `[[stages]]` and `[mixture]`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{RecipeError, Result};
+use crate::eval::EvalSettings;
+use crate::prepare::{clean_path, FilterOverrides, PrepareSettings, SourceLanguage};
+use crate::synth::SynthSettings;
+use crate::train::TrainSettings;
+
+/// One `[sources.NAME]` table: where a source's documents are and how they are read and
+/// filtered (`syne prepare`), and what the mixture does with them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Files (.jsonl, .jsonl.gz, .jsonl.zst, .parquet) or directories holding them.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// Which documents are kept by detected language (`syne prepare` needs it).
+    #[serde(default)]
+    pub language: Option<SourceLanguage>,
+    /// The records' text field.
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    /// The records' id field.
+    #[serde(default = "default_id_field")]
+    pub id_field: Option<String>,
+    /// Record field carrying a topic label, copied to the shard metadata.
+    #[serde(default)]
+    pub topic_field: Option<String>,
+    /// Record field carrying a perplexity score, copied to the shard metadata.
+    #[serde(default)]
+    pub perplexity_field: Option<String>,
+    /// Overrides of `[prepare.filters]` for this source.
+    #[serde(default)]
+    pub filters: FilterOverrides,
+    /// Override of `[prepare].min_lang_confidence`.
+    #[serde(default)]
+    pub min_lang_confidence: Option<f64>,
+    /// The group stage ratios address (default: `language`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Reporting category (web, encyclopedia, books, qa, paper, math, code, synthetic, ...).
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Topic re-weighting applies to this source.
+    #[serde(default)]
+    pub topics: bool,
+    /// The perplexity curriculum orders this source.
+    #[serde(default)]
+    pub curriculum: bool,
+    /// How many times the source may be read in the whole run (1 = no repetition).
+    #[serde(default = "one")]
+    pub max_epochs: f64,
+    /// Documents held out of training as this source's validation set (a seeded choice; topic
+    /// sources hold out `topics.heldout_docs` per topic instead).
+    #[serde(default)]
+    pub heldout_docs: usize,
+}
+
+fn default_text_field() -> String {
+    "text".into()
+}
+
+fn default_id_field() -> Option<String> {
+    Some("id".into())
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl SourceSpec {
+    /// The group stage ratios address: `group`, else the language's name.
+    pub fn group(&self) -> Option<&str> {
+        self.group.as_deref().or(self.language.map(SourceLanguage::as_str))
+    }
+}
+
+/// One stage: a token budget split across groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// The stage's name (plans, logs, Megatron blends).
+    pub name: String,
+    /// Training tokens of the stage.
+    pub tokens: u64,
+    /// Group → share of the stage's tokens.
+    pub groups: BTreeMap<String, f64>,
+    /// Per-stage override of the within-group source ratios.
+    #[serde(default)]
+    pub mixture: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// How loss changes are normalised into `d_i` by the paper's re-weighting rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalisation {
+    /// `d_i = Δp_i / p_i(t-1)`: relative change (scale-free across topics).
+    #[default]
+    Relative,
+    /// `d_i = Δp_i / max_j |Δp_j|`: the largest change is ±1.
+    MaxAbs,
+    /// `d_i = (Δp_i - mean Δp) / std Δp`: standardised across topics (0 when all moved alike).
+    ZScore,
+    /// `d_i = Δp_i`.
+    None,
+}
+
+/// Settings of the paper's re-weighting rule (recipe `[topics.reweight]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReweightConfig {
+    /// How loss changes are normalised.
+    pub normalisation: Normalisation,
+    /// Step size.
+    pub alpha: f64,
+    /// Lower bound of each factor `f_i`.
+    pub min_factor: f64,
+    /// Upper bound of each factor `f_i`.
+    pub max_factor: f64,
+}
+
+impl Default for ReweightConfig {
+    fn default() -> Self {
+        ReweightConfig { normalisation: Normalisation::Relative, alpha: 1.0, min_factor: 0.5, max_factor: 2.0 }
+    }
+}
+
+/// Topic re-weighting settings (`[topics]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Tokens between adjustments.
+    pub interval_tokens: u64,
+    /// The rule's settings.
+    #[serde(default)]
+    pub reweight: ReweightConfig,
+    /// Per-topic weights `w_i` (default 1).
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+    /// A trained classifier (`syne topics train`) that labels the topic sources' documents...
+    #[serde(default)]
+    pub classifier: Option<PathBuf>,
+    /// ... or a labelled JSONL seed file (`text`, `topic`) `syne run` trains one from.
+    #[serde(default)]
+    pub seed: Option<PathBuf>,
+    /// Documents per topic held out of training to measure the per-topic validation loss.
+    #[serde(default = "default_heldout_docs")]
+    pub heldout_docs: usize,
+}
+
+fn default_heldout_docs() -> usize {
+    16
+}
+
+/// The order of the curriculum's perplexity buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CurriculumOrder {
+    /// Easy to hard (the paper).
+    Ascending,
+    /// Hard to easy (an ablation).
+    Descending,
+    /// The buckets in a seeded random order (an ablation).
+    Random,
+}
+
+impl FromStr for CurriculumOrder {
+    type Err = String;
+    fn from_str(s: &str) -> Result<CurriculumOrder, String> {
+        match s {
+            "ascending" => Ok(CurriculumOrder::Ascending),
+            "descending" => Ok(CurriculumOrder::Descending),
+            "random" => Ok(CurriculumOrder::Random),
+            other => Err(format!("`{other}`: expected ascending, descending or random")),
+        }
+    }
+}
+
+/// Perplexity curriculum settings (`[curriculum]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurriculumSettings {
+    /// The order of the buckets.
+    pub order: CurriculumOrder,
+    /// Quantile buckets.
+    pub buckets: usize,
+    /// Seed of the shuffles (within buckets; of the bucket order for `random`).
+    #[serde(default)]
+    pub seed: u64,
+    /// Tokens of each document the backbone scores (its first ones; a long document's
+    /// perplexity is estimated from its opening).
+    #[serde(default = "default_score_tokens")]
+    pub score_tokens: usize,
+}
+
+fn default_score_tokens() -> usize {
+    256
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    /// The run's name.
+    pub name: String,
+    /// The run folder (relative to the recipe file).
+    pub output: PathBuf,
+}
+
+/// A whole recipe, every section typed. [`Recipe::load`] / [`Recipe::from_str_at`] parse,
+/// anchor every relative path at the recipe's folder ([`Recipe::resolve`]) and validate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// `[run]`.
+    pub run: RunSettings,
+    /// `[sources.NAME]`.
+    pub sources: BTreeMap<String, SourceSpec>,
+    /// `[[stages]]`.
+    pub stages: Vec<Stage>,
+    /// Group → source → share of the group.
+    pub mixture: BTreeMap<String, BTreeMap<String, f64>>,
+    /// `[topics]`: topic re-weighting.
+    #[serde(default)]
+    pub topics: Option<TopicSettings>,
+    /// `[curriculum]`: the perplexity curriculum.
+    #[serde(default)]
+    pub curriculum: Option<CurriculumSettings>,
+    /// `[prepare]`: `syne prepare`'s settings.
+    #[serde(default)]
+    pub prepare: Option<PrepareSettings>,
+    /// `[train]`: the trainer's settings.
+    #[serde(default)]
+    pub train: Option<TrainSettings>,
+    /// `[eval]`: the evaluation before and after training.
+    #[serde(default)]
+    pub eval: Option<EvalSettings>,
+    /// `[synth]`: `syne run` synthesises before it prepares (the synthetic source reads its
+    /// output).
+    #[serde(default)]
+    pub synth: Option<SynthSettings>,
+    /// The file it was read from (set by [`Recipe::load`] / [`Recipe::from_str_at`]).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// Ratios must sum to 1 to this precision (decimal ratios are exact in the planner).
+const SUM_TOLERANCE: f64 = 1e-9;
+
+impl Recipe {
+    /// Read, resolve and validate a recipe; relative paths resolve against its folder.
+    pub fn load(path: &Path) -> Result<Recipe> {
+        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read { path: path.to_path_buf(), source })?;
+        Recipe::from_str_at(&text, path)
+    }
+
+    /// Parse, resolve and validate recipe text, read as if it were the file `path` (which
+    /// names it in errors and anchors its relative paths).
+    pub fn from_str_at(text: &str, path: &Path) -> Result<Recipe> {
+        let path = clean_path(path);
+        let mut r: Recipe = toml::from_str(text).map_err(|e| RecipeError::toml(&path, text, &e))?;
+        r.path = path.clone();
+        r.resolve(path.parent().unwrap_or(Path::new(".")));
+        r.validate()?;
+        Ok(r)
+    }
+
+    /// Anchor every relative path of every section at `base` (once; later steps see absolute
+    /// paths only).
+    pub fn resolve(&mut self, base: &Path) {
+        let at = |p: &Path| clean_path(&base.join(p));
+        self.run.output = at(&self.run.output);
+        for src in self.sources.values_mut() {
+            src.paths = src.paths.iter().map(|p| at(p)).collect();
+        }
+        if let Some(t) = &mut self.topics {
+            t.classifier = t.classifier.as_deref().map(at);
+            t.seed = t.seed.as_deref().map(at);
+        }
+        if let Some(p) = &mut self.prepare {
+            p.resolve(base);
+        }
+        if let Some(t) = &mut self.train {
+            t.resolve(base);
+        }
+        if let Some(e) = &mut self.eval {
+            e.resolve(base);
+        }
+        if let Some(s) = &mut self.synth {
+            s.resolve(base);
+        }
+    }
+
+    /// Every path the recipe holds (run folder, corpora, models, seeds, outputs of every
+    /// section), for moving a run's derived files elsewhere or checking what exists.
+    pub fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        let mut v: Vec<&mut PathBuf> = vec![&mut self.run.output];
+        for src in self.sources.values_mut() {
+            v.extend(src.paths.iter_mut());
+        }
+        if let Some(t) = &mut self.topics {
+            v.extend(t.classifier.iter_mut().chain(t.seed.iter_mut()));
+        }
+        if let Some(p) = &mut self.prepare {
+            v.extend([&mut p.output, &mut p.tokenizer]);
+        }
+        if let Some(t) = &mut self.train {
+            v.push(&mut t.model);
+            v.extend(t.tokenizer.iter_mut());
+            v.extend(t.validation.iter_mut().map(|s| &mut s.path));
+        }
+        if let Some(e) = &mut self.eval {
+            v.extend(e.tasks_file.iter_mut().chain(e.data_dir.iter_mut()).chain(e.bench_dir.iter_mut()));
+            v.extend(e.ppl.iter_mut().map(|p| &mut p.file));
+        }
+        if let Some(s) = &mut self.synth {
+            v.push(&mut s.output);
+            v.extend(s.inputs.iter_mut().chain(s.code_inputs.iter_mut()));
+            v.extend(s.science_prompt.iter_mut().chain(s.code_prompt.iter_mut()));
+            v.extend(s.decontamination.data_dir.iter_mut().chain(s.backend.local_model.iter_mut()));
+        }
+        v
+    }
+
+    /// The folder relative paths were anchored at.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    fn key_err(&self, key: impl Into<String>, detail: impl Into<String>) -> RecipeError {
+        RecipeError::key(&self.path, key, detail)
+    }
+
+    fn check_ratios(&self, key: &str, ratios: &BTreeMap<String, f64>) -> Result<()> {
+        if ratios.is_empty() {
+            return Err(self.key_err(key, "no ratios"));
+        }
+        for (name, &v) in ratios {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(self.key_err(format!("{key}.{name}"), format!("ratio {v} must be a non-negative number")));
+            }
+        }
+        let sum: f64 = ratios.values().sum();
+        if (sum - 1.0).abs() > SUM_TOLERANCE {
+            return Err(self.key_err(key, format!("ratios sum to {sum}, not 1")));
+        }
+        Ok(())
+    }
+
+    /// The within-group source ratios stage `s` uses.
+    pub fn stage_mixture(&self, s: usize) -> BTreeMap<String, BTreeMap<String, f64>> {
+        let mut m = self.mixture.clone();
+        for (g, ratios) in &self.stages[s].mixture {
+            m.insert(g.clone(), ratios.clone());
+        }
+        m
+    }
+
+    /// Every check that needs no data: keys, ratios, groups, sections.
+    pub fn validate(&self) -> Result<()> {
+        let section = |r: std::result::Result<(), (String, String)>| r.map_err(|(k, d)| self.key_err(k, d));
+        if self.stages.is_empty() {
+            return Err(self.key_err("stages", "a recipe needs at least one [[stages]]"));
+        }
+        for (name, src) in &self.sources {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(self.key_err(format!("sources.{name}"), "source names may hold only ASCII letters, digits, '-', '_' and '.'"));
+            }
+            if src.group().is_none() {
+                return Err(self.key_err(format!("sources.{name}"), "needs `group` or `language`"));
+            }
+            if !(src.max_epochs.is_finite() && src.max_epochs > 0.0) {
+                return Err(self.key_err(format!("sources.{name}.max_epochs"), "must be a positive number"));
+            }
+            if src.topics && src.heldout_docs > 0 {
+                return Err(
+                    self.key_err(format!("sources.{name}.heldout_docs"), "a topic source holds out `topics.heldout_docs` documents per topic; remove it")
+                );
+            }
+        }
+        for (g, ratios) in &self.mixture {
+            self.check_ratios(&format!("mixture.{g}"), ratios)?;
+        }
+        for (i, st) in self.stages.iter().enumerate() {
+            let key = format!("stages[{i}]");
+            if st.tokens == 0 {
+                return Err(self.key_err(format!("{key}.tokens"), "must be positive"));
+            }
+            self.check_ratios(&format!("{key}.groups"), &st.groups)?;
+            for (g, ratios) in &st.mixture {
+                self.check_ratios(&format!("{key}.mixture.{g}"), ratios)?;
+            }
+            let mixture = self.stage_mixture(i);
+            for (g, &share) in &st.groups {
+                let Some(sources) = mixture.get(g) else {
+                    if share > 0.0 {
+                        return Err(self.key_err(format!("{key}.groups.{g}"), format!("no [mixture.{g}] says which sources make up group `{g}`")));
+                    }
+                    continue;
+                };
+                for name in sources.keys() {
+                    let Some(src) = self.sources.get(name) else {
+                        return Err(self.key_err(format!("mixture.{g}.{name}"), format!("no [sources.{name}]")));
+                    };
+                    if src.group() != Some(g.as_str()) {
+                        return Err(
+                            self.key_err(format!("mixture.{g}.{name}"), format!("source `{name}` is in group `{}`, not `{g}`", src.group().unwrap_or("?")))
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(c) = &self.curriculum {
+            if c.buckets == 0 || c.buckets > usize::from(u16::MAX) {
+                return Err(self.key_err("curriculum.buckets", "must be between 1 and 65535"));
+            }
+            if c.score_tokens < 2 {
+                return Err(self.key_err("curriculum.score_tokens", "must be at least 2"));
+            }
+        }
+        if let Some(t) = &self.topics {
+            if t.interval_tokens == 0 {
+                return Err(self.key_err("topics.interval_tokens", "must be positive"));
+            }
+            if t.classifier.is_some() && t.seed.is_some() {
+                return Err(self.key_err("topics", "give one of `classifier` (a trained model) or `seed` (labelled JSONL), not both"));
+            }
+        }
+        if let Some(p) = &self.prepare {
+            section(p.check())?;
+            for (name, src) in &self.sources {
+                if src.paths.is_empty() {
+                    return Err(self.key_err(format!("sources.{name}.paths"), "must list at least one file or directory"));
+                }
+                if src.language.is_none() {
+                    return Err(self.key_err(format!("sources.{name}.language"), "`syne prepare` needs it: zh, en, auto or any"));
+                }
+            }
+        }
+        if let Some(t) = &self.train {
+            section(t.check())?;
+            // `syne run` owns these: the mixture is the data, the run folder the output.
+            if !t.data.is_empty() {
+                return Err(self.key_err("train.data", "is set by `syne run` (the mixture); remove it"));
+            }
+            if !t.out.as_os_str().is_empty() {
+                return Err(self.key_err("train.out", "is set by `syne run` (RUN/train); remove it"));
+            }
+        }
+        if let Some(e) = &self.eval {
+            section(e.check())?;
+        }
+        if let Some(s) = &self.synth {
+            section(s.check())?;
+        }
+        Ok(())
+    }
+}
