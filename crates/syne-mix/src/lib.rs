@@ -28,6 +28,8 @@
 //! assert!(r.ratios[0] > 0.5 && (r.ratios[0] + r.ratios[1] - 1.0).abs() < 1e-12);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod curriculum;
 pub mod error;
 pub mod megatron;

@@ -15,6 +15,7 @@ use crate::recipe::Recipe;
 /// The files written for one stage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageExport {
+    /// The stage's name.
     pub stage: String,
     /// `WEIGHT PREFIX` pairs, one per line (the `--data-path` arguments).
     pub blend: PathBuf,
@@ -33,9 +34,11 @@ fn seq_len(recipe: &Recipe) -> u64 {
 /// `syne run`): the stages are cut at every adjustment into one blend per interval.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicDatasets {
+    /// The topic source.
     pub source: String,
     /// Per topic: the dataset prefix of its training documents (`None`: no documents).
     pub prefixes: Vec<Option<PathBuf>>,
+    /// The topic ratios the run started from.
     pub initial_ratios: Vec<f64>,
     /// (trained tokens at the adjustment, ratios from then on), in order.
     pub adjustments: Vec<(u64, Vec<f64>)>,

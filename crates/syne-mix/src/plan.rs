@@ -26,18 +26,26 @@ fn decimal(x: f64) -> (u128, u128) {
 /// One source's share of one stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourcePlan {
+    /// The source.
     pub source: String,
+    /// Its group.
     pub group: String,
+    /// Its reporting category.
     pub category: Option<String>,
     /// Share of the stage's tokens.
     pub fraction: f64,
+    /// Its tokens in the stage.
     pub tokens: u64,
 }
 
+/// One stage of the plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StagePlan {
+    /// The stage's name.
     pub name: String,
+    /// Its token budget.
     pub tokens: u64,
+    /// Its sources and their tokens.
     pub sources: Vec<SourcePlan>,
     /// Tokens per group.
     pub groups: BTreeMap<String, u64>,
@@ -46,6 +54,7 @@ pub struct StagePlan {
 /// What a source's corpus holds against what the run takes from it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Supply {
+    /// Tokens planned over the whole run.
     pub planned: u64,
     /// Tokens in the prepared corpus (its manifest), when known.
     pub available: Option<u64>,
@@ -56,8 +65,11 @@ pub struct Supply {
 /// The whole run's plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// The recipe file.
     pub recipe: PathBuf,
+    /// Per stage, the tokens of every source.
     pub stages: Vec<StagePlan>,
+    /// Tokens of all stages.
     pub total_tokens: u64,
     /// Whole-run tokens per source, with the corpus supply when a manifest was found.
     pub sources: BTreeMap<String, Supply>,

@@ -18,25 +18,31 @@ use crate::plan::Plan;
 /// One stage's quotas, in sequences.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageSchedule {
+    /// The stage's name.
     pub name: String,
     /// Source names (indices into [`Schedule::sources`] order).
     pub sources: Vec<usize>,
+    /// Sequences of each of the stage's sources.
     pub quotas: Vec<u64>,
+    /// Sequences of the stage.
     pub sequences: u64,
 }
 
 /// The whole run's schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
+    /// Tokens per sequence.
     pub seq_len: u64,
     /// Every source of the run, in first-appearance order.
     pub sources: Vec<String>,
+    /// The stages, in order.
     pub stages: Vec<StageSchedule>,
 }
 
 /// One drawn sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Draw {
+    /// The stage the sequence belongs to.
     pub stage: usize,
     /// Index into [`Schedule::sources`].
     pub source: usize,
@@ -129,14 +135,17 @@ impl Cursor {
         &self.drawn
     }
 
+    /// The stage of the next draw.
     pub fn stage(&self) -> usize {
         self.stage
     }
 
+    /// Sequences drawn so far.
     pub fn position(&self) -> u64 {
         self.position
     }
 
+    /// The schedule being drawn from.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
     }

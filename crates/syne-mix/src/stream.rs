@@ -45,6 +45,7 @@ pub struct DocNote {
 
 /// One source as the stream reads it.
 pub struct SourceInput {
+    /// The source's name.
     pub name: String,
     /// The source's shards, in order.
     pub shards: Vec<ShardReader>,
@@ -61,9 +62,13 @@ pub struct SourceInput {
 /// Settings of a stream.
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
+    /// Tokens per sequence.
     pub seq_len: usize,
+    /// Seed of every arrangement.
     pub seed: u64,
+    /// The perplexity curriculum, when the recipe has one.
     pub curriculum: Option<CurriculumSettings>,
+    /// Topic re-weighting, when the recipe has it.
     pub topics: Option<TopicSettings>,
 }
 

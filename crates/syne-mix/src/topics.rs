@@ -212,10 +212,15 @@ pub fn features(text: &str, buckets: u64, out: &mut Vec<u64>) {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClassifierSettings {
+    /// Hash buckets of the feature embeddings.
     pub buckets: u64,
+    /// Embedding dimension.
     pub dim: usize,
+    /// Passes over the examples.
     pub epochs: usize,
+    /// Initial SGD learning rate (decays linearly to 0).
     pub learning_rate: f32,
+    /// Seed of the initialisation and the example order.
     pub seed: u64,
 }
 
@@ -228,8 +233,11 @@ impl Default for ClassifierSettings {
 /// A trained classifier.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TopicModel {
+    /// The topics, in output order.
     pub labels: Vec<String>,
+    /// Hash buckets of the feature embeddings.
     pub buckets: u64,
+    /// Embedding dimension.
     pub dim: usize,
     /// `buckets × dim`, row-major.
     #[serde(skip)]
@@ -237,6 +245,7 @@ pub struct TopicModel {
     /// `labels × dim`, row-major, and the biases.
     #[serde(skip)]
     pub output: Vec<f32>,
+    /// Output bias, one per topic.
     #[serde(skip)]
     pub bias: Vec<f32>,
 }
@@ -350,6 +359,7 @@ impl TopicModel {
         Ok(())
     }
 
+    /// Read a model written by [`TopicModel::save`]; errors name the file.
     pub fn load(path: &Path) -> Result<TopicModel> {
         let bad = |d: String| MixError::TopicModel { path: path.to_path_buf(), detail: d };
         let header = std::fs::read(path).map_err(|e| syne_data::DataError::io(path, "cannot read topic model", e))?;

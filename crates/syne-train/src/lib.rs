@@ -12,6 +12,8 @@
 //! assert!((wsd.lr(100_000) - 1e-6).abs() < 1e-15);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod optimizer;
 pub mod schedule;

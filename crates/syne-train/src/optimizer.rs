@@ -100,6 +100,7 @@ impl Group {
 /// AdamW over named parameters; parameters whose name contains one of `no_decay` get no
 /// weight decay.
 pub struct AdamW {
+    /// The hyper-parameters.
     pub config: AdamWConfig,
     groups: Vec<Group>,
     /// Whether this step's gradients are already in the flat buffers.

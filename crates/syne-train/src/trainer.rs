@@ -57,6 +57,7 @@ pub struct TokenStream {
 }
 
 impl TokenStream {
+    /// The shards of `data` (prepared folders or shard base paths) as one stream of `seq_len + 1`-token sequences in a seeded order.
     pub fn open(data: &[PathBuf], seq_len: usize, seed: u64) -> Result<TokenStream> {
         let mut shards = Vec::new();
         for d in data {
@@ -165,10 +166,13 @@ impl SequenceSource for TokenStream {
 /// Counters saved in every checkpoint (`trainer.json`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TrainState {
+    /// Optimizer steps done.
     pub step: u64,
+    /// Tokens trained.
     pub tokens: u64,
     /// Sequences consumed (the data position).
     pub position: u64,
+    /// AdamW's step counter (its bias correction).
     pub adam_step: u64,
 }
 
@@ -281,7 +285,9 @@ pub fn train_step(
 /// Receives what a run reports: every optimizer step, and every validation (with the per-topic
 /// losses the topic mixture re-weights by). Both methods do nothing by default.
 pub trait TrainObserver {
+    /// After every optimizer step.
     fn on_step(&mut self, _metrics: &StepMetrics) {}
+    /// After every validation.
     fn on_validation(&mut self, _report: &ValidationReport) {}
 }
 
