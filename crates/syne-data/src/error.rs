@@ -72,6 +72,10 @@ pub enum DataError {
     Shard { path: PathBuf, detail: String },
 
     /// Processing was stopped deliberately (strict mode, a failed consistency check, ...).
+    /// A sequence source (the mixture sampler) cannot deliver what the trainer asks, or cannot
+    /// take back a checkpoint's state: `source_name` names the sampler, `detail` the mismatch.
+    #[error("{source_name}: {detail}")]
+    Sequence { source_name: String, detail: String },
     #[error("{0}")]
     Aborted(String),
 }

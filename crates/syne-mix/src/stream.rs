@@ -121,7 +121,7 @@ pub struct MixtureStream {
 }
 
 fn data_err(detail: String) -> DataError {
-    DataError::Shard { path: "mixture".into(), detail }
+    DataError::Sequence { source_name: "the mixture stream".into(), detail }
 }
 
 impl MixtureStream {

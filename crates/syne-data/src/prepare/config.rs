@@ -56,7 +56,7 @@ impl PrepareConfig {
             sources: BTreeMap<String, SourceSpec>,
             // A recipe's other sections are typed and checked by syne-recipe, not here.
             #[serde(flatten)]
-            _rest: BTreeMap<String, toml::Value>,
+            _rest: BTreeMap<String, serde::de::IgnoredAny>,
         }
         let whole: Whole = toml::from_str(text).map_err(|e| DataError::Config {
             path: path.to_path_buf(),
