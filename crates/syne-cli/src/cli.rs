@@ -169,6 +169,12 @@ pub enum Command {
         /// Print the plan as JSON instead of Markdown tables.
         #[arg(long)]
         json: bool,
+        /// Check the recipe without its data (what `syne run` checks first): every key, every
+        /// stage rounded to whole optimizer steps, evaluation tasks and shots, topics and
+        /// curriculum settings, input paths; print the rounding and what is missing. Exits
+        /// non-zero naming the key at fault.
+        #[arg(long, conflicts_with = "megatron")]
+        check: bool,
         /// Also write each stage as a Megatron-LM blend + launch snippet into this folder (needs
         /// the recipe's `syne prepare` output with `megatron = true`).
         #[arg(long)]
@@ -276,6 +282,13 @@ pub struct EvalCmd {
     /// Output folder: results.json, results.md, samples/.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print every task syne eval knows (default shots — the paper's —, metric, split, data
+    /// source) and the averages it reports, then exit.
+    #[arg(long)]
+    pub list_tasks: bool,
+    /// With --list-tasks: JSON instead of a Markdown table.
+    #[arg(long, requires = "list_tasks")]
+    pub json: bool,
     /// What is scored and how: the same settings as a recipe's [eval] section.
     #[command(flatten)]
     pub settings: EvalSettings,

@@ -171,8 +171,17 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("report: {} and {}", r.markdown.display(), r.html.display());
         }
         Command::Topics { cmd } => topics(cmd, c)?,
-        Command::Plan { recipe, json: as_json, megatron, topics_from_run } => {
+        Command::Plan { recipe, json: as_json, check, megatron, topics_from_run } => {
             let recipe = Recipe::load(&recipe)?;
+            if check {
+                let report = syne_pipeline::check::check(&recipe)?;
+                if as_json {
+                    println!("{}", json(&report));
+                } else {
+                    print!("{}", report.markdown());
+                }
+                return Ok(());
+            }
             let mut plan = syne_mix::plan::Plan::new(&recipe);
             plan.check_prepared(&recipe)?;
             if let Some(out) = megatron {
@@ -250,6 +259,15 @@ fn eval(cmd: EvalCmd, c: Common) -> Result<()> {
     if let Some(EvalSub::Compare { a, b }) = &cmd.sub {
         use syne_eval::results::{compare, RunResults};
         print!("{}", compare(&RunResults::load(a)?, &RunResults::load(b)?));
+        return Ok(());
+    }
+    if cmd.list_tasks {
+        use syne_eval::catalog::{markdown, AVERAGES, TASKS};
+        if cmd.json {
+            println!("{}", json(&serde_json::json!({"tasks": TASKS, "averages": AVERAGES})));
+        } else {
+            print!("{}", markdown());
+        }
         return Ok(());
     }
     cmd.settings.check().map_err(|(key, detail)| usage(format!("--{}: {detail}", key.trim_start_matches("eval.").replace('_', "-"))))?;

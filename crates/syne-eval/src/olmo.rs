@@ -166,6 +166,16 @@ fn keep_shots(prompt: &str, boundary: &str, cut_at: usize, available: usize, sho
     Some(out)
 }
 
+/// Worked MATH examples beyond Minerva's four that may be taken from the test problems.
+const MATH_EXTRA_SHOTS: usize = 12;
+
+/// A MATH test problem as a worked example in Minerva's format.
+fn math_exemplar(item: &GenItem) -> String {
+    let problem = item.prompt.rfind("Problem:\n").map_or("", |i| &item.prompt[i + "Problem:\n".len()..]);
+    let problem = problem.strip_suffix("\n\nSolution:").unwrap_or(problem);
+    format!("Problem:\n{problem}\n\nSolution: {}\nFinal Answer: The final answer is ${}$. I hope it is correct.\n\n", item.reference.trim(), item.gold)
+}
+
 const MATH_SUBJECTS: [&str; 7] = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory", "prealgebra", "precalculus"];
 
 /// The generation tasks this harness knows: GSM8K, MATH, HumanEval and MBPP (from
@@ -186,7 +196,8 @@ fn doc_str(doc: &serde_json::Value, field: &str, path: &Path, line: usize) -> Re
 ///   "Question:" or a blank line, 512 new tokens; metric: final number.
 /// - `math` (all 5,000 test problems), `math_SUBJECT`, `math_500`: Minerva's 4 fixed exemplars
 ///   ("Final Answer: The final answer is X. I hope it is correct."), 1,024 new tokens; gold is
-///   the last `\boxed{}` of the reference solution.
+///   the last `\boxed{}` of the reference solution. More than 4 shots (the paper's 5) add each
+///   subject's first test problems, in the same format, which are then not scored.
 /// - `humaneval`: the bare function prompt (0-shot, as Codex/lm-evaluation-harness), Codex's stop
 ///   sequences; metric: the prompt + completion + the task's `check` run in the sandbox.
 /// - `mbpp`: 3 worked examples in ```` ```python ```` fences, stop at the closing fence;
@@ -205,9 +216,16 @@ pub fn load_generation(data_dir: &Path, task: &str, shots: usize, opts: LoadOpti
         _ => "gold_bpb_0shot",
     };
     let root = data_dir.join("oe_eval_tasks");
-    if shots > available {
-        return Err(EvalError::Task { path: root, detail: format!("`{task}` has {available} worked examples; {shots} shots asked") });
+    let is_math = !matches!(task, "gsm8k" | "humaneval" | "mbpp");
+    // MATH: shots beyond Minerva's four are the first test problems of each subject with their
+    // reference solutions (the paper evaluates 5-shot without giving its prompt); those problems
+    // are then not scored.
+    let extra_shots = if is_math { shots.saturating_sub(available) } else { 0 };
+    if shots > available + if is_math { MATH_EXTRA_SHOTS } else { 0 } {
+        let most = if is_math { format!(" (and at most {MATH_EXTRA_SHOTS} more from the test problems)") } else { String::new() };
+        return Err(EvalError::Task { path: root, detail: format!("`{task}` has {available} worked examples{most}; {shots} shots asked") });
     }
+    let prompt_shots = shots.min(available);
     let (stop, max_new_tokens, metric): (Vec<&str>, usize, GenMetric) = match task {
         "gsm8k" => (vec!["Question:", "\n\n"], 512, GenMetric::FinalNumber),
         "humaneval" => (vec!["\nclass", "\ndef", "\n#", "\nif", "\nprint"], 512, GenMetric::Program),
@@ -218,6 +236,7 @@ pub fn load_generation(data_dir: &Path, task: &str, shots: usize, opts: LoadOpti
     let mut items = Vec::new();
     let mut hasher = sha2::Sha256::new();
     for source in &sources {
+        let source_start = items.len();
         let path = olmo_variant(data_dir, source, variant)?;
         sha2::Digest::update(&mut hasher, syne_data::io::sha256_file(&path)?.as_bytes());
         for (line, r) in read_gz_jsonl::<RequestLine>(&path, opts, &mut skipped)? {
@@ -230,7 +249,7 @@ pub fn load_generation(data_dir: &Path, task: &str, shots: usize, opts: LoadOpti
                 };
                 let id = if sources.len() > 1 { format!("{}/{id}", source.trim_start_matches("minerva_math_")) } else { id };
                 let few_shot = |prompt: &str| {
-                    keep_shots(prompt, boundary, cut_at, available, shots).ok_or_else(|| EvalError::Task {
+                    keep_shots(prompt, boundary, cut_at, available, prompt_shots).ok_or_else(|| EvalError::Task {
                         path: path.clone(),
                         detail: format!("line {line}: the prompt does not have {available} worked examples separated by {boundary:?}"),
                     })
@@ -289,6 +308,17 @@ pub fn load_generation(data_dir: &Path, task: &str, shots: usize, opts: LoadOpti
             match row() {
                 Ok(item) => items.push(item),
                 Err(e) => skipped.row(opts.strict, e)?,
+            }
+        }
+        if extra_shots > 0 {
+            let exemplars: Vec<GenItem> = items.drain(source_start..(source_start + extra_shots).min(items.len())).collect();
+            if exemplars.len() < extra_shots {
+                return Err(EvalError::Task { path, detail: format!("{} problems, fewer than the {extra_shots} extra shots asked", exemplars.len()) });
+            }
+            let blocks: String = exemplars.iter().map(math_exemplar).collect();
+            for item in &mut items[source_start..] {
+                let at = item.prompt.rfind("Problem:\n").unwrap_or(0);
+                item.prompt.insert_str(at, &blocks);
             }
         }
     }

@@ -58,11 +58,45 @@ pub struct McSample {
     pub logprobs: Vec<f64>,
     /// Whether each continuation is the model's greedy output.
     pub greedy: Vec<bool>,
-    /// Argmax of the log-likelihoods, and of the log-likelihoods per character.
+    /// Argmax of the log-likelihoods (`acc`), of the log-likelihoods per character of the choice
+    /// text (`acc_norm`, lm-evaluation-harness) and per character of the whole continuation
+    /// (`acc_per_char`, OLMES); see [`McPrediction`].
     pub pred: usize,
     pub pred_norm: usize,
+    pub pred_per_char: usize,
     pub correct: bool,
     pub correct_norm: bool,
+    pub correct_per_char: bool,
+}
+
+/// The three rankings of a multiple-choice question's log-likelihoods.
+///
+/// lm-evaluation-harness scores the continuation `target_delimiter + choice` (the delimiter is
+/// one space) and defines `acc_norm` as the argmax of log-likelihood / `len(choice)` — the
+/// choice's characters without the delimiter. OLMES' `acc_per_char` divides by the characters of
+/// the whole continuation, the leading space included. Our continuations carry the delimiter
+/// (`" Paris"`), so `acc_norm` drops one leading space before counting and `acc_per_char` does
+/// not; on choices without a leading space (`"A"` after `答案：`) the two agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McPrediction {
+    /// Argmax of the log-likelihoods.
+    pub pred: usize,
+    /// Argmax of log-likelihood / characters of the choice without its leading space.
+    pub pred_norm: usize,
+    /// Argmax of log-likelihood / characters of the continuation.
+    pub pred_per_char: usize,
+}
+
+impl McPrediction {
+    /// Rank `logprobs` (one per continuation in `choices`); ties go to the first choice.
+    pub fn new(logprobs: &[f64], choices: &[String]) -> McPrediction {
+        let chars = |c: &str| c.chars().count().max(1) as f64;
+        McPrediction {
+            pred: argmax(logprobs.iter().copied()),
+            pred_norm: argmax(logprobs.iter().zip(choices).map(|(l, c)| l / chars(c.strip_prefix(' ').unwrap_or(c)))),
+            pred_per_char: argmax(logprobs.iter().zip(choices).map(|(l, c)| l / chars(c))),
+        }
+    }
 }
 
 /// One line of `samples/TASK.jsonl` for a generation task.
@@ -158,8 +192,9 @@ fn argmax(v: impl Iterator<Item = f64>) -> usize {
 }
 
 /// Score a multiple-choice task: every choice's continuation log-likelihood given the context;
-/// `acc` ranks by log-likelihood, `acc_norm` by log-likelihood per character of the
-/// continuation (lm-evaluation-harness's definitions). Samples go to
+/// `acc` ranks by log-likelihood, `acc_norm` by log-likelihood per character of the choice
+/// (lm-evaluation-harness's definition), `acc_per_char` per character of the continuation
+/// (OLMES'); see [`McPrediction`]. Samples go to
 /// `out/samples/TASK-{SHOTS}shot.jsonl`, written per chunk of `chunk` questions; a run killed
 /// and restarted with the same backend key and task continues after the last complete chunk,
 /// and a finished task is read back instead of rescored. Returns the result and the number of
@@ -178,8 +213,7 @@ pub fn run_mc(backend: &dyn Backend, task: &McTask, out: &Path, chunk: usize, pr
             .zip(scores)
             .map(|(item, s)| {
                 let logprobs: Vec<f64> = s.iter().map(|x| x.logprob).collect();
-                let pred = argmax(logprobs.iter().copied());
-                let pred_norm = argmax(logprobs.iter().zip(&item.choices).map(|(l, c)| l / c.chars().count().max(1) as f64));
+                let McPrediction { pred, pred_norm, pred_per_char } = McPrediction::new(&logprobs, &item.choices);
                 McSample {
                     id: item.id.clone(),
                     context: item.context.clone(),
@@ -189,8 +223,10 @@ pub fn run_mc(backend: &dyn Backend, task: &McTask, out: &Path, chunk: usize, pr
                     logprobs,
                     pred,
                     pred_norm,
+                    pred_per_char,
                     correct: pred == item.gold,
                     correct_norm: pred_norm == item.gold,
+                    correct_per_char: pred_per_char == item.gold,
                 }
             })
             .collect();
@@ -199,7 +235,10 @@ pub fn run_mc(backend: &dyn Backend, task: &McTask, out: &Path, chunk: usize, pr
     }
     let acc: Vec<bool> = log.done.iter().map(|s| s.correct).collect();
     let acc_norm: Vec<bool> = log.done.iter().map(|s| s.correct_norm).collect();
-    Ok((TaskResult::from_correct(&task.name, task.shots, &acc, &acc_norm), reused))
+    let acc_per_char: Vec<bool> = log.done.iter().map(|s| s.correct_per_char).collect();
+    let mut result = TaskResult::from_correct(&task.name, task.shots, &acc, &acc_norm);
+    result.metrics.insert("acc_per_char".into(), crate::results::mean_with_stderr(&acc_per_char));
+    Ok((result, reused))
 }
 
 /// The first answer letter in a completion: `(B)`, `B.`, `B)` or a bare `B` word.

@@ -35,21 +35,6 @@ pub struct McTask {
     pub skipped: Skipped,
 }
 
-/// Default shots for the tasks of the paper (reference/paper-spec.md §9.1): ARC and HumanEval
-/// 0-shot, SciQ and MMLU 5-shot, GSM8K 8-shot, MBPP 3-shot; MATH 4 (Minerva's prompt; the
-/// paper says 5 without giving its prompt).
-pub fn default_shots(task: &str) -> usize {
-    match task {
-        t if t == "mmlu" || t.starts_with("mmlu_") => 5,
-        "sciq" | "openbookqa" | "csqa" | "socialiqa" | "piqa" | "hellaswag" | "winogrande" | "boolq" => 5,
-        "gsm8k" => 8,
-        // Minerva's fixed prompt has four worked examples.
-        t if t == "math" || t.starts_with("math_") => 4,
-        "mbpp" => 3,
-        _ => 0,
-    }
-}
-
 /// How loaders treat malformed rows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions {

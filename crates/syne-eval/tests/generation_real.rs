@@ -69,8 +69,9 @@ fn score(task: &GenTask, empty: bool, sandbox: &Sandbox) -> (f64, Vec<GenSample>
 fn reference_solutions_pass_every_checker() {
     let sb = sandbox();
     let strict = LoadOptions { limit: None, strict: true };
-    for (name, want_n) in [("gsm8k", 1319), ("math_500", 500), ("humaneval", 164), ("mbpp", 500)] {
-        let task = load_generation(&data(), name, syne_eval::task::default_shots(name), strict).unwrap();
+    // MATH-500 5-shot: Minerva's four worked examples and the first problem, then not scored.
+    for (name, want_n) in [("gsm8k", 1319), ("math_500", 499), ("humaneval", 164), ("mbpp", 500)] {
+        let task = load_generation(&data(), name, syne_eval::catalog::default_shots(name), strict).unwrap();
         assert_eq!(task.items.len(), want_n, "{name}");
         let (right, samples) = score(&task, false, &sb);
         let wrong: Vec<_> = samples.iter().filter(|s| !s.correct).map(|s| (&s.id, &s.extracted, &s.gold, &s.stderr)).take(5).collect();
@@ -100,8 +101,18 @@ fn prompts_follow_the_paper_shots_and_can_be_cut() {
     assert_eq!(load_generation(&data(), "mbpp", 0, opts).unwrap().items[0].prompt.matches("```python").count(), 1);
     let he = load_generation(&data(), "humaneval", 0, opts).unwrap();
     assert!(he.items[0].prompt.starts_with("from typing import List") && he.items[0].tests.contains("check(has_close_elements)"));
-    let e = load_generation(&data(), "math_500", 5, opts).unwrap_err().to_string();
-    assert!(e.contains("4 worked examples"), "{e}");
+    let e = load_generation(&data(), "math_500", 17, opts).unwrap_err().to_string();
+    assert!(e.contains("4 worked examples") && e.contains("at most 12 more"), "{e}");
+    // The paper's 5 shots: Minerva's four, then the first test problem in the same format.
+    let four = load_generation(&data(), "math_500", 4, LoadOptions { limit: Some(3), strict: true }).unwrap();
+    let five = load_generation(&data(), "math_500", 5, opts).unwrap();
+    assert_eq!(five.items[0].id, four.items[1].id);
+    assert_eq!(five.items[0].prompt.matches("Problem:\n").count(), 6);
+    assert_eq!(five.items[0].prompt.matches("I hope it is correct.").count(), 5);
+    let first_problem = &four.items[0].prompt[four.items[0].prompt.rfind("Problem:\n").unwrap()..];
+    let first_problem = first_problem.strip_suffix("\n\nSolution:").unwrap();
+    assert!(five.items[0].prompt.contains(&format!("{first_problem}\n\nSolution: {}", four.items[0].reference.trim())), "{}", five.items[0].prompt);
+    assert!(five.items[0].prompt.ends_with(&four.items[1].prompt[four.items[1].prompt.rfind("Problem:\n").unwrap()..]));
     let e = load_generation(&data(), "math_geometry", 4, LoadOptions::default());
     assert!(e.is_ok());
 }
@@ -115,7 +126,7 @@ fn smollm2_generates_batch_invariantly_and_resumes() {
     let sb = sandbox();
     let opts = LoadOptions { limit: Some(3), strict: true };
     for name in ["gsm8k", "humaneval"] {
-        let mut task = load_generation(&data(), name, syne_eval::task::default_shots(name), opts).unwrap();
+        let mut task = load_generation(&data(), name, syne_eval::catalog::default_shots(name), opts).unwrap();
         task.max_new_tokens = 40;
         let one = LocalBackend { model: &model, tok: &tok, identity: identity.clone(), max_len: 2048, batch_tokens: 4096, generate_batch: 1 };
         let three = LocalBackend { generate_batch: 3, ..LocalBackend { identity: identity.clone(), ..one } };

@@ -67,7 +67,7 @@ fn main() {
         text += &format!("[[stages]]\nname = \"{name}\"\ntokens = {budget}\ngroups = {{ {g} }}\n");
     }
     let recipe = Recipe::from_str_at(&text, std::path::Path::new("bench.toml")).expect("recipe");
-    let schedule = Schedule::from_plan(&Plan::new(&recipe), seq_len as u64).expect("schedule");
+    let schedule = Schedule::from_plan(&Plan::new(&recipe), seq_len as u64, 1).expect("schedule");
     let inputs: Vec<SourceInput> = manifest
         .sources
         .keys()

@@ -1,7 +1,9 @@
 //! The perplexity curriculum (reference/paper-spec.md §5): documents scored by the backbone
 //! (`syne ppl`), split into K quantile buckets of perplexity, the buckets ordered easy-to-hard
-//! (`ascending`, the paper), hard-to-easy (`descending`) or at random (`random`, for ablations),
-//! and the documents shuffled within each bucket with a seed.
+//! (`ascending`, the paper), hard-to-easy (`descending`) or at random (`random_buckets`), and
+//! the documents shuffled within each bucket with a seed. The ablations without scores:
+//! `shuffled` (every document in a seeded random order — the paper's random baseline) and
+//! `none` (the documents in corpus order).
 
 use serde::{Deserialize, Serialize};
 
@@ -41,11 +43,21 @@ pub fn order(ppl: &[f64], buckets: usize, order: Order, seed: u64) -> Result<Vec
         by_bucket[rank * buckets / n.max(1)].push(doc);
     }
     let mut rng = seed;
+    match order {
+        // Perplexity unused: one bucket, shuffled or as it is.
+        Order::Shuffled => {
+            let mut docs: Vec<usize> = (0..n).collect();
+            shuffle(&mut docs, &mut rng);
+            return Ok(docs.into_iter().map(|doc| Placement { doc, bucket: 0 }).collect());
+        }
+        Order::None => return Ok((0..n).map(|doc| Placement { doc, bucket: 0 }).collect()),
+        Order::Ascending | Order::Descending | Order::RandomBuckets => {}
+    }
     let mut bucket_order: Vec<usize> = (0..buckets).collect();
     match order {
-        Order::Ascending => {}
         Order::Descending => bucket_order.reverse(),
-        Order::Random => shuffle(&mut bucket_order, &mut rng),
+        Order::RandomBuckets => shuffle(&mut bucket_order, &mut rng),
+        _ => {}
     }
     let mut out = Vec::with_capacity(n);
     for b in bucket_order {
@@ -80,10 +92,32 @@ mod tests {
         assert_ne!(asc, order(&ppl, 4, Order::Ascending, 8).unwrap());
         let desc = order(&ppl, 4, Order::Descending, 7).unwrap();
         assert_eq!(desc.iter().map(|p| p.bucket).collect::<Vec<_>>()[..1], [3]);
-        let rnd = order(&ppl, 4, Order::Random, 7).unwrap();
+        let rnd = order(&ppl, 4, Order::RandomBuckets, 7).unwrap();
         let mut bs: Vec<usize> = rnd.chunks(25).map(|c| c[0].bucket).collect();
         bs.sort();
         assert_eq!(bs, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn shuffled_and_none_ignore_perplexity() {
+        let ppl: Vec<f64> = (0..200).map(|i| i as f64).collect();
+        // `none`: the input order, whatever the scores.
+        let none = order(&ppl, 4, Order::None, 7).unwrap();
+        assert_eq!(none.iter().map(|p| p.doc).collect::<Vec<_>>(), (0..200).collect::<Vec<_>>());
+        assert!(none.iter().all(|p| p.bucket == 0));
+        // `shuffled`: a seeded permutation of all documents, not bucket by bucket: the first
+        // quarter holds documents from every quarter of the perplexity range.
+        let sh = order(&ppl, 4, Order::Shuffled, 7).unwrap();
+        let mut seen: Vec<usize> = sh.iter().map(|p| p.doc).collect();
+        seen.sort();
+        assert_eq!(seen, (0..200).collect::<Vec<_>>());
+        let quarters: std::collections::BTreeSet<usize> = sh[..50].iter().map(|p| p.doc / 50).collect();
+        assert_eq!(quarters.len(), 4, "{quarters:?}");
+        assert_eq!(sh, order(&[0.0; 200], 1, Order::Shuffled, 7).unwrap(), "scores play no part");
+        assert_ne!(sh, order(&ppl, 4, Order::Shuffled, 8).unwrap());
+        assert_eq!("random".parse::<Order>().unwrap(), Order::RandomBuckets);
+        assert_eq!("shuffled".parse::<Order>().unwrap(), Order::Shuffled);
+        assert!(!Order::None.needs_scores() && !Order::Shuffled.needs_scores() && Order::Ascending.needs_scores());
     }
 
     #[test]

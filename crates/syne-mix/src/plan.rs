@@ -79,6 +79,9 @@ pub struct Plan {
     pub groups: BTreeMap<String, u64>,
     /// The manifest the supply was read from, if any.
     pub manifest: Option<PathBuf>,
+    /// With `[train]`: how each stage's tokens become whole optimizer steps (what is trained).
+    #[serde(default)]
+    pub rounding: Vec<crate::sampler::StageRounding>,
 }
 
 impl Plan {
@@ -136,7 +139,13 @@ impl Plan {
             *groups.entry(sp.group.clone()).or_insert(0) += sp.tokens;
         }
         let total_tokens = stages.iter().map(|s| s.tokens).sum();
-        Plan { recipe: recipe.path.clone(), stages, total_tokens, sources, categories, groups, manifest: None }
+        let mut plan = Plan { recipe: recipe.path.clone(), stages, total_tokens, sources, categories, groups, manifest: None, rounding: Vec::new() };
+        if let Some(t) = &recipe.train {
+            // (A stage under one step has no rounding: `syne plan --check` names it.)
+            let step_sequences = t.global_batch_tokens / (t.seq_len as u64).max(1);
+            plan.rounding = crate::sampler::Schedule::from_plan(&plan, t.seq_len as u64, step_sequences).map(|s| s.rounding()).unwrap_or_default();
+        }
+        plan
     }
 
     /// Check the plan against the tokens each source's corpus holds: a source that cannot
@@ -207,6 +216,13 @@ impl Plan {
         s += "\n| group | tokens |\n|---|---|\n";
         for (g, &t) in &self.groups {
             s += &format!("| {g} | {t} |\n");
+        }
+        if !self.rounding.is_empty() {
+            // The token tables above are the recipe's exact figures; training takes whole steps.
+            s += "\n## Trained: whole optimizer steps\n\n| stage | planned tokens | sequences | steps | tokens trained | difference |\n|---|---|---|---|---|---|\n";
+            for r in &self.rounding {
+                s += &format!("| {} | {} | {} | {} | {} | {:+} |\n", r.stage, r.planned_tokens, r.sequences, r.steps, r.tokens, r.difference);
+            }
         }
         s
     }

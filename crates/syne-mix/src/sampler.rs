@@ -1,7 +1,8 @@
 //! The mixture schedule: which source each training sequence comes from.
 //!
-//! A stage's token budget becomes a whole number of sequences per source (its planned tokens /
-//! `seq_len`, rounding remainders by largest remainder so the stage's sequences add up). Within a
+//! A stage's token budget becomes a whole number of optimizer steps (the nearest), and that a
+//! whole number of sequences per source (its planned tokens / `seq_len`, remainders settled by
+//! largest remainder so the stage's sequences add up). Within a
 //! stage the sources are interleaved by smooth weighted round-robin with the quotas as weights:
 //! every step each source's credit grows by its quota and the source with the most credit (ties:
 //! recipe order) is drawn and pays the stage's total. Over the stage every source is drawn exactly
@@ -24,8 +25,30 @@ pub struct StageSchedule {
     pub sources: Vec<usize>,
     /// Sequences of each of the stage's sources.
     pub quotas: Vec<u64>,
-    /// Sequences of the stage.
+    /// Sequences of the stage: its planned tokens / `seq_len`, rounded to whole optimizer steps.
     pub sequences: u64,
+    /// The stage's planned tokens (before the rounding).
+    #[serde(default)]
+    pub planned_tokens: u64,
+}
+
+/// How a stage's token budget became whole optimizer steps (`syne plan --check` prints it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRounding {
+    /// The stage.
+    pub stage: String,
+    /// Its budget in the recipe.
+    pub planned_tokens: u64,
+    /// planned_tokens / seq_len, unrounded.
+    pub exact_sequences: f64,
+    /// Sequences trained.
+    pub sequences: u64,
+    /// Optimizer steps (sequences / sequences per step).
+    pub steps: u64,
+    /// Tokens trained (sequences x seq_len).
+    pub tokens: u64,
+    /// tokens − planned_tokens.
+    pub difference: i64,
 }
 
 /// The whole run's schedule.
@@ -33,6 +56,9 @@ pub struct StageSchedule {
 pub struct Schedule {
     /// Tokens per sequence.
     pub seq_len: u64,
+    /// Sequences per optimizer step (every stage is a whole number of steps).
+    #[serde(default = "one")]
+    pub step_sequences: u64,
     /// Every source of the run, in first-appearance order.
     pub sources: Vec<String>,
     /// The stages, in order.
@@ -50,23 +76,52 @@ pub struct Draw {
     pub index: u64,
 }
 
+fn one() -> u64 {
+    1
+}
+
 impl Schedule {
-    /// Quotas from a plan: tokens per source / `seq_len`, largest remainders first so each stage
-    /// has floor(stage tokens / seq_len) sequences.
-    pub fn from_plan(plan: &Plan, seq_len: u64) -> Result<Schedule> {
-        if seq_len == 0 {
-            return Err(MixError::Plan("sequence length must be positive".into()));
+    /// Quotas from a plan. Each stage becomes a whole number of optimizer steps of
+    /// `step_sequences` sequences — its tokens / `seq_len`, rounded to the nearest step (halves
+    /// down) — and its sources' quotas are their tokens / `seq_len` rounded down, then raised
+    /// (largest remainders first) or lowered (smallest remainders first) to the stage's total.
+    /// A stage of less than one step's tokens is an error naming it: the trainer could not take
+    /// a single step of it.
+    pub fn from_plan(plan: &Plan, seq_len: u64, step_sequences: u64) -> Result<Schedule> {
+        if seq_len == 0 || step_sequences == 0 {
+            return Err(MixError::Plan("sequence length and sequences per step must be positive".into()));
         }
+        let step_tokens = seq_len * step_sequences;
         let mut sources: Vec<String> = Vec::new();
         let mut stages = Vec::new();
-        for st in &plan.stages {
-            let sequences = st.tokens / seq_len;
+        for (i, st) in plan.stages.iter().enumerate() {
+            if st.tokens < step_tokens {
+                return Err(MixError::Plan(format!(
+                    "stages[{i}].tokens: stage `{}` has {} tokens, less than one optimizer step ({step_sequences} sequences of {seq_len} = {step_tokens} tokens)",
+                    st.name, st.tokens
+                )));
+            }
+            let (whole, rest) = (st.tokens / step_tokens, st.tokens % step_tokens);
+            let sequences = (whole + u64::from(2 * rest > step_tokens)) * step_sequences;
             let mut quotas: Vec<u64> = st.sources.iter().map(|s| s.tokens / seq_len).collect();
             let mut order: Vec<usize> = (0..quotas.len()).collect();
             order.sort_by_key(|&i| (std::cmp::Reverse(st.sources[i].tokens % seq_len), i));
-            let missing = sequences.saturating_sub(quotas.iter().sum());
-            for &i in order.iter().cycle().take(missing as usize) {
-                quotas[i] += 1;
+            let floors: u64 = quotas.iter().sum();
+            if sequences >= floors {
+                for &i in order.iter().cycle().take((sequences - floors) as usize) {
+                    quotas[i] += 1;
+                }
+            } else {
+                // Rounded down to a whole step: the sources with the smallest remainders give.
+                let mut excess = floors - sequences;
+                while excess > 0 {
+                    for &i in order.iter().rev() {
+                        if excess > 0 && quotas[i] > 0 {
+                            quotas[i] -= 1;
+                            excess -= 1;
+                        }
+                    }
+                }
             }
             let idx = st
                 .sources
@@ -79,9 +134,28 @@ impl Schedule {
                     }
                 })
                 .collect();
-            stages.push(StageSchedule { name: st.name.clone(), sources: idx, quotas, sequences });
+            stages.push(StageSchedule { name: st.name.clone(), sources: idx, quotas, sequences, planned_tokens: st.tokens });
         }
-        Ok(Schedule { seq_len, sources, stages })
+        Ok(Schedule { seq_len, step_sequences, sources, stages })
+    }
+
+    /// How each stage's budget was rounded to whole optimizer steps.
+    pub fn rounding(&self) -> Vec<StageRounding> {
+        self.stages
+            .iter()
+            .map(|st| {
+                let tokens = st.sequences * self.seq_len;
+                StageRounding {
+                    stage: st.name.clone(),
+                    planned_tokens: st.planned_tokens,
+                    exact_sequences: st.planned_tokens as f64 / self.seq_len as f64,
+                    sequences: st.sequences,
+                    steps: st.sequences / self.step_sequences,
+                    tokens,
+                    difference: tokens as i64 - st.planned_tokens as i64,
+                }
+            })
+            .collect()
     }
 
     /// Sequences in the whole run.
@@ -218,7 +292,7 @@ zh = 1.0
 syn = 1.0
 "#;
         let r = Recipe::from_str_at(text, std::path::Path::new("t.toml")).unwrap();
-        Schedule::from_plan(&Plan::new(&r), seq_len).unwrap()
+        Schedule::from_plan(&Plan::new(&r), seq_len, 1).unwrap()
     }
 
     #[test]

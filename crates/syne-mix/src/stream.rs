@@ -233,8 +233,10 @@ impl SourceData {
             return Err(MixError::Plan(format!("source `{name}`: document {i} has topic {} of {n_topics}", note(i).topic.unwrap_or(0))));
         }
         let curriculum = input.curriculum && settings.curriculum.is_some();
+        // `shuffled` and `none` order documents without their perplexity: no scores, no buckets.
+        let scored = curriculum && settings.curriculum.as_ref().is_some_and(|c| c.order.needs_scores());
         let train: Vec<usize> = (0..table.len()).filter(|&i| !note(i).heldout).collect();
-        if curriculum {
+        if scored {
             if let Some(&i) = train.iter().find(|&&i| note(i).perplexity.is_none()) {
                 return Err(MixError::Plan(format!("source `{name}`: document {i} has no perplexity score for the curriculum")));
             }
@@ -242,7 +244,7 @@ impl SourceData {
         // Buckets: quantiles of perplexity over the source's training documents.
         let mut doc_bucket = vec![0u16; table.len()];
         let mut bucket_ranges = Vec::new();
-        if curriculum {
+        if scored {
             let c = settings.curriculum.as_ref().expect("curriculum settings");
             let ppl: Vec<f64> = train.iter().map(|&i| note(i).perplexity.unwrap_or(f64::INFINITY)).collect();
             let placed = curriculum::order(&ppl, c.buckets, Order::Ascending, 0)?;
@@ -313,7 +315,7 @@ impl SourceData {
             (Some(c), true) => {
                 let order: Order = c.order;
                 let placed = curriculum::order(&sub.perplexity, c.buckets, order, seed ^ c.seed)?;
-                if epoch == 0 && self.planned_fraction < 1.0 {
+                if epoch == 0 && self.planned_fraction < 1.0 && order.needs_scores() {
                     // The run reads only part of the source: take that share of every bucket
                     // (the first documents of its shuffle) and order those easy to hard, so the
                     // curriculum spans all difficulties instead of stopping in the easiest

@@ -58,7 +58,7 @@ const BOOK: u32 = 200_000;
 
 fn stream(dir: &std::path::Path, max_epochs: f64) -> Result<MixtureStream> {
     let r = recipe(max_epochs);
-    let schedule = Schedule::from_plan(&Plan::new(&r), SEQ as u64).unwrap();
+    let schedule = Schedule::from_plan(&Plan::new(&r), SEQ as u64, 1).unwrap();
     // 120 web documents of 40 tokens: topic d % 3, perplexity = d (so bucket order is document
     // order), every 10th held out.
     let notes = (0..120).map(|d| DocNote { topic: Some((d % 3) as u16), perplexity: Some(d as f64), heldout: d % 10 == 9 }).collect();
@@ -192,4 +192,57 @@ fn a_plan_beyond_the_data_is_refused() {
     // epoch); shrink the allowance below the quota.
     let e = stream(dir.path(), 0.5).err().expect("too little data");
     assert!(e.to_string().contains("allow more epochs"), "{e}");
+}
+
+/// The web source's documents in the order the stream reads them, per topic, with the
+/// curriculum `order` and no perplexity scores at all.
+fn web_order_without_scores(dir: &std::path::Path, order: &str) -> Result<Vec<Vec<i64>>> {
+    let text = toml::to_string(&recipe(1.0)).unwrap().replace("order = \"ascending\"", &format!("order = \"{order}\""));
+    let r = Recipe::from_str_at(&text, std::path::Path::new("t.toml")).unwrap();
+    let schedule = Schedule::from_plan(&Plan::new(&r), SEQ as u64, 1).unwrap();
+    let notes = (0..120).map(|d| DocNote { topic: Some((d % 3) as u16), perplexity: None, heldout: d % 10 == 9 }).collect();
+    let web = SourceInput {
+        name: "web".into(),
+        shards: vec![shard(dir, "web", WEB, 120, 40)],
+        topics: vec!["a".into(), "b".into(), "c".into()],
+        notes,
+        curriculum: true,
+        max_epochs: 1.0,
+    };
+    let book =
+        SourceInput { name: "book".into(), shards: vec![shard(dir, "book", BOOK, 60, 50)], topics: vec![], notes: vec![], curriculum: false, max_epochs: 1.0 };
+    let mut s =
+        MixtureStream::new(schedule, vec![web, book], StreamSettings { seq_len: SEQ, seed: 3, curriculum: r.curriculum.clone(), topics: r.topics.clone() })?;
+    let n = s.planned_sequences().unwrap();
+    let mut per_topic = vec![Vec::new(); 3];
+    for q in draw_all(&mut s, 0, n) {
+        for &t in &q.tokens[..SEQ] {
+            let d = t - WEB as i64;
+            if (0..120).contains(&d) && per_topic[(d % 3) as usize].last() != Some(&d) {
+                per_topic[(d % 3) as usize].push(d);
+            }
+        }
+    }
+    Ok(per_topic)
+}
+
+#[test]
+fn curriculum_none_reads_corpus_order_and_shuffled_a_random_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // The perplexity orders need scores ...
+    let e = web_order_without_scores(dir.path(), "ascending").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("no perplexity score"), "{e}");
+    // ... `none` and `shuffled` do not. `none`: every topic's documents in corpus order.
+    let none = web_order_without_scores(dir.path(), "none").unwrap();
+    for docs in &none {
+        assert!(docs.len() > 10 && docs.windows(2).all(|w| w[0] < w[1]), "{docs:?}");
+    }
+    // `shuffled`: the same documents in a seeded random order (reproducible, not sorted).
+    let shuffled = web_order_without_scores(dir.path(), "shuffled").unwrap();
+    assert_eq!(shuffled, web_order_without_scores(dir.path(), "shuffled").unwrap());
+    for docs in &shuffled {
+        assert!(!docs.windows(2).all(|w| w[0] < w[1]), "{docs:?}");
+        // The first tenth of the reading reaches past the first half of the corpus.
+        assert!(docs[..docs.len() / 10 + 1].iter().any(|&d| d >= 60), "{docs:?}");
+    }
 }

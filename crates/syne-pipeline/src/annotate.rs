@@ -37,8 +37,8 @@ pub struct Annotator<'a> {
     pub tok: &'a TextTokenizer,
     /// The topic classifier, when topic sources are annotated.
     pub topics: Option<&'a TopicModel>,
-    /// The backbone and the tokens of each document it scores, when curriculum sources are.
-    pub scorer: Option<(&'a Llama, usize)>,
+    /// The backbone, when curriculum sources are scored.
+    pub scorer: Option<&'a Llama>,
 }
 
 impl Annotator<'_> {
@@ -49,13 +49,14 @@ impl Annotator<'_> {
         Ok(self.tok.decode(&ids)?)
     }
 
-    /// Notes for every document of `shards` into `out` (resumable); `name` is the source.
+    /// Notes for every document of `shards` into `out` (resumable); `name` is the source;
+    /// `perplexity`: the backbone scores each document's first this many tokens.
     pub fn annotate(
         &self,
         name: &str,
         shards: &[ShardReader],
         topics: bool,
-        perplexity: bool,
+        perplexity: Option<usize>,
         out: &Path,
         observer: &mut dyn RunObserver,
     ) -> Result<Vec<NoteLine>> {
@@ -70,7 +71,7 @@ impl Annotator<'_> {
             for chunk in docs[notes.len().min(docs.len())..].chunks(CHUNK_DOCS) {
                 let ids: Vec<Vec<u32>> = chunk.iter().map(|&(s, d)| shards[s].doc(d).to_vec()).collect();
                 let ppl: Vec<Option<f64>> = match (perplexity, self.scorer) {
-                    (true, Some((model, score_tokens))) => {
+                    (Some(score_tokens), Some(model)) => {
                         let heads: Vec<Vec<u32>> = ids.iter().map(|d| d[..d.len().min(score_tokens)].to_vec()).collect();
                         score_documents(model, &heads, score_tokens, 8 * score_tokens)
                             .into_iter()

@@ -41,7 +41,7 @@ pub fn load_tasks(settings: &EvalSettings, observer: &mut dyn RunObserver) -> Re
     for t in &settings.tasks {
         let (name, shots) = match t.split_once(':') {
             Some((n, k)) => (n, k.parse::<usize>().map_err(|_| request(format!("tasks: `{t}`: shots must be a number")))?),
-            None => (t.as_str(), syne_eval::task::default_shots(t)),
+            None => (t.as_str(), syne_eval::catalog::default_shots(t)),
         };
         let task = syne_eval::load::load_task(&data_dir, &bench_dir, name, shots, load_opts)?;
         let skipped = task.skipped();
@@ -114,6 +114,10 @@ pub fn evaluate(settings: &EvalSettings, target: &EvalTarget, out: &Path, device
             observer.say(&format!("{}: {reused} of {} questions reused from {}", task.name(), task.len(), out.join("samples").display()));
         }
         results.insert(format!("{}:{}shot", task.name(), task.shots()), r);
+    }
+    // The paper's averages over sub-tasks (SciEval Avg, ARC Avg, GaoKao) where all were scored.
+    for (key, avg) in syne_eval::catalog::averages(&results) {
+        results.insert(key, avg);
     }
     if let Some((lm, tok, _)) = &local {
         for p in &settings.ppl {

@@ -5,7 +5,7 @@
 //! after → manifest — each step skipped when its output is complete, so a killed run continues
 //! where it stopped. Progress and messages go through a [`RunObserver`] (the `syne` binary draws
 //! indicatif bars; [`Quiet`] discards them). The other whole-command operations of the binary
-//! live here too, one module each: [`eval`] (`syne eval`), [`synth`] (`syne synth`), [`topics`]
+//! live here too, one module each: [`check`] (`syne plan --check`, run before every run), [`eval`] (`syne eval`), [`synth`] (`syne synth`), [`topics`]
 //! (classifier training, MMLU seeds, LLM labelling, the topic export of a finished run),
 //! [`demo`] (scaling the demo recipe), [`inspect`].
 //!
@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod annotate;
+pub mod check;
 pub mod demo;
 pub mod device;
 pub mod error;

@@ -92,6 +92,9 @@ impl Pipeline {
         if recipe.prepare.is_none() {
             return Err(run_err(&path, "`syne run` needs a [prepare] section"));
         }
+        // Everything that can be checked without the data, before any of it is touched.
+        let prepared = recipe.prepare.as_ref().is_some_and(|p| p.output.join("manifest.json").exists());
+        crate::check::check(recipe)?.require_inputs(prepared)?;
         std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, "cannot create run folder", e))?;
         // A run folder belongs to one recipe: resuming with another would mix two runs. The
         // copy is the typed, resolved recipe, so a reformatted but equal file still resumes.
@@ -179,7 +182,7 @@ impl Pipeline {
         plan.check_prepared(recipe)?;
         let plan_path = dir.join("plan.json");
         write_atomic(&plan_path, serde_json::to_string_pretty(&plan).expect("plan serialises").as_bytes())?;
-        let schedule = Schedule::from_plan(&plan, train.seq_len as u64)?;
+        let schedule = Schedule::from_plan(&plan, train.seq_len as u64, train.global_batch_tokens / train.seq_len as u64)?;
         let total = schedule.sequences() * train.seq_len as u64;
         if train.total_tokens != 0 && train.total_tokens != total {
             return Err(run_err(
@@ -243,23 +246,29 @@ impl Pipeline {
         let tokenizer = &recipe.prepare.as_ref().expect("checked by run").tokenizer;
         let tok = TextTokenizer::load(tokenizer)?;
         let needs_topics: Vec<&String> = schedule.sources.iter().filter(|s| recipe.sources[*s].topics && recipe.topics.is_some()).collect();
-        let needs_ppl: Vec<&String> = schedule.sources.iter().filter(|s| recipe.sources[*s].curriculum && recipe.curriculum.is_some()).collect();
+        let curriculum_sources: Vec<&String> = schedule.sources.iter().filter(|s| recipe.sources[*s].curriculum && recipe.curriculum.is_some()).collect();
+        // Only the perplexity orders read scores: `shuffled` and `none` skip the scoring pass.
+        let scores_needed = recipe.curriculum.as_ref().is_some_and(|c| c.order.needs_scores());
+        let needs_ppl: Vec<&String> = curriculum_sources.iter().copied().filter(|_| scores_needed).collect();
         let topic_model = if needs_topics.is_empty() { None } else { Some(self.topic_model(dir, observer)?) };
         let scorer = if needs_ppl.is_empty() { None } else { Some(Llama::load(&train.model, device)?) };
-        let score_tokens = recipe.curriculum.as_ref().map_or(256, |c| c.score_tokens);
-        let annotator = Annotator { tok: &tok, topics: topic_model.as_ref(), scorer: scorer.as_ref().map(|m| (m, score_tokens)) };
+        let default_score_tokens = recipe.curriculum.as_ref().map_or(256, |c| c.score_tokens);
+        let annotator = Annotator { tok: &tok, topics: topic_model.as_ref(), scorer: scorer.as_ref() };
         let heldout_per_topic = recipe.topics.as_ref().map_or(0, |t| t.heldout_docs);
         let (mut inputs, mut notes_summary, mut heldout_files) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
         for name in &schedule.sources {
             let src = &recipe.sources[name];
             let shards = source_shards(data_dir, manifest, name)?;
             let (topics, curriculum) = (needs_topics.contains(&name), needs_ppl.contains(&name));
-            let mut input = SourceInput { name: name.clone(), shards, topics: Vec::new(), notes: Vec::new(), curriculum, max_epochs: src.max_epochs };
+            let in_curriculum = curriculum_sources.contains(&name);
+            let mut input =
+                SourceInput { name: name.clone(), shards, topics: Vec::new(), notes: Vec::new(), curriculum: in_curriculum, max_epochs: src.max_epochs };
             let mut held = Vec::new();
             if topics || curriculum {
                 let file = dir.join("notes").join(format!("{name}.jsonl"));
                 std::fs::create_dir_all(file.parent().expect("notes folder")).map_err(|e| DataError::io(&file, "cannot create", e))?;
-                let notes = annotator.annotate(name, &input.shards, topics, curriculum, &file, observer)?;
+                let score_tokens = curriculum.then(|| src.score_tokens.unwrap_or(default_score_tokens));
+                let notes = annotator.annotate(name, &input.shards, topics, score_tokens, &file, observer)?;
                 let labels: Vec<String> = topic_model.as_ref().filter(|_| topics).map(|m| m.labels.clone()).unwrap_or_default();
                 held = if topics {
                     choose_heldout(&notes, heldout_per_topic, train.seed)

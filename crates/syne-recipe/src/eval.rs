@@ -57,7 +57,7 @@ pub struct EvalSettings {
     /// mmlu_SUBJECT, openbookqa, piqa, hellaswag, csqa, ...), generation (gsm8k, math, math_500,
     /// math_SUBJECT, humaneval, mbpp) and the external benchmarks under --bench-dir (ceval,
     /// cmmlu, gaokao_mathqa/chemistry/biology, sat_math, aqua_rat, scieval_physics/chemistry/
-    /// biology, asdiv, mawps). Shots default to the paper's.
+    /// biology, asdiv, mawps). Shots default to the paper's (`syne eval --list-tasks`).
     #[cfg_attr(feature = "cli", arg(long, value_delimiter = ','))]
     pub tasks: Vec<String>,
     /// Custom tasks defined in a TOML file (prompt template, fields, choices, metric; see

@@ -218,6 +218,27 @@ impl QualityConfig {
     }
 }
 
+/// What `[prepare.filters]` and a source's `filters` are applied over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum QualityBase {
+    /// Gopher's published thresholds ([`QualityConfig::default`]).
+    #[default]
+    Gopher,
+    /// No rule ([`QualityConfig::permissive`]): only what the overrides switch on.
+    None,
+}
+
+impl QualityBase {
+    /// The thresholds of the base.
+    pub fn config(self) -> QualityConfig {
+        match self {
+            QualityBase::Gopher => QualityConfig::default(),
+            QualityBase::None => QualityConfig::permissive(),
+        }
+    }
+}
+
 /// Which documents of a source are kept, by detected language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -281,9 +302,17 @@ pub struct PrepareSettings {
     /// Unicode normalisation.
     #[serde(default)]
     pub normalize: NormalizeConfig,
-    /// Quality filters over [`QualityConfig`]'s defaults (Gopher's); keys left out keep them.
+    /// The rules the quality filters start from: Gopher's thresholds (web crawls), or none
+    /// (corpora already cleaned by their publisher, as the paper's released data).
+    #[serde(default)]
+    pub quality: QualityBase,
+    /// Quality filters over the `quality` base; keys left out keep its values.
     #[serde(default)]
     pub filters: FilterOverrides,
+    /// Drop documents detected as another language than their source's (with at least
+    /// `min_lang_confidence`); off keeps every document of a `zh`/`en` source.
+    #[serde(default = "yes")]
+    pub language_filter: bool,
     /// Exact and near-duplicate removal.
     #[serde(default)]
     pub dedup: DedupConfig,

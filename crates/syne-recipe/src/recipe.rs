@@ -78,9 +78,14 @@ pub struct SourceSpec {
     /// Topic re-weighting applies to this source.
     #[serde(default)]
     pub topics: bool,
-    /// The perplexity curriculum orders this source.
+    /// The perplexity curriculum orders this source (any source may be in its scope; the
+    /// paper's notes: the Chinese data).
     #[serde(default)]
     pub curriculum: bool,
+    /// Tokens of each document the backbone scores for the curriculum (default:
+    /// `curriculum.score_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_tokens: Option<usize>,
     /// How many times the source may be read in the whole run (1 = no repetition).
     #[serde(default = "one")]
     pub max_epochs: f64,
@@ -186,16 +191,31 @@ fn default_heldout_docs() -> usize {
     16
 }
 
-/// The order of the curriculum's perplexity buckets.
+/// How a curriculum source's documents are ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CurriculumOrder {
-    /// Easy to hard (the paper).
+    /// Perplexity buckets easy to hard, documents shuffled within a bucket (the paper).
     Ascending,
-    /// Hard to easy (an ablation).
+    /// Perplexity buckets hard to easy (an ablation).
     Descending,
-    /// The buckets in a seeded random order (an ablation).
-    Random,
+    /// The perplexity buckets in a seeded random order, each read whole (an ablation; was
+    /// `random`).
+    #[serde(alias = "random")]
+    RandomBuckets,
+    /// Every document in a seeded random order, perplexity unused: the paper's random baseline
+    /// (what a source without the curriculum gets). No scoring pass.
+    Shuffled,
+    /// The documents in the order the prepared shards hold them (the corpus order): no
+    /// curriculum, no shuffle, no scoring pass.
+    None,
+}
+
+impl CurriculumOrder {
+    /// The order reads the backbone's perplexity scores (the annotate step computes them).
+    pub fn needs_scores(self) -> bool {
+        matches!(self, CurriculumOrder::Ascending | CurriculumOrder::Descending | CurriculumOrder::RandomBuckets)
+    }
 }
 
 impl FromStr for CurriculumOrder {
@@ -204,8 +224,10 @@ impl FromStr for CurriculumOrder {
         match s {
             "ascending" => Ok(CurriculumOrder::Ascending),
             "descending" => Ok(CurriculumOrder::Descending),
-            "random" => Ok(CurriculumOrder::Random),
-            other => Err(format!("`{other}`: expected ascending, descending or random")),
+            "random" | "random_buckets" => Ok(CurriculumOrder::RandomBuckets),
+            "shuffled" => Ok(CurriculumOrder::Shuffled),
+            "none" => Ok(CurriculumOrder::None),
+            other => Err(format!("`{other}`: expected ascending, descending, random_buckets, shuffled or none")),
         }
     }
 }
@@ -356,6 +378,46 @@ impl Recipe {
         v
     }
 
+    /// Every file or folder the run reads (not what it writes), with the key that names it:
+    /// corpora, tokenizers, models, topic classifier and seed, validation sets, evaluation data,
+    /// synthesis inputs and prompts. What `syne plan --check` looks for.
+    pub fn inputs(&self) -> Vec<(String, &Path)> {
+        let mut v: Vec<(String, &Path)> = Vec::new();
+        for (name, src) in &self.sources {
+            v.extend(src.paths.iter().enumerate().map(|(i, p)| (format!("sources.{name}.paths[{i}]"), p.as_path())));
+        }
+        if let Some(t) = &self.topics {
+            v.extend(t.classifier.iter().map(|p| ("topics.classifier".to_string(), p.as_path())));
+            v.extend(t.seed.iter().map(|p| ("topics.seed".to_string(), p.as_path())));
+        }
+        if let Some(p) = &self.prepare {
+            v.push(("prepare.tokenizer".into(), &p.tokenizer));
+        }
+        if let Some(t) = &self.train {
+            v.push(("train.model".into(), &t.model));
+            v.extend(t.tokenizer.iter().map(|p| ("train.tokenizer".to_string(), p.as_path())));
+            v.extend(t.validation.iter().enumerate().map(|(i, s)| (format!("train.validation[{i}].path"), s.path.as_path())));
+        }
+        if let Some(e) = &self.eval {
+            v.extend(e.tasks_file.iter().map(|p| ("eval.tasks_file".to_string(), p.as_path())));
+            v.extend(e.ppl.iter().map(|p| (format!("eval.ppl.{}", p.name), p.file.as_path())));
+        }
+        if let Some(s) = &self.synth {
+            v.extend(s.inputs.iter().enumerate().map(|(i, p)| (format!("synth.inputs[{i}]"), p.as_path())));
+            v.extend(s.code_inputs.iter().enumerate().map(|(i, p)| (format!("synth.code_inputs[{i}]"), p.as_path())));
+            v.extend(s.science_prompt.iter().map(|p| ("synth.science_prompt".to_string(), p.as_path())));
+            v.extend(s.code_prompt.iter().map(|p| ("synth.code_prompt".to_string(), p.as_path())));
+            v.extend(s.backend.local_model.iter().map(|p| ("synth.backend.local_model".to_string(), p.as_path())));
+        }
+        v
+    }
+
+    /// The folders a run writes that other sections read from (`[synth] output`, which a
+    /// synthetic source lists): an input under one of them is produced by the run itself.
+    pub fn outputs(&self) -> Vec<&Path> {
+        self.synth.iter().map(|s| s.output.as_path()).collect()
+    }
+
     /// The folder relative paths were anchored at.
     pub fn base_dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("."))
@@ -405,6 +467,9 @@ impl Recipe {
             }
             if !(src.max_epochs.is_finite() && src.max_epochs > 0.0) {
                 return Err(self.key_err(format!("sources.{name}.max_epochs"), "must be a positive number"));
+            }
+            if src.score_tokens.is_some_and(|n| n < 2) {
+                return Err(self.key_err(format!("sources.{name}.score_tokens"), "must be at least 2"));
             }
             if src.topics && src.heldout_docs > 0 {
                 return Err(

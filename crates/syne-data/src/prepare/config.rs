@@ -104,8 +104,8 @@ impl PrepareConfig {
             if files.is_empty() {
                 return Err(DataError::Config { path: base.to_path_buf(), key: format!("sources.{name}.paths"), detail: "no corpus files found".into() });
             }
-            // Gopher's defaults, then `[prepare.filters]`, then the source's own `filters`.
-            let quality = src.filters.apply(self.prepare.filters.apply(QualityConfig::default()));
+            // The base (Gopher's or none), then `[prepare.filters]`, then the source's own `filters`.
+            let quality = src.filters.apply(self.prepare.filters.apply(self.prepare.quality.config()));
             out.push(ResolvedSource {
                 name: name.clone(),
                 language: src.language.expect("checked by PrepareConfig::new"),

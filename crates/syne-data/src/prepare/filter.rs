@@ -137,7 +137,7 @@ pub(super) fn process_doc(doc: crate::io::Document, src: &ResolvedSource, cfg: &
         SourceLanguage::En => Some(Lang::En),
         SourceLanguage::Auto | SourceLanguage::Any => None,
     };
-    if let Some(w) = wanted {
+    if let Some(w) = wanted.filter(|_| cfg.language_filter) {
         if guess.lang != w && guess.confidence >= src.min_lang_confidence {
             return Outcome::WrongLanguage;
         }

@@ -198,7 +198,7 @@ fn run_inner(cfg: &PrepareConfig, base: &Path, out: &Path, opts: &PrepareOptions
             inputs_fingerprint.push(serde_json::json!({"source": s.name, "path": f, "bytes": m.len(), "mtime_ns": mtime.map(|v| v.to_string())}));
         }
     }
-    let identity = serde_json::json!({
+    let mut identity = serde_json::json!({
         "pipeline": PIPELINE_VERSION,
         "prepare": {
             "bos": cfg.prepare.bos, "eos": cfg.prepare.eos, "min_doc_tokens": cfg.prepare.min_doc_tokens,
@@ -209,6 +209,10 @@ fn run_inner(cfg: &PrepareConfig, base: &Path, out: &Path, opts: &PrepareOptions
         "sources": sources,
         "tokenizer_sha256": tokenizer.hash(),
     });
+    if !cfg.prepare.language_filter {
+        // (Only when off, so that the identities of earlier preparations stay what they were.)
+        identity["prepare"]["language_filter"] = false.into();
+    }
     // The manifest's config hash leaves out file times, so that copying the inputs elsewhere
     // and re-running gives the same manifest.
     let config_sha256 = hex::encode(Sha256::digest(serde_json::to_vec(&identity).expect("json")));
