@@ -288,3 +288,122 @@ fn llm_labelling_with_the_papers_prompt_on_real_pages() {
         assert!(v["topic"].is_null() || topics.contains(&v["topic"].as_str().unwrap()), "{l}");
     }
 }
+
+/// Lines `from..to` of a real corpus, each with `topic` set to `label`.
+fn labelled(corpus: &str, from: usize, to: usize, label: &str) -> String {
+    let text = std::fs::read_to_string(assets().join("corpora").join(corpus)).unwrap();
+    text.lines()
+        .skip(from)
+        .take(to - from)
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["topic"] = label.into();
+            format!("{v}\n")
+        })
+        .collect()
+}
+
+#[test]
+fn chinese_and_english_topic_sources_are_reweighted_over_their_own_taxonomies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    slice(d, "en-wiki-summaries.jsonl", 400);
+    mmlu_seed(d);
+    // A Chinese "web" source of news, reviews and manual pages, and a Chinese taxonomy of those
+    // three kinds of text, its seed labelled from other documents of the same real corpora.
+    let kinds = [("zh-peoples-daily.jsonl", "新闻"), ("zh-reviews.jsonl", "评论"), ("zh-manpages.jsonl", "技术")];
+    let web: String = kinds.iter().map(|(c, _)| labelled(c, 200, 260, "")).collect();
+    std::fs::write(d.join("zh-web.jsonl"), web).unwrap();
+    let seed: String = kinds.iter().map(|(c, l)| labelled(c, 0, 120, l)).collect();
+    std::fs::write(d.join("zh-seed.jsonl"), seed).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../syne-model/tests/fixtures");
+    let (model, tok) = (fixtures.join("tiny-llama"), fixtures.join("byte-tokenizer.json"));
+    let recipe = d.join("two.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"
+[run]
+name = "two"
+output = "two"
+
+[prepare]
+output = "data"
+tokenizer = "{tok}"
+eos = true
+min_doc_tokens = 20
+quality = "none"
+
+[sources.zh-web]
+paths = ["zh-web.jsonl"]
+language = "zh"
+topics = true
+taxonomy = "zh"
+
+[sources.en-wiki]
+paths = ["en-wiki-summaries.jsonl"]
+language = "en"
+topics = true
+
+[[stages]]
+name = "one"
+tokens = 6144
+groups = {{ zh = 0.4, en = 0.6 }}
+
+[mixture.zh]
+zh-web = 1.0
+
+[mixture.en]
+en-wiki = 1.0
+
+[topics]
+interval_tokens = 512
+seed = "seed.jsonl"
+heldout_docs = 3
+reweight = {{ normalisation = "relative", alpha = 4.0 }}
+
+[topics.taxonomies.zh]
+seed = "zh-seed.jsonl"
+
+[train]
+model = "{model}"
+tokenizer = "{tok}"
+seq_len = 32
+micro_batch = 2
+global_batch_tokens = 128
+checkpoint_every_tokens = 2048
+clip = 1.0
+seed = 5
+schedule = {{ kind = "constant", peak = 1e-4, warmup_tokens = 256 }}
+"#,
+            tok = tok.display(),
+            model = model.display()
+        ),
+    )
+    .unwrap();
+    let out = run(&recipe).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = manifest(&d.join("two"));
+    assert_consumed_equals_planned(&m);
+    // Each source has its own taxonomy's topics, held-out set and re-weighted ratios.
+    let topics = &m["account"]["topics"];
+    let names = |src: &str| -> Vec<String> { topics[src]["topics"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect() };
+    let mut zh = names("zh-web");
+    zh.sort();
+    assert_eq!(zh, ["技术", "新闻", "评论"], "{topics}");
+    assert!(names("en-wiki").iter().all(|t| !zh.contains(t)) && names("en-wiki").len() >= 2, "{topics}");
+    for src in ["zh-web", "en-wiki"] {
+        assert_ne!(topics[src]["ratios"], topics[src]["initial_ratios"], "{src} was not re-weighted: {topics}");
+    }
+    assert!(d.join("two/topics-zh.model").exists() && d.join("two/topics.model").exists());
+    let heldout = std::fs::read_to_string(d.join("two/heldout/zh-web.jsonl")).unwrap();
+    assert_eq!(heldout.lines().count(), 9, "three documents of each Chinese topic");
+    // The log holds adjustments of both sources, each over its own topics.
+    let log = std::fs::read_to_string(d.join("two/train/mixture.jsonl")).unwrap();
+    for (src, topic) in [("zh-web", "新闻"), ("en-wiki", names("en-wiki")[0].as_str())] {
+        assert!(
+            log.lines().any(|l| l.contains("\"adjustment\"") && l.contains(&format!("\"source\":\"{src}\"")) && l.contains(topic)),
+            "no adjustment of {src}: {log}"
+        );
+    }
+}

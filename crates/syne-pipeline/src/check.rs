@@ -81,24 +81,35 @@ pub fn check(recipe: &Recipe) -> Result<CheckReport> {
         }
         None => Vec::new(),
     };
-    // Topic and curriculum sources have what they need.
-    let topic_sources: Vec<&String> = recipe.sources.iter().filter(|(_, s)| s.topics).map(|(n, _)| n).collect();
-    match (&recipe.topics, topic_sources.first()) {
-        (None, Some(name)) => return Err(key_err(recipe, format!("sources.{name}.topics"), "a topic source needs a [topics] section")),
-        (Some(t), Some(_)) if t.classifier.is_none() && t.seed.is_none() => {
-            return Err(key_err(recipe, "topics", "give `classifier` (a trained model) or `seed` (labelled JSONL) to label the topic sources"));
-        }
-        (Some(t), _) => {
-            if let Some(c) = t.classifier.as_ref().filter(|c| c.exists()) {
-                let model = syne_mix::topics::TopicModel::load(c)?;
-                for topic in t.weights.keys() {
-                    if !model.labels.iter().any(|l| l == topic) {
-                        return Err(key_err(recipe, format!("topics.weights.{topic}"), format!("the classifier {} has no topic `{topic}`", c.display())));
-                    }
-                }
+    // Topic and curriculum sources have what they need: every topic source a taxonomy with a
+    // classifier or a seed; a classifier that exists loads, and the topic weights name its topics.
+    let topic_sources: Vec<(&String, &syne_recipe::SourceSpec)> = recipe.sources.iter().filter(|(_, s)| s.topics).collect();
+    if let Some((name, _)) = topic_sources.first().filter(|_| recipe.topics.is_none()) {
+        return Err(key_err(recipe, format!("sources.{name}.topics"), "a topic source needs a [topics] section"));
+    }
+    if let Some(t) = &recipe.topics {
+        let mut labels: Vec<String> = Vec::new();
+        let mut loaded = 0;
+        for (name, src) in &topic_sources {
+            let Some(tax) = t.taxonomy(src.taxonomy()) else {
+                return Err(key_err(
+                    recipe,
+                    "topics",
+                    format!("give `classifier` (a trained model) or `seed` (labelled JSONL) to label the topic source `{name}`, or a `taxonomy` for it"),
+                ));
+            };
+            if let Some(c) = tax.classifier.as_ref().filter(|c| c.exists()) {
+                labels.extend(syne_mix::topics::TopicModel::load(c)?.labels);
+                loaded += 1;
             }
         }
-        (None, None) => {}
+        // (Weights can only be checked when every classifier is here.)
+        let classifiers = topic_sources.iter().filter_map(|(_, s)| t.taxonomy(s.taxonomy())).filter(|x| x.classifier.is_some()).count();
+        if loaded > 0 && loaded == classifiers && topic_sources.iter().all(|(_, s)| t.taxonomy(s.taxonomy()).is_some_and(|x| x.seed.is_none())) {
+            if let Some(topic) = t.weights.keys().find(|w| !labels.contains(w)) {
+                return Err(key_err(recipe, format!("topics.weights.{topic}"), format!("no classifier of the topic sources has a topic `{topic}`")));
+            }
+        }
     }
     if recipe.curriculum.is_none() {
         if let Some((name, _)) = recipe.sources.iter().find(|(_, s)| s.curriculum) {
@@ -233,9 +244,15 @@ mod tests {
         assert!(e.contains("curriculum.order") || e.contains("sideways"), "{e}");
         let e = paper_with(|t| t.replace("tokens = 7_500_000_000", "tokens = 1_000")).unwrap_err();
         assert!(e.contains("stages[1].tokens") && e.contains("less than one optimizer step"), "{e}");
-        let e = paper_with(|t| t.replace("classifier = \"../runs/paper/topics.model\"", "")).unwrap_err();
-        assert!(e.contains("topics") && e.contains("classifier"), "{e}");
-        let e = paper_with(|t| t.replace("[curriculum]\norder = \"ascending\"\nbuckets = 10\nseed = 1234\n", "")).unwrap_err();
+        let e = paper_with(|t| t.replace("[topics.taxonomies.zh]\nclassifier = \"../runs/paper/topics-zh.model\"\n", "")).unwrap_err();
+        assert!(e.contains("sources.web-cn.taxonomy") && e.contains("no [topics.taxonomies.zh]"), "{e}");
+        let e = paper_with(|t| t.replace("taxonomy = \"en\"", "")).unwrap_err();
+        assert!(e.contains("topics") && e.contains("label the topic source `web-en`"), "{e}");
+        let e = paper_with(|t| {
+            let (a, b) = t.split_once("[curriculum]").unwrap();
+            format!("{a}{}", &b[b.find("\n[").unwrap()..])
+        })
+        .unwrap_err();
         assert!(e.contains("sources.") && e.contains(".curriculum") && e.contains("[curriculum]"), "{e}");
     }
 }

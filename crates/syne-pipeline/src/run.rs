@@ -208,18 +208,24 @@ impl Pipeline {
         Ok(Planned { plan_path, schedule, train })
     }
 
-    /// The topic classifier of `[topics]`: the given one, or one trained from the seed file
-    /// (once, saved in the run folder).
-    fn topic_model(&self, dir: &Path, observer: &mut dyn RunObserver) -> Result<TopicModel> {
+    /// The classifier of taxonomy `name` of `[topics]`: the given one, or one trained from its
+    /// seed file (once, saved in the run folder: `topics.model` for the default taxonomy,
+    /// `topics-NAME.model` for the others).
+    fn topic_model(&self, dir: &Path, name: &str, observer: &mut dyn RunObserver) -> Result<TopicModel> {
         let t = self.recipe.topics.as_ref().expect("called for recipes with [topics]");
-        match (&t.classifier, &t.seed) {
+        let tax = t.taxonomy(name).unwrap_or(syne_recipe::Taxonomy { classifier: None, seed: None });
+        match (&tax.classifier, &tax.seed) {
             (Some(c), _) => Ok(TopicModel::load(c)?),
             (None, Some(seed)) => {
-                let model_path = dir.join("topics.model");
+                let file = if name == syne_recipe::DEFAULT_TAXONOMY { "topics.model".to_string() } else { format!("topics-{name}.model") };
+                let model_path = dir.join(file);
                 if !model_path.exists() {
                     let (model, n, _) = train_classifier(std::slice::from_ref(seed), "text", "topic", &ClassifierSettings::default())?;
                     model.save(&model_path)?;
-                    Self::say(observer, format!("topics: classifier trained on {n} labelled documents of {} → {}", seed.display(), model_path.display()));
+                    Self::say(
+                        observer,
+                        format!("topics: `{name}` classifier trained on {n} labelled documents of {} → {}", seed.display(), model_path.display()),
+                    );
                 }
                 Ok(TopicModel::load(&model_path)?)
             }
@@ -250,16 +256,26 @@ impl Pipeline {
         // Only the perplexity orders read scores: `shuffled` and `none` skip the scoring pass.
         let scores_needed = recipe.curriculum.as_ref().is_some_and(|c| c.order.needs_scores());
         let needs_ppl: Vec<&String> = curriculum_sources.iter().copied().filter(|_| scores_needed).collect();
-        let topic_model = if needs_topics.is_empty() { None } else { Some(self.topic_model(dir, observer)?) };
+        // One classifier per taxonomy the topic sources name.
+        let mut topic_models: BTreeMap<String, TopicModel> = BTreeMap::new();
+        for name in &needs_topics {
+            let tax = recipe.sources[*name].taxonomy().to_string();
+            if !topic_models.contains_key(&tax) {
+                let model = self.topic_model(dir, &tax, observer)?;
+                topic_models.insert(tax, model);
+            }
+        }
         let scorer = if needs_ppl.is_empty() { None } else { Some(Llama::load(&train.model, device)?) };
         let default_score_tokens = recipe.curriculum.as_ref().map_or(256, |c| c.score_tokens);
-        let annotator = Annotator { tok: &tok, topics: topic_model.as_ref(), scorer: scorer.as_ref() };
+
         let heldout_per_topic = recipe.topics.as_ref().map_or(0, |t| t.heldout_docs);
         let (mut inputs, mut notes_summary, mut heldout_files) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
         for name in &schedule.sources {
             let src = &recipe.sources[name];
             let shards = source_shards(data_dir, manifest, name)?;
             let (topics, curriculum) = (needs_topics.contains(&name), needs_ppl.contains(&name));
+            let topic_model = topic_models.get(src.taxonomy()).filter(|_| topics);
+            let annotator = Annotator { tok: &tok, topics: topic_model, scorer: scorer.as_ref() };
             let in_curriculum = curriculum_sources.contains(&name);
             let mut input =
                 SourceInput { name: name.clone(), shards, topics: Vec::new(), notes: Vec::new(), curriculum: in_curriculum, max_epochs: src.max_epochs };
@@ -269,7 +285,7 @@ impl Pipeline {
                 std::fs::create_dir_all(file.parent().expect("notes folder")).map_err(|e| DataError::io(&file, "cannot create", e))?;
                 let score_tokens = curriculum.then(|| src.score_tokens.unwrap_or(default_score_tokens));
                 let notes = annotator.annotate(name, &input.shards, topics, score_tokens, &file, observer)?;
-                let labels: Vec<String> = topic_model.as_ref().filter(|_| topics).map(|m| m.labels.clone()).unwrap_or_default();
+                let labels: Vec<String> = topic_model.map(|m| m.labels.clone()).unwrap_or_default();
                 held = if topics {
                     choose_heldout(&notes, heldout_per_topic, train.seed)
                 } else {

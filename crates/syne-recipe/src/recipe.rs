@@ -78,6 +78,10 @@ pub struct SourceSpec {
     /// Topic re-weighting applies to this source.
     #[serde(default)]
     pub topics: bool,
+    /// The taxonomy that labels this topic source (`[topics.taxonomies.NAME]`; default: the
+    /// `[topics]` classifier or seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taxonomy: Option<String>,
     /// The perplexity curriculum orders this source (any source may be in its scope; the
     /// paper's notes: the Chinese data).
     #[serde(default)]
@@ -111,6 +115,11 @@ impl SourceSpec {
     /// The group stage ratios address: `group`, else the language's name.
     pub fn group(&self) -> Option<&str> {
         self.group.as_deref().or(self.language.map(SourceLanguage::as_str))
+    }
+
+    /// The taxonomy that labels this source's topics.
+    pub fn taxonomy(&self) -> &str {
+        self.taxonomy.as_deref().unwrap_or(DEFAULT_TAXONOMY)
     }
 }
 
@@ -179,12 +188,44 @@ pub struct TopicSettings {
     /// A trained classifier (`syne topics train`) that labels the topic sources' documents...
     #[serde(default)]
     pub classifier: Option<PathBuf>,
-    /// ... or a labelled JSONL seed file (`text`, `topic`) `syne run` trains one from.
+    /// ... or a labelled JSONL seed file (`text`, `topic`) `syne run` trains one from. These two
+    /// are the default taxonomy, for topic sources that name none.
     #[serde(default)]
     pub seed: Option<PathBuf>,
+    /// Named taxonomies (`[topics.taxonomies.zh]`), each with its own classifier or seed: a
+    /// topic source picks one with `taxonomy = "zh"` (the paper: 11 Chinese topics for the
+    /// Chinese web pages, 11 English topics for the English ones). Each source is re-weighted
+    /// over its own topics, from its own per-topic held-out set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub taxonomies: BTreeMap<String, Taxonomy>,
     /// Documents per topic held out of training to measure the per-topic validation loss.
     #[serde(default = "default_heldout_docs")]
     pub heldout_docs: usize,
+}
+
+/// One `[topics.taxonomies.NAME]`: what labels the documents of the sources that name it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taxonomy {
+    /// A trained classifier (`syne topics train`) ...
+    #[serde(default)]
+    pub classifier: Option<PathBuf>,
+    /// ... or a labelled JSONL seed file (`text`, `topic`) `syne run` trains one from.
+    #[serde(default)]
+    pub seed: Option<PathBuf>,
+}
+
+/// The name of the taxonomy given by `[topics] classifier` / `seed`.
+pub const DEFAULT_TAXONOMY: &str = "default";
+
+impl TopicSettings {
+    /// The classifier and seed of taxonomy `name` ([`DEFAULT_TAXONOMY`]: the top-level ones).
+    pub fn taxonomy(&self, name: &str) -> Option<Taxonomy> {
+        if name == DEFAULT_TAXONOMY {
+            return (self.classifier.is_some() || self.seed.is_some()).then(|| Taxonomy { classifier: self.classifier.clone(), seed: self.seed.clone() });
+        }
+        self.taxonomies.get(name).cloned()
+    }
 }
 
 fn default_heldout_docs() -> usize {
@@ -332,6 +373,10 @@ impl Recipe {
         if let Some(t) = &mut self.topics {
             t.classifier = t.classifier.as_deref().map(at);
             t.seed = t.seed.as_deref().map(at);
+            for tax in t.taxonomies.values_mut() {
+                tax.classifier = tax.classifier.as_deref().map(at);
+                tax.seed = tax.seed.as_deref().map(at);
+            }
         }
         if let Some(p) = &mut self.prepare {
             p.resolve(base);
@@ -356,6 +401,9 @@ impl Recipe {
         }
         if let Some(t) = &mut self.topics {
             v.extend(t.classifier.iter_mut().chain(t.seed.iter_mut()));
+            for tax in t.taxonomies.values_mut() {
+                v.extend(tax.classifier.iter_mut().chain(tax.seed.iter_mut()));
+            }
         }
         if let Some(p) = &mut self.prepare {
             v.extend([&mut p.output, &mut p.tokenizer]);
@@ -389,6 +437,10 @@ impl Recipe {
         if let Some(t) = &self.topics {
             v.extend(t.classifier.iter().map(|p| ("topics.classifier".to_string(), p.as_path())));
             v.extend(t.seed.iter().map(|p| ("topics.seed".to_string(), p.as_path())));
+            for (name, tax) in &t.taxonomies {
+                v.extend(tax.classifier.iter().map(|p| (format!("topics.taxonomies.{name}.classifier"), p.as_path())));
+                v.extend(tax.seed.iter().map(|p| (format!("topics.taxonomies.{name}.seed"), p.as_path())));
+            }
         }
         if let Some(p) = &self.prepare {
             v.push(("prepare.tokenizer".into(), &p.tokenizer));
@@ -523,6 +575,24 @@ impl Recipe {
             }
             if t.classifier.is_some() && t.seed.is_some() {
                 return Err(self.key_err("topics", "give one of `classifier` (a trained model) or `seed` (labelled JSONL), not both"));
+            }
+            for (name, tax) in &t.taxonomies {
+                let key = format!("topics.taxonomies.{name}");
+                if name == DEFAULT_TAXONOMY {
+                    return Err(self.key_err(key, format!("`{DEFAULT_TAXONOMY}` is the top-level [topics] classifier / seed; use another name")));
+                }
+                if tax.classifier.is_some() == tax.seed.is_some() {
+                    return Err(self.key_err(key, "give one of `classifier` (a trained model) or `seed` (labelled JSONL)"));
+                }
+            }
+        }
+        for (name, src) in &self.sources {
+            let Some(tax) = &src.taxonomy else { continue };
+            if !src.topics {
+                return Err(self.key_err(format!("sources.{name}.taxonomy"), "names a taxonomy but the source has no `topics = true`"));
+            }
+            if !self.topics.as_ref().is_some_and(|t| t.taxonomies.contains_key(tax)) {
+                return Err(self.key_err(format!("sources.{name}.taxonomy"), format!("no [topics.taxonomies.{tax}]")));
             }
         }
         if let Some(p) = &self.prepare {
