@@ -259,10 +259,9 @@ impl Pipeline {
         // One classifier per taxonomy the topic sources name.
         let mut topic_models: BTreeMap<String, TopicModel> = BTreeMap::new();
         for name in &needs_topics {
-            let tax = recipe.sources[*name].taxonomy().to_string();
-            if !topic_models.contains_key(&tax) {
-                let model = self.topic_model(dir, &tax, observer)?;
-                topic_models.insert(tax, model);
+            if let std::collections::btree_map::Entry::Vacant(e) = topic_models.entry(recipe.sources[*name].taxonomy().to_string()) {
+                let model = self.topic_model(dir, e.key(), observer)?;
+                e.insert(model);
             }
         }
         let scorer = if needs_ppl.is_empty() { None } else { Some(Llama::load(&train.model, device)?) };
