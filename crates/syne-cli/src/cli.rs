@@ -175,14 +175,22 @@ pub enum Command {
         /// non-zero naming the key at fault.
         #[arg(long, conflicts_with = "megatron")]
         check: bool,
-        /// Also write each stage as a Megatron-LM blend + launch snippet into this folder (needs
-        /// the recipe's `syne prepare` output with `megatron = true`).
+        /// Export the run for Megatron-LM into this folder: the exact ordered sequence stream
+        /// syne's trainer consumes (curriculum order, sources continuing across stages, the
+        /// topic ratios of a run in the run folder replayed) as one indexed dataset of packed
+        /// sequences, a megatron-core dataset provider serving it in order, and one launch
+        /// snippet per stage. Prepares and annotates as `syne run` does (reused when done).
         #[arg(long)]
         megatron: Option<PathBuf>,
-        /// With --megatron: read the recipe's finished `syne run` (its run folder), export each
-        /// topic source as one Megatron dataset per topic and cut every stage at the run's topic
-        /// adjustments into a sequence of blends, one per interval.
+        /// With --megatron: instead of the ordered stream, write each stage as a weighted
+        /// Megatron blend over the prepared per-source datasets (`megatron = true` in
+        /// [prepare]) — Megatron then samples and shuffles: no curriculum order.
         #[arg(long, requires = "megatron")]
+        blends: bool,
+        /// With --blends: read the recipe's finished `syne run`, export each topic source as one
+        /// Megatron dataset per topic and cut every stage at the run's topic adjustments into a
+        /// sequence of blends, one per interval.
+        #[arg(long, requires = "blends")]
         topics_from_run: bool,
     },
     /// Run a whole recipe: prepare → plan → annotate (topics, perplexity) → train through every

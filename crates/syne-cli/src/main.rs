@@ -171,7 +171,7 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("report: {} and {}", r.markdown.display(), r.html.display());
         }
         Command::Topics { cmd } => topics(cmd, c)?,
-        Command::Plan { recipe, json: as_json, check, megatron, topics_from_run } => {
+        Command::Plan { recipe, json: as_json, check, megatron, blends, topics_from_run } => {
             let recipe = Recipe::load(&recipe)?;
             if check {
                 let report = syne_pipeline::check::check(&recipe)?;
@@ -180,6 +180,21 @@ fn run(cli: Cli) -> Result<()> {
                 } else {
                     print!("{}", report.markdown());
                 }
+                return Ok(());
+            }
+            if let Some(out) = megatron.as_ref().filter(|_| !blends) {
+                let export = Pipeline::new(recipe, options(c)).export_megatron(out, &mut bars("syne plan --megatron"))?;
+                for st in &export.stages {
+                    eprintln!("stage `{}`: sequences {}..{} → {}", st.name, st.first, st.first + st.sequences, out.join(&st.launch).display());
+                }
+                eprintln!(
+                    "{}: {} sequences of {} tokens ({} validations of the run replayed)",
+                    out.join("stream.bin").display(),
+                    export.sequences,
+                    export.seq_len,
+                    export.replayed_validations
+                );
+                println!("{}", json(&export));
                 return Ok(());
             }
             let mut plan = syne_mix::plan::Plan::new(&recipe);

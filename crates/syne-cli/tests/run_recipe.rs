@@ -189,7 +189,7 @@ fn tiny_model_run_killed_again_and_again_ends_like_an_uninterrupted_one() {
     assert!(zh_buckets >= 2, "{m}");
     // The run's re-weighting as a sequence of Megatron blends: stages cut at every adjustment.
     let mega = d.join("megatron");
-    let o = syne().args(["plan", reference.to_str().unwrap(), "--topics-from-run", "--megatron", mega.to_str().unwrap()]).output().unwrap();
+    let o = syne().args(["plan", reference.to_str().unwrap(), "--blends", "--topics-from-run", "--megatron", mega.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut blends: Vec<PathBuf> =
         std::fs::read_dir(&mega).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "blend")).collect();
@@ -207,6 +207,28 @@ fn tiny_model_run_killed_again_and_again_ends_like_an_uninterrupted_one() {
         }
     }
     assert!(std::fs::read_to_string(&blends[0]).unwrap().contains("en-wiki.topic-"));
+    // The same method at scale: the exact ordered stream this run trained on, for Megatron-LM.
+    // Replaying the run's validations reproduces its topic adjustments (checked against its
+    // log) and its account; megatron-core's own reader returns, sequence for sequence, the
+    // tokens syne's stream yielded (hashed per stage while writing).
+    let ordered = d.join("megatron-ordered");
+    let o = syne().args(["plan", reference.to_str().unwrap(), "--megatron", ordered.to_str().unwrap()]).stdout(Stdio::piped()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let export: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(export["account"], m["account"], "the exported stream is not the one the run consumed");
+    assert_eq!(export["sequences"], m["account"]["planned_sequences"]);
+    assert!(export["replayed_validations"].as_u64().unwrap() >= 24, "{export}");
+    let stages: Vec<u64> = export["stages"].as_array().unwrap().iter().map(|s| s["sequences"].as_u64().unwrap()).collect();
+    assert_eq!(stages, [8192 / 32, 4096 / 32]);
+    for f in ["stream.bin", "stream.idx", "syne_megatron.py", "pretrain_syne.py", "stage-1-bilingual.sh", "stage-2-second.sh"] {
+        assert!(ordered.join(f).exists(), "{f}");
+    }
+    assert!(std::fs::read_to_string(ordered.join("stage-2-second.sh")).unwrap().contains("--train-samples 384"));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let check = Command::new(repo.join(".venv/bin/python")).arg(repo.join("python/check_megatron_export.py")).arg(&ordered).output().unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "megatron-core reads another stream: {report}{}", String::from_utf8_lossy(&check.stderr));
+    assert_eq!(report.lines().count(), 3, "{report}");
     // Started again, a complete run does nothing and keeps its manifest.
     let again = run(&reference).output().unwrap();
     assert!(String::from_utf8_lossy(&again.stderr).contains("train:") && String::from_utf8_lossy(&again.stderr).contains("complete"));

@@ -275,53 +275,89 @@ pub fn doc_refs(shards: &[ShardReader]) -> Vec<(usize, usize)> {
 
 /// [`export_megatron`] of the documents `docs` (shard index, document index), in that order.
 pub fn export_megatron_docs(shards: &[ShardReader], docs: &[(usize, usize)], prefix: &Path, vocab_size: usize) -> Result<(u64, u64)> {
-    // Megatron's DType.optimal_dtype: uint16 below 65,500 entries, else int32.
-    let (code, width): (u8, usize) = if vocab_size < 65_500 { (8, 2) } else { (4, 4) };
-    let bin_path = with_ext(prefix, ".bin");
-    let idx_path = with_ext(prefix, ".idx");
-    let bin_tmp = partial_path(&bin_path);
-    let mut bin = BufWriter::with_capacity(1 << 20, File::create(&bin_tmp).map_err(|e| DataError::io(&bin_tmp, "cannot create", e))?);
-    let mut lengths: Vec<i32> = Vec::new();
-    let mut buf = Vec::new();
+    let mut w = MegatronWriter::create(prefix, vocab_size)?;
     for &(s, d) in docs {
         let shard = &shards[s];
-        {
-            let toks = shard.doc(d);
-            let len = i32::try_from(toks.len()).map_err(|_| shard_err(shard.base(), format!("document {d} has more than 2^31 tokens")))?;
-            lengths.push(len);
-            buf.clear();
-            for i in 0..toks.len() {
-                let t = toks.get(i);
-                if width == 2 {
-                    let t = u16::try_from(t).map_err(|_| shard_err(shard.base(), format!("token {t} exceeds uint16")))?;
-                    buf.extend_from_slice(&t.to_le_bytes());
-                } else {
-                    buf.extend_from_slice(&(t as i32).to_le_bytes());
-                }
+        let toks = shard.doc(d);
+        w.push((0..toks.len()).map(|i| toks.get(i))).map_err(|e| match e {
+            DataError::Shard { detail, .. } => shard_err(shard.base(), format!("document {d}: {detail}")),
+            other => other,
+        })?;
+    }
+    w.finish()
+}
+
+/// A Megatron-LM indexed dataset (`prefix.bin` + `prefix.idx`, the `MMIDIDX` format of
+/// megatron-core's `IndexedDataset`) written one sequence at a time; the `.bin` grows under a
+/// temporary name and both files take their names only in [`MegatronWriter::finish`], so an
+/// interrupted export never leaves a dataset that looks complete.
+pub struct MegatronWriter {
+    bin_path: PathBuf,
+    idx_path: PathBuf,
+    bin_tmp: PathBuf,
+    bin: BufWriter<File>,
+    /// Megatron's dtype code and the token width in bytes.
+    code: u8,
+    width: usize,
+    lengths: Vec<i32>,
+    buf: Vec<u8>,
+}
+
+impl MegatronWriter {
+    /// Start `prefix.bin` / `prefix.idx` for a vocabulary of `vocab_size` entries.
+    pub fn create(prefix: &Path, vocab_size: usize) -> Result<MegatronWriter> {
+        // Megatron's DType.optimal_dtype: uint16 below 65,500 entries, else int32.
+        let (code, width): (u8, usize) = if vocab_size < 65_500 { (8, 2) } else { (4, 4) };
+        let bin_path = with_ext(prefix, ".bin");
+        let bin_tmp = partial_path(&bin_path);
+        let bin = BufWriter::with_capacity(1 << 20, File::create(&bin_tmp).map_err(|e| DataError::io(&bin_tmp, "cannot create", e))?);
+        Ok(MegatronWriter { idx_path: with_ext(prefix, ".idx"), bin_path, bin_tmp, bin, code, width, lengths: Vec::new(), buf: Vec::new() })
+    }
+
+    /// Append one sequence (a Megatron "document").
+    pub fn push(&mut self, tokens: impl IntoIterator<Item = u32>) -> Result<()> {
+        self.buf.clear();
+        let mut n = 0usize;
+        for t in tokens {
+            if self.width == 2 {
+                let t = u16::try_from(t).map_err(|_| shard_err(&self.bin_path, format!("token {t} exceeds uint16")))?;
+                self.buf.extend_from_slice(&t.to_le_bytes());
+            } else {
+                let t = i32::try_from(t).map_err(|_| shard_err(&self.bin_path, format!("token {t} exceeds int32")))?;
+                self.buf.extend_from_slice(&t.to_le_bytes());
             }
-            bin.write_all(&buf).map_err(|e| DataError::io(&bin_tmp, "cannot write", e))?;
+            n += 1;
         }
+        let len = i32::try_from(n).map_err(|_| shard_err(&self.bin_path, "a sequence of more than 2^31 tokens".to_string()))?;
+        self.bin.write_all(&self.buf).map_err(|e| DataError::io(&self.bin_tmp, "cannot write", e))?;
+        self.lengths.push(len);
+        Ok(())
     }
-    let f = bin.into_inner().map_err(|e| DataError::io(&bin_tmp, "cannot flush", e.into_error()))?;
-    f.sync_all().map_err(|e| DataError::io(&bin_tmp, "cannot sync", e))?;
-    let s = lengths.len() as u64;
-    let mut idx = Vec::with_capacity(34 + 12 * lengths.len() + 8 * (lengths.len() + 1));
-    idx.extend_from_slice(MEGATRON_MAGIC);
-    idx.extend_from_slice(&1u64.to_le_bytes());
-    idx.push(code);
-    idx.extend_from_slice(&s.to_le_bytes());
-    idx.extend_from_slice(&(s + 1).to_le_bytes());
-    lengths.iter().for_each(|l| idx.extend_from_slice(&l.to_le_bytes()));
-    let mut ptr: i64 = 0;
-    for l in &lengths {
-        idx.extend_from_slice(&ptr.to_le_bytes());
-        ptr += i64::from(*l) * width as i64;
+
+    /// Write the index, sync and rename both files into place; returns (sequences, tokens).
+    pub fn finish(self) -> Result<(u64, u64)> {
+        let MegatronWriter { bin_path, idx_path, bin_tmp, bin, code, width, lengths, .. } = self;
+        let f = bin.into_inner().map_err(|e| DataError::io(&bin_tmp, "cannot flush", e.into_error()))?;
+        f.sync_all().map_err(|e| DataError::io(&bin_tmp, "cannot sync", e))?;
+        let s = lengths.len() as u64;
+        let mut idx = Vec::with_capacity(34 + 12 * lengths.len() + 8 * (lengths.len() + 1));
+        idx.extend_from_slice(MEGATRON_MAGIC);
+        idx.extend_from_slice(&1u64.to_le_bytes());
+        idx.push(code);
+        idx.extend_from_slice(&s.to_le_bytes());
+        idx.extend_from_slice(&(s + 1).to_le_bytes());
+        lengths.iter().for_each(|l| idx.extend_from_slice(&l.to_le_bytes()));
+        let mut ptr: i64 = 0;
+        for l in &lengths {
+            idx.extend_from_slice(&ptr.to_le_bytes());
+            ptr += i64::from(*l) * width as i64;
+        }
+        (0..=s).for_each(|d| idx.extend_from_slice(&(d as i64).to_le_bytes()));
+        std::fs::rename(&bin_tmp, &bin_path).map_err(|e| DataError::io(&bin_path, "cannot rename into place", e))?;
+        crate::io::write_atomic(&idx_path, &idx)?;
+        let tokens: u64 = lengths.iter().map(|&l| l as u64).sum();
+        Ok((s, tokens))
     }
-    (0..=s).for_each(|d| idx.extend_from_slice(&(d as i64).to_le_bytes()));
-    std::fs::rename(&bin_tmp, &bin_path).map_err(|e| DataError::io(&bin_path, "cannot rename into place", e))?;
-    crate::io::write_atomic(&idx_path, &idx)?;
-    let tokens: u64 = lengths.iter().map(|&l| l as u64).sum();
-    Ok((s, tokens))
 }
 
 /// Memory-mapped reader for a Megatron-LM indexed dataset.

@@ -7,7 +7,8 @@
 //! indicatif bars; [`Quiet`] discards them). The other whole-command operations of the binary
 //! live here too, one module each: [`check`] (`syne plan --check`, run before every run), [`eval`] (`syne eval`), [`synth`] (`syne synth`), [`topics`]
 //! (classifier training, MMLU seeds, LLM labelling, the topic export of a finished run),
-//! [`demo`] (scaling the demo recipe), [`inspect`].
+//! [`demo`] (scaling the demo recipe), [`inspect`], [`megatron`] (the ordered export for
+//! Megatron-LM).
 //!
 //! # Example
 //!
@@ -31,6 +32,7 @@ pub mod error;
 pub mod eval;
 mod generator;
 pub mod inspect;
+pub mod megatron;
 pub mod observer;
 pub mod run;
 pub mod synth;

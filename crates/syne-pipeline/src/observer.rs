@@ -30,6 +30,8 @@ pub enum Unit {
     Requests,
     /// Benchmark questions.
     Questions,
+    /// Packed training sequences.
+    Sequences,
 }
 
 impl Unit {
@@ -40,6 +42,7 @@ impl Unit {
             Unit::Tokens => "tokens",
             Unit::Requests => "requests",
             Unit::Questions => "questions",
+            Unit::Sequences => "sequences",
         }
     }
 }

@@ -57,15 +57,15 @@ pub struct PipelineOptions {
 
 /// A run of one recipe.
 pub struct Pipeline {
-    recipe: Recipe,
-    options: PipelineOptions,
+    pub(crate) recipe: Recipe,
+    pub(crate) options: PipelineOptions,
 }
 
 /// What the plan step settles for training.
-struct Planned {
-    plan_path: PathBuf,
-    schedule: Schedule,
-    train: TrainSettings,
+pub(crate) struct Planned {
+    pub(crate) plan_path: PathBuf,
+    pub(crate) schedule: Schedule,
+    pub(crate) train: TrainSettings,
 }
 
 impl Pipeline {
@@ -79,7 +79,7 @@ impl Pipeline {
         &self.recipe
     }
 
-    fn say(observer: &mut dyn RunObserver, line: String) {
+    pub(crate) fn say(observer: &mut dyn RunObserver, line: String) {
         observer.say(&line);
     }
 
@@ -134,7 +134,7 @@ impl Pipeline {
     }
 
     /// Step 0: the synthesis a source reads.
-    fn synthesise(&self, observer: &mut dyn RunObserver) -> Result<()> {
+    pub(crate) fn synthesise(&self, observer: &mut dyn RunObserver) -> Result<()> {
         let Some(cfg) = &self.recipe.synth else { return Ok(()) };
         let summary_path = cfg.output.join("summary.json");
         let done: Option<syne_synth::run::Summary> = std::fs::read(&summary_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
@@ -159,7 +159,7 @@ impl Pipeline {
     }
 
     /// Step 1: the token shards.
-    fn prepare(&self, observer: &mut dyn RunObserver) -> Result<(PathBuf, Manifest)> {
+    pub(crate) fn prepare(&self, observer: &mut dyn RunObserver) -> Result<(PathBuf, Manifest)> {
         let cfg = PrepareConfig::from_recipe(&self.recipe)?;
         let data_dir = cfg.prepare.output.clone();
         let popts = PrepareOptions { threads: self.options.threads, strict: false, progress: self.options.progress, keep_work: false };
@@ -176,7 +176,7 @@ impl Pipeline {
     }
 
     /// Step 2: the plan, its schedule of sequences, and the trainer's settings for this run.
-    fn plan(&self, dir: &Path, mut train: TrainSettings, observer: &mut dyn RunObserver) -> Result<Planned> {
+    pub(crate) fn plan(&self, dir: &Path, mut train: TrainSettings, observer: &mut dyn RunObserver) -> Result<Planned> {
         let recipe = &self.recipe;
         let mut plan = Plan::new(recipe);
         plan.check_prepared(recipe)?;
@@ -238,7 +238,7 @@ impl Pipeline {
     /// Step 3: notes, held-out sets (added to `train.validation`) and the mixture's inputs.
     #[allow(clippy::too_many_arguments)]
     #[allow(clippy::type_complexity)]
-    fn annotate(
+    pub(crate) fn annotate(
         &self,
         dir: &Path,
         data_dir: &Path,
