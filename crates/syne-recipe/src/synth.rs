@@ -93,9 +93,14 @@ pub struct SynthSettings {
     /// The seed records' text field.
     #[serde(default = "default_text")]
     pub text_field: String,
-    /// Programming problems seeding code QA (corpus files).
+    /// Programming problems with their solutions seeding code QA (corpus files; each record's
+    /// text is one worked problem, e.g. a LeetCode-style statement and its solution).
     #[serde(default)]
     pub code_inputs: Vec<PathBuf>,
+    /// Worked problems shown per code request (in-context learning, as the paper generates
+    /// its code QA): the seed's own and others drawn from the code seeds with the run's seed.
+    #[serde(default = "default_code_demonstrations")]
+    pub code_demonstrations: usize,
     /// Share of requests that are code QA (when there are code seeds).
     #[serde(default = "default_code_share")]
     pub code_share: f64,
@@ -152,6 +157,9 @@ fn default_text() -> String {
 }
 fn default_code_share() -> f64 {
     0.2
+}
+fn default_code_demonstrations() -> usize {
+    3
 }
 
 /// The paper's nine disciplines.
@@ -240,6 +248,9 @@ impl SynthSettings {
         let err = |k: &str, d: &str| Err((k.to_string(), d.to_string()));
         if self.backend.endpoints.is_empty() == self.backend.local_model.is_none() {
             return err("synth.backend", "give `endpoints` (server base URLs) or `local_model`, one of them");
+        }
+        if self.code_demonstrations == 0 {
+            return err("synth.code_demonstrations", "must be at least 1");
         }
         if self.backend.concurrency == 0 {
             return err("synth.backend.concurrency", "must be at least 1");

@@ -53,6 +53,18 @@ pub struct Seed {
     pub doc_id: Option<String>,
     pub snippet_start: usize,
     pub snippet: String,
+    /// Code seeds: the worked problems shown in the request (the seed's own first), by place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub demonstrations: Vec<Demonstration>,
+}
+
+/// A worked problem shown to the generator as an in-context example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Demonstration {
+    /// Where it is (`file:line`) and its id.
+    pub doc: String,
+    pub doc_id: Option<String>,
+    pub text: String,
 }
 
 /// What the run did.
@@ -85,8 +97,26 @@ fn template(path: &Option<PathBuf>, builtin: &str) -> Result<String> {
     }
 }
 
-fn render(template: &str, discipline: &str, snippet: &str) -> String {
-    template.replace("{discipline}", discipline).replace("{snippet}", snippet)
+/// A seed's prompt: `{discipline}`, `{snippet}` and, for code, `{demonstrations}` (the worked
+/// problems, numbered) filled in.
+pub fn render(template: &str, seed: &Seed) -> String {
+    let demos: String = seed.demonstrations.iter().enumerate().map(|(i, d)| format!("Example {}:\n{}\n\n", i + 1, d.text.trim())).collect();
+    template.replace("{discipline}", &seed.discipline).replace("{snippet}", &seed.snippet).replace("{demonstrations}", demos.trim_end())
+}
+
+/// The worked problems of code request `j` of `pool`: problem `j` itself, then `k - 1` others
+/// drawn without repetition by a splitmix64 stream seeded with `seed` and `j` (fewer when the
+/// pool is smaller).
+fn demonstration_indices(j: usize, pool: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut chosen = vec![j];
+    let mut rng = seed ^ (j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    while chosen.len() < k.min(pool) {
+        let i = (syne_data::text::splitmix64(&mut rng) % pool as u64) as usize;
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+    chosen
 }
 
 /// The seeds of a run, in order (science and code interleaved by `code_share`), at most
@@ -117,6 +147,7 @@ pub fn seeds(cfg: &SynthSettings, summary: &mut Summary) -> Result<Vec<Seed>> {
                     doc_id: doc.id.clone(),
                     snippet_start: start,
                     snippet: s,
+                    demonstrations: Vec::new(),
                 });
             }
             if science.len() >= cfg.max_requests {
@@ -135,6 +166,7 @@ pub fn seeds(cfg: &SynthSettings, summary: &mut Summary) -> Result<Vec<Seed>> {
                     doc_id: doc.id.clone(),
                     snippet_start: 0,
                     snippet: doc.text,
+                    demonstrations: Vec::new(),
                 }),
                 Err(syne_data::DataError::BadRecord { .. }) => summary.bad_records += 1,
                 Err(e) => return Err(e.into()),
@@ -143,6 +175,18 @@ pub fn seeds(cfg: &SynthSettings, summary: &mut Summary) -> Result<Vec<Seed>> {
                 break;
             }
         }
+    }
+    // In-context learning: every code request shows `code_demonstrations` worked problems.
+    let demos: Vec<Vec<Demonstration>> = (0..code.len())
+        .map(|j| {
+            demonstration_indices(j, code.len(), cfg.code_demonstrations, cfg.seed)
+                .into_iter()
+                .map(|i| Demonstration { doc: code[i].doc.clone(), doc_id: code[i].doc_id.clone(), text: code[i].snippet.clone() })
+                .collect()
+        })
+        .collect();
+    for (seed, d) in code.iter_mut().zip(demos) {
+        seed.demonstrations = d;
     }
     let share = if code.is_empty() {
         0.0
@@ -183,7 +227,7 @@ pub fn run(
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let prompt = render(if s.kind == "code" { &code_t } else { &science_t }, &s.discipline, &s.snippet);
+            let prompt = render(if s.kind == "code" { &code_t } else { &science_t }, s);
             let seed = cfg.seed.wrapping_add(i as u64);
             (request_key(&cfg.backend.model, &prompt, g.max_tokens, g.temperature, g.top_p, Some(seed)), prompt)
         })
@@ -302,7 +346,8 @@ pub fn run(
             "solution": pair.solution,
             "discipline": seed.discipline,
             "kind": seed.kind,
-            "seed": {"doc": seed.doc, "id": seed.doc_id, "snippet_start": seed.snippet_start, "snippet": seed.snippet},
+            "seed": {"doc": seed.doc, "id": seed.doc_id, "snippet_start": seed.snippet_start, "snippet": seed.snippet,
+                     "demonstrations": seed.demonstrations.iter().map(|d| serde_json::json!({"doc": d.doc, "id": d.doc_id})).collect::<Vec<_>>()},
             "model": cfg.backend.model,
             "request_key": key,
             "prompt_sha256": hex::encode(Sha256::digest(prompt.as_bytes())),

