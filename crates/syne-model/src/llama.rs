@@ -186,6 +186,8 @@ pub struct Llama {
     norm: Tensor,
     lm_head: Option<Tensor>,
     precision: Precision,
+    /// Tokens per chunk of the output head in [`Llama::loss_backward`].
+    head_chunk_tokens: i64,
 }
 
 impl Llama {
@@ -220,7 +222,7 @@ impl Llama {
             .collect();
         let norm = (&m / "norm").var("weight", &[h], nn::Init::Const(1.0));
         let lm_head = (!c.tie_word_embeddings).then(|| (&root / "lm_head").var("weight", &[c.vocab_size as i64, h], init));
-        Llama { vs, config, embed, layers, norm, lm_head, precision: Precision::F32 }
+        Llama { vs, config, embed, layers, norm, lm_head, precision: Precision::F32, head_chunk_tokens: HEAD_CHUNK_TOKENS }
     }
 
     /// Copy named tensors (HF names) into the parameters; every parameter must be given, with
@@ -343,6 +345,12 @@ impl Llama {
 
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Tokens per chunk of the output head in training (default [`HEAD_CHUNK_TOKENS`]; at
+    /// least 1): smaller holds fewer logits at once, larger makes fewer, bigger GEMMs.
+    pub fn set_head_chunk_tokens(&mut self, tokens: i64) {
+        self.head_chunk_tokens = tokens.max(1);
     }
 
     fn compute_kind(&self) -> Kind {
@@ -499,20 +507,29 @@ impl Llama {
     /// activations are not kept: the forward pass runs without a graph, keeping only each
     /// layer's input, and the backward pass recomputes one layer at a time (activation
     /// checkpointing: memory of one layer's activations instead of all of them, for one more
-    /// forward pass of compute). Returns the loss.
+    /// forward pass of compute). The output head runs [`Llama::set_head_chunk_tokens`] tokens at
+    /// a time.
+    /// Returns the loss.
     pub fn loss_backward(&self, inputs: &Tensor, targets: &Tensor, attention: &Attention, scale: f64, checkpoint: bool) -> f64 {
+        self.loss_backward_chunked(inputs, targets, attention, scale, checkpoint, self.head_chunk_tokens)
+    }
+
+    /// [`Llama::loss_backward`] with the output head computed `chunk` tokens at a time: the f32
+    /// logits of at most `chunk` tokens exist at once (forward and backward), instead of
+    /// `b x t x vocab` — the memory and bandwidth that dominate small models with large
+    /// vocabularies. The loss and gradients are the same sums, accumulated chunk by chunk (equal
+    /// to the unchunked ones to rounding; a batch of at most `chunk` tokens takes the unchunked
+    /// path unchanged).
+    pub fn loss_backward_chunked(&self, inputs: &Tensor, targets: &Tensor, attention: &Attention, scale: f64, checkpoint: bool, chunk: i64) -> f64 {
         let (b, t) = (inputs.size()[0], inputs.size()[1]);
         let (positions, mask) = self.attention_inputs(b, t, inputs.device(), attention);
         let rope = self.rope_tables(&positions);
-        let loss_of = |logits: &Tensor| logits.view([b * t, -1]).cross_entropy_for_logits(&targets.reshape([-1]));
         if !checkpoint {
             let mut h = self.embed(inputs);
             for l in &self.layers {
                 h = self.layer(l, &h, &rope, mask.as_ref(), None);
             }
-            let loss = loss_of(&self.head(&h));
-            (&loss * scale).backward();
-            return f64::try_from(loss.to_kind(Kind::Double)).expect("scalar loss");
+            return self.head_loss_backward(&h, targets, scale, chunk);
         }
         // Forward without a graph, keeping the input of every layer.
         let mut saved = Vec::with_capacity(self.layers.len() + 1);
@@ -526,8 +543,7 @@ impl Llama {
         });
         // Head and loss with a graph from the last hidden state.
         let last = saved.pop().expect("hidden state").detach().set_requires_grad(true);
-        let loss = loss_of(&self.head(&last));
-        (&loss * scale).backward();
+        let loss = self.head_loss_backward(&last, targets, scale, chunk);
         let mut grad = last.grad();
         // Backward through the layers in reverse, recomputing each from its saved input:
         // d(sum(y * g))/dx is the vector-Jacobian product g^T dy/dx that backprop would pass on.
@@ -538,9 +554,43 @@ impl Llama {
             grad = x.grad();
         }
         (self.embed(inputs) * grad).sum(Kind::Float).backward();
-        f64::try_from(loss.to_kind(Kind::Double)).expect("scalar loss")
+        loss
+    }
+
+    /// Mean cross-entropy of `targets` under the head applied to hidden states `h` (`[b, t,
+    /// d]`, with or without a graph behind it), its gradient x `scale` backpropagated into the
+    /// head and through `h`; the logits are made `chunk` tokens at a time.
+    fn head_loss_backward(&self, h: &Tensor, targets: &Tensor, scale: f64, chunk: i64) -> f64 {
+        let targets = targets.reshape([-1]);
+        let n = targets.size()[0];
+        if n <= chunk {
+            let loss = self.head(h).view([n, -1]).cross_entropy_for_logits(&targets);
+            (&loss * scale).backward();
+            return f64::try_from(loss.to_kind(Kind::Double)).expect("scalar loss");
+        }
+        // The final norm once, with its graph; the head chunk by chunk from detached slices of
+        // it, whose gradients are then passed back through the norm (and `h`'s graph) at once.
+        let normed = self.rms_norm(h, &self.norm).reshape([n, -1]);
+        let w = self.lm_head.as_ref().unwrap_or(&self.embed);
+        let (mut loss, mut grads) = (0.0, Vec::new());
+        for start in (0..n).step_by(chunk as usize) {
+            let len = chunk.min(n - start);
+            let part = normed.narrow(0, start, len).detach().set_requires_grad(true);
+            let mean = self.lin(&part, w).to_kind(Kind::Float).cross_entropy_for_logits(&targets.narrow(0, start, len));
+            let weight = len as f64 / n as f64;
+            (&mean * (scale * weight)).backward();
+            loss += weight * f64::try_from(mean.to_kind(Kind::Double)).expect("scalar loss");
+            grads.push(part.grad());
+        }
+        (normed * Tensor::cat(&grads, 0)).sum(Kind::Float).backward();
+        loss
     }
 }
+
+/// Tokens of one chunk of the output head in training: 4,096 x a 49,152-entry vocabulary is
+/// 0.8 GB of f32 logits (and as much for their gradient), against 3.2 GB for SmolLM2's
+/// 2,048 x 8 micro-batch at once.
+pub const HEAD_CHUNK_TOKENS: i64 = 4096;
 
 /// How tokens attend to each other.
 pub enum Attention {

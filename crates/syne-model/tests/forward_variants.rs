@@ -103,6 +103,29 @@ fn activation_checkpointing_gives_the_same_gradients() {
 }
 
 #[test]
+fn a_chunked_head_gives_the_same_loss_and_gradients() {
+    tch::set_num_threads(2);
+    let model = tiny();
+    let x = Tensor::stack(&[ids(17, 4), ids(17, 5)], 0);
+    let (inputs, targets) = (x.narrow(1, 0, 16), x.narrow(1, 1, 16));
+    // 32 tokens: one head pass, against chunks of 7 (the last one 4 tokens), with and without
+    // activation checkpointing.
+    zero_grads(&model);
+    let whole_loss = model.loss_backward_chunked(&inputs, &targets, &Attention::Causal, 0.5, false, 32);
+    let whole = grads(&model);
+    for checkpoint in [false, true] {
+        zero_grads(&model);
+        let loss = model.loss_backward_chunked(&inputs, &targets, &Attention::Causal, 0.5, checkpoint, 7);
+        let chunked = grads(&model);
+        assert!((whole_loss - loss).abs() < 1e-6, "{whole_loss} vs {loss}");
+        for ((name, a), (_, b)) in whole.iter().zip(&chunked) {
+            let scale = f64::try_from(a.abs().max()).unwrap().max(1e-12);
+            assert!(max_diff(a, b) / scale < 1e-5, "{name} (checkpoint {checkpoint}): gradients differ by {}", max_diff(a, b));
+        }
+    }
+}
+
+#[test]
 fn bf16_forward_is_close_to_f32() {
     tch::set_num_threads(2);
     let mut model = tiny();

@@ -108,7 +108,7 @@ impl Pipeline {
         let validations: Vec<ValidationReport> = if validation_path.exists() { read_jsonl(&validation_path)? } else { Vec::new() };
         let logged: Vec<MixtureLogLine> = if mixture_path.exists() { read_jsonl(&mixture_path)? } else { Vec::new() };
         if recipe.topics.is_some() && validations.is_empty() {
-            Self::say(observer, format!("megatron: no run in {} to replay: the topic ratios stay at their starting values", dir.display()));
+            observer.say(&format!("megatron: no run in {} to replay: the topic ratios stay at their starting values", dir.display()));
         }
         let mut replayed: Vec<MixtureLogLine> = Vec::new();
         let mut next_validation = 0;

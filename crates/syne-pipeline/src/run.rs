@@ -79,10 +79,6 @@ impl Pipeline {
         &self.recipe
     }
 
-    pub(crate) fn say(observer: &mut dyn RunObserver, line: String) {
-        observer.say(&line);
-    }
-
     /// Run every step not yet complete; returns the run's manifest (also `RUN/manifest.json`).
     pub fn run(&self, observer: &mut dyn RunObserver) -> Result<RunManifest> {
         let recipe = &self.recipe;
@@ -104,7 +100,7 @@ impl Pipeline {
             Ok(old) if old != recipe_text.as_bytes() => {
                 return Err(run_err(&dir, format!("holds a run of a different recipe ({}); use another [run] output or remove it", copy.display())));
             }
-            Ok(_) => Self::say(observer, format!("resuming the run in {}", dir.display())),
+            Ok(_) => observer.say(&format!("resuming the run in {}", dir.display())),
             Err(_) => write_atomic(&copy, recipe_text.as_bytes())?,
         }
 
@@ -140,12 +136,12 @@ impl Pipeline {
         let done: Option<syne_synth::run::Summary> = std::fs::read(&summary_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let summary = match done {
             Some(s) if s.requests == cfg.max_requests as u64 => {
-                Self::say(observer, format!("synth: {} complete", cfg.output.display()));
+                observer.say(&format!("synth: {} complete", cfg.output.display()));
                 s
             }
             _ => synthesise(cfg, &self.recipe.path, observer)?,
         };
-        Self::say(observer, format!("synth: {} of {} requests kept → {}", summary.kept, summary.requests, cfg.output.join("synthesis.jsonl").display()));
+        observer.say(&format!("synth: {} of {} requests kept → {}", summary.kept, summary.requests, cfg.output.join("synthesis.jsonl").display()));
         if summary.kept == 0 {
             return Err(run_err(
                 &self.recipe.path,
@@ -164,14 +160,11 @@ impl Pipeline {
         let data_dir = cfg.prepare.output.clone();
         let popts = PrepareOptions { threads: self.options.threads, strict: false, progress: self.options.progress, keep_work: false };
         let report = run_prepare_config(&cfg, self.recipe.base_dir(), &data_dir, &popts)?;
-        Self::say(
-            observer,
-            if report.already_complete {
-                format!("prepare: {} complete", data_dir.display())
-            } else {
-                format!("prepare: {} written in {:.1} s", data_dir.display(), report.seconds)
-            },
-        );
+        observer.say(&if report.already_complete {
+            format!("prepare: {} complete", data_dir.display())
+        } else {
+            format!("prepare: {} written in {:.1} s", data_dir.display(), report.seconds)
+        });
         Ok((data_dir, report.manifest))
     }
 
@@ -201,10 +194,13 @@ impl Pipeline {
             // Validation follows the topic interval: the re-weighting reads its losses.
             train.validate_every_tokens = recipe.topics.as_ref().map(|t| t.interval_tokens);
         }
-        Self::say(
-            observer,
-            format!("plan: {} tokens in {} stages → {} sequences of {} tokens", plan.total_tokens, plan.stages.len(), schedule.sequences(), train.seq_len),
-        );
+        observer.say(&format!(
+            "plan: {} tokens in {} stages → {} sequences of {} tokens",
+            plan.total_tokens,
+            plan.stages.len(),
+            schedule.sequences(),
+            train.seq_len
+        ));
         Ok(Planned { plan_path, schedule, train })
     }
 
@@ -222,10 +218,7 @@ impl Pipeline {
                 if !model_path.exists() {
                     let (model, n, _) = train_classifier(std::slice::from_ref(seed), "text", "topic", &ClassifierSettings::default())?;
                     model.save(&model_path)?;
-                    Self::say(
-                        observer,
-                        format!("topics: `{name}` classifier trained on {n} labelled documents of {} → {}", seed.display(), model_path.display()),
-                    );
+                    observer.say(&format!("topics: `{name}` classifier trained on {n} labelled documents of {} → {}", seed.display(), model_path.display()));
                 }
                 Ok(TopicModel::load(&model_path)?)
             }
@@ -315,15 +308,12 @@ impl Pipeline {
                         topics: topic_docs,
                     },
                 );
-                Self::say(
-                    observer,
-                    format!(
-                        "annotate: {name}: {} documents{}{}",
-                        notes.len(),
-                        if topics { ", topics" } else { "" },
-                        if curriculum { ", perplexity" } else { "" }
-                    ),
-                );
+                observer.say(&format!(
+                    "annotate: {name}: {} documents{}{}",
+                    notes.len(),
+                    if topics { ", topics" } else { "" },
+                    if curriculum { ", perplexity" } else { "" }
+                ));
             } else if src.heldout_docs > 0 {
                 let n = syne_data::shards::doc_refs(&input.shards).len();
                 held = choose_heldout_plain(n, src.heldout_docs, train.seed);
@@ -378,21 +368,21 @@ impl Pipeline {
         let account_path = out.join("account.json");
         let final_dir = out.join("final");
         if final_dir.join("config.json").exists() && account_path.exists() {
-            Self::say(observer, format!("train: {} complete", out.display()));
+            observer.say(&format!("train: {} complete", out.display()));
             let account: Account = syne_recipe::records::read_json(&account_path)?;
             let tokens = account.position * train.seq_len as u64;
             return Ok((tokens / train.global_batch_tokens, tokens, account));
         }
         let resume = !checkpoints(out).is_empty();
         if let Some(last) = checkpoints(out).last() {
-            Self::say(observer, format!("train: resuming from {}", last.display()));
+            observer.say(&format!("train: resuming from {}", last.display()));
         }
         let mut progress = TrainProgress(observer.progress("training", Some(train.total_tokens), Unit::Tokens));
         let state = train_on(train, resume, device, &mut progress, &mut stream)?;
         progress.0.finish();
         let account = stream.account();
         write_atomic(&account_path, serde_json::to_string_pretty(&account).expect("account serialises").as_bytes())?;
-        Self::say(observer, format!("train: {} steps, {} tokens → {}", state.step, state.tokens, final_dir.display()));
+        observer.say(&format!("train: {} steps, {} tokens → {}", state.step, state.tokens, final_dir.display()));
         Ok((state.step, state.tokens, account))
     }
 
@@ -424,7 +414,7 @@ impl Pipeline {
             if !eval_out.join("results.json").exists() {
                 evaluate(&settings, &EvalTarget::Local { model, tokenizer: train.tokenizer.clone() }, &eval_out, device, observer)?;
             }
-            Self::say(observer, format!("eval: {label} → {}", eval_out.join("results.json").display()));
+            observer.say(&format!("eval: {label} → {}", eval_out.join("results.json").display()));
             eval.insert(label.to_string(), eval_out.join("results.json"));
         }
         Ok(eval)

@@ -121,6 +121,22 @@ impl SourceSpec {
     pub fn taxonomy(&self) -> &str {
         self.taxonomy.as_deref().unwrap_or(DEFAULT_TAXONOMY)
     }
+
+    /// The checks a source named `name` must pass for anything (its name) and, when `prepare`,
+    /// for `syne prepare` (paths and language): the one place both the recipe and syne-data's
+    /// prepare settings call. `Err((key, detail))` names the key.
+    pub fn check(&self, name: &str, prepare: bool) -> std::result::Result<(), (String, String)> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err((format!("sources.{name}"), "source names may hold only ASCII letters, digits, '-', '_' and '.'".into()));
+        }
+        if prepare && self.paths.is_empty() {
+            return Err((format!("sources.{name}.paths"), "must list at least one file or directory".into()));
+        }
+        if prepare && self.language.is_none() {
+            return Err((format!("sources.{name}.language"), "`syne prepare` needs it: zh, en, auto or any".into()));
+        }
+        Ok(())
+    }
 }
 
 /// One stage: a token budget split across groups.
@@ -511,9 +527,7 @@ impl Recipe {
             return Err(self.key_err("stages", "a recipe needs at least one [[stages]]"));
         }
         for (name, src) in &self.sources {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(self.key_err(format!("sources.{name}"), "source names may hold only ASCII letters, digits, '-', '_' and '.'"));
-            }
+            section(src.check(name, false))?;
             if src.group().is_none() {
                 return Err(self.key_err(format!("sources.{name}"), "needs `group` or `language`"));
             }
@@ -598,12 +612,7 @@ impl Recipe {
         if let Some(p) = &self.prepare {
             section(p.check())?;
             for (name, src) in &self.sources {
-                if src.paths.is_empty() {
-                    return Err(self.key_err(format!("sources.{name}.paths"), "must list at least one file or directory"));
-                }
-                if src.language.is_none() {
-                    return Err(self.key_err(format!("sources.{name}.language"), "`syne prepare` needs it: zh, en, auto or any"));
-                }
+                section(src.check(name, true))?;
             }
         }
         if let Some(t) = &self.train {

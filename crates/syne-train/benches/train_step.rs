@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo bench -p syne-train --bench train_step -- CONFIG [--steps N] [--warm N] [--threads N]
-//!     [--device cpu|cuda] [--precision f32|bf16] [--checkpointing]
+//!     [--device cpu|cuda] [--precision f32|bf16] [--checkpointing] [--head-chunk TOKENS]
 //! ```
 //! Prints one `RESULT key=value ...` line: tokens/s over the timed steps, FLOP/token
 //! (6N + 12 L T d, the framework-spike convention), peak RSS.
@@ -51,6 +51,8 @@ fn main() {
     tch::manual_seed(0);
     let mut model = Llama::new(config.clone(), device);
     model.set_precision(precision);
+    let head_chunk: i64 = arg(&args, "--head-chunk", syne_model::llama::HEAD_CHUNK_TOKENS);
+    model.set_head_chunk_tokens(head_chunk);
     // Random tokens over a 64-symbol alphabet, as the framework spike's inputs.
     let shard = dir.path().join("tokens");
     let mut w = ShardWriter::create(&shard, TokenWidth::for_vocab(config.vocab_size)).expect("shard");
@@ -107,7 +109,7 @@ fn main() {
     let flop_per_token = 6.0 * n_matmul + 12.0 * l * seq as f64 * d;
     let params: i64 = model.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     println!(
-        "RESULT framework=syne-tch cfg={name} device={device:?} precision={precision:?} checkpointing={checkpointing} params={params} \
+        "RESULT framework=syne-tch cfg={name} device={device:?} precision={precision:?} checkpointing={checkpointing} head_chunk={head_chunk} params={params} \
          steps={steps} secs={timed:.3} tok_per_s={:.1} flop_per_token={flop_per_token:.4e} loss_first={first:.4} loss_last={last:.4} peak_rss_mib={:.0}",
         (steps as u64 * tokens_per_step) as f64 / timed,
         peak_rss_mib()

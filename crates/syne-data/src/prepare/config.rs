@@ -82,15 +82,7 @@ impl PrepareConfig {
         }
         prepare.check()?;
         for (name, src) in &sources {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err((format!("sources.{name}"), "source names may hold only ASCII letters, digits, '-', '_' and '.'".into()));
-            }
-            if src.paths.is_empty() {
-                return Err((format!("sources.{name}.paths"), "must list at least one file or directory".into()));
-            }
-            if src.language.is_none() {
-                return Err((format!("sources.{name}.language"), "missing: zh, en, auto or any".into()));
-            }
+            src.check(name, true)?;
         }
         Ok(PrepareConfig { prepare, sources })
     }
