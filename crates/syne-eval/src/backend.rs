@@ -20,7 +20,9 @@ pub struct ChoiceScore {
 
 /// One multiple-choice question as a backend sees it.
 pub struct Question<'a> {
+    /// The context the choices continue.
     pub context: &'a str,
+    /// The continuations to score.
     pub choices: &'a [String],
 }
 
@@ -39,8 +41,11 @@ pub trait Backend {
 
 /// A syne-model language model with its tokenizer.
 pub struct LocalBackend<'a, M: LanguageModel> {
+    /// The model.
     pub model: &'a M,
+    /// Its tokenizer.
     pub tok: &'a TextTokenizer,
+    /// What is evaluated (recorded with every result and in the sample cache key).
     pub identity: ModelIdentity,
     /// Most tokens of context + continuation the model sees (contexts are cut from the left).
     pub max_len: usize,

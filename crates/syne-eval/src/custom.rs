@@ -39,8 +39,11 @@ use crate::task::{GenItem, GenMetric, GenTask, LoadOptions, McItem, McTask, Skip
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
+/// What a custom task asks of the model.
 pub enum Kind {
+    /// Rank the choices by log-likelihood (`acc`, `acc_norm`, `acc_per_char`).
     MultipleChoice,
+    /// Complete the prompt greedily, then check the answer with `metric`.
     Generation,
 }
 
@@ -51,8 +54,11 @@ pub enum CustomMetric {
     /// The completion, trimmed, equals the gold text.
     #[default]
     ExactMatch,
+    /// The last number of the completion equals the gold number.
     FinalNumber,
+    /// The `\boxed{}` / "final answer is" answer is equivalent to the gold.
     MathAnswer,
+    /// The first answer letter equals the gold letter.
     Letter,
 }
 
@@ -60,28 +66,42 @@ pub enum CustomMetric {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
+    /// The task's name in the results.
     pub name: String,
+    /// Multiple choice or generation.
     pub kind: Kind,
+    /// The rows (JSON lines; relative to the TOML file).
     pub path: PathBuf,
+    /// The prompt template (`{field}` = the row's field).
     pub prompt: String,
     #[serde(default)]
+    /// A row field holding the list of choices ...
     pub choices_field: Option<String>,
     #[serde(default = "default_choice")]
+    /// ... each rendered with this template (`{choice}`).
     pub choice: String,
     #[serde(default)]
+    /// Or a fixed list of choice templates instead.
     pub choices: Option<Vec<String>>,
+    /// The row field holding the gold answer: an index, a letter, or the text of the right choice.
     pub gold_field: String,
     #[serde(default)]
+    /// Worked examples before each question.
     pub shots: usize,
     #[serde(default)]
+    /// Rows the worked examples come from (default: the first rows of `path`, then not scored).
     pub fewshot_path: Option<PathBuf>,
     #[serde(default = "default_separator")]
+    /// Between worked examples and the question.
     pub separator: String,
     #[serde(default)]
+    /// How a generation task's completion is checked.
     pub metric: CustomMetric,
     #[serde(default)]
+    /// Generation stops at any of these.
     pub stop: Vec<String>,
     #[serde(default = "default_max_new_tokens")]
+    /// Generation stops after this many new tokens.
     pub max_new_tokens: usize,
 }
 

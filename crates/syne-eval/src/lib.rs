@@ -21,6 +21,8 @@
 //! assert_eq!(r.metrics["acc_norm"], Metric { value: 0.5, stderr: Some((0.25f64 / 3.0).sqrt()) });
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod answer;
 pub mod backend;
 pub mod catalog;

@@ -16,6 +16,7 @@ pub struct OpenAiBackend {
     pub base_url: String,
     /// The `model` field of requests.
     pub model: String,
+    /// The API key sent as a bearer token, if any.
     pub api_key: Option<String>,
     /// Generate through `/chat/completions` (the prompt as one user message).
     pub chat: bool,
@@ -24,6 +25,7 @@ pub struct OpenAiBackend {
 }
 
 impl OpenAiBackend {
+    /// A backend for the server at `base_url` (`.../v1`) serving `model`; `chat` generates through `/chat/completions`.
     pub fn new(base_url: &str, model: &str, api_key: Option<String>, chat: bool, timeout_seconds: u64) -> OpenAiBackend {
         let base_url = base_url.trim_end_matches('/').to_string();
         let config = ureq::Agent::config_builder().timeout_global(Some(std::time::Duration::from_secs(timeout_seconds))).http_status_as_error(false).build();

@@ -50,9 +50,13 @@ pub fn model_identity(path: &Path) -> Result<ModelIdentity> {
 /// One line of `samples/TASK.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct McSample {
+    /// The question's id.
     pub id: String,
+    /// The context the choices continue.
     pub context: String,
+    /// The continuations.
     pub choices: Vec<String>,
+    /// The right choice.
     pub gold: usize,
     /// Log-likelihood of each choice's continuation.
     pub logprobs: Vec<f64>,
@@ -62,10 +66,15 @@ pub struct McSample {
     /// text (`acc_norm`, lm-evaluation-harness) and per character of the whole continuation
     /// (`acc_per_char`, OLMES); see [`McPrediction`].
     pub pred: usize,
+    /// See `pred`.
     pub pred_norm: usize,
+    /// See `pred`.
     pub pred_per_char: usize,
+    /// `pred` is the gold choice (`acc`).
     pub correct: bool,
+    /// `pred_norm` is the gold choice (`acc_norm`).
     pub correct_norm: bool,
+    /// `pred_per_char` is the gold choice (`acc_per_char`).
     pub correct_per_char: bool,
 }
 
@@ -102,15 +111,21 @@ impl McPrediction {
 /// One line of `samples/TASK.jsonl` for a generation task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GenSample {
+    /// The question's id.
     pub id: String,
+    /// The prompt.
     pub prompt: String,
+    /// The model's completion (up to the stop sequence).
     pub completion: String,
+    /// The reference answer.
     pub gold: String,
     /// The answer read from the completion (none for programs, or when nothing was found).
     pub extracted: Option<String>,
-    /// For programs: how the sandboxed run ended, and its (capped) stderr.
+    /// For programs: how the sandboxed run ended ...
     pub execution: Option<crate::sandbox::Outcome>,
+    /// ... and its stderr (the last 2,000 characters).
     pub stderr: Option<String>,
+    /// The completion was judged right.
     pub correct: bool,
 }
 

@@ -62,9 +62,15 @@ pub enum Outcome {
     /// Exit status 0 within the limits.
     Passed,
     /// Non-zero exit status.
-    Failed { code: i32 },
+    Failed {
+        /// The exit code.
+        code: i32,
+    },
     /// Killed by a signal (e.g. SIGXCPU at the CPU limit, SIGKILL).
-    Signalled { signal: i32 },
+    Signalled {
+        /// The signal's number.
+        signal: i32,
+    },
     /// Still running at the wall-clock limit; killed with all its processes.
     TimedOut,
 }
@@ -72,9 +78,13 @@ pub enum Outcome {
 /// The result of one program.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Execution {
+    /// How it ended.
     pub outcome: Outcome,
+    /// What it printed (capped).
     pub stdout: String,
+    /// What it printed on stderr (capped).
     pub stderr: String,
+    /// Wall-clock seconds.
     pub seconds: f64,
     /// The temporary directory it ran in (removed afterwards; every process of the run had it
     /// as `HOME`).
@@ -82,6 +92,7 @@ pub struct Execution {
 }
 
 impl Execution {
+    /// The program ran to completion with exit code 0.
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Passed
     }
@@ -91,8 +102,11 @@ impl Execution {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Isolation {
-    /// Namespaces + Landlock + rlimits.
-    Full { landlock_abi: i32 },
+    /// Namespaces (user, network, PID) + Landlock + rlimits.
+    Full {
+        /// The Landlock ABI version the kernel offers.
+        landlock_abi: i32,
+    },
     /// rlimits and timeouts only (explicitly allowed by the user).
     Unsandboxed,
 }
@@ -262,6 +276,7 @@ impl Sandbox {
         }
     }
 
+    /// How far the sandbox isolates programs on this machine.
     pub fn isolation(&self) -> Isolation {
         self.isolation
     }
@@ -275,6 +290,7 @@ impl Sandbox {
         }
     }
 
+    /// The resource limits every program runs under.
     pub fn limits(&self) -> &SandboxLimits {
         &self.limits
     }

@@ -14,6 +14,7 @@ use crate::error::{EvalError, Result};
 pub struct McItem {
     /// The dataset's own id of the question.
     pub id: String,
+    /// The prompt the choices continue (worked examples included).
     pub context: String,
     /// Continuations in choice order (each usually starts with a space).
     pub choices: Vec<String>,
@@ -24,12 +25,15 @@ pub struct McItem {
 /// A multiple-choice task.
 #[derive(Debug, Clone)]
 pub struct McTask {
+    /// The task's name.
     pub name: String,
+    /// Worked examples in the prompt.
     pub shots: usize,
     /// The file or folder the items came from.
     pub source: PathBuf,
     /// sha256 of the task's data files: earlier samples are reused only for the same data.
     pub fingerprint: String,
+    /// The questions.
     pub items: Vec<McItem>,
     /// Malformed rows counted and skipped.
     pub skipped: Skipped,
@@ -47,7 +51,9 @@ pub struct LoadOptions {
 /// Rows a loader skipped: how many, and the first few reasons (file, line, what was wrong).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Skipped {
+    /// Rows skipped.
     pub count: usize,
+    /// The first reasons (file, line, what was wrong).
     pub first: Vec<String>,
 }
 
@@ -101,13 +107,16 @@ pub enum GenMetric {
 /// One generation question.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenItem {
+    /// The dataset's own id of the question.
     pub id: String,
+    /// The prompt (worked examples included).
     pub prompt: String,
     /// The reference answer (a number, a LaTeX answer, a letter; empty for programs).
     pub gold: String,
     /// For code tasks: what goes before the completion (HumanEval's prompt, MBPP's setup code)
     /// and the tests after it.
     pub program_prefix: String,
+    /// For code tasks: the tests run after the completion.
     pub tests: String,
     /// The dataset's reference completion (worked solution, canonical program), for checking
     /// the checker: it must be judged correct.
@@ -117,46 +126,62 @@ pub struct GenItem {
 /// A generation task: greedy completions up to a stop sequence, then an answer check.
 #[derive(Debug, Clone)]
 pub struct GenTask {
+    /// The task's name.
     pub name: String,
+    /// Worked examples in the prompt.
     pub shots: usize,
+    /// The file or folder the items came from.
     pub source: PathBuf,
+    /// sha256 of the task's data files: earlier samples are reused only for the same data.
     pub fingerprint: String,
+    /// The questions.
     pub items: Vec<GenItem>,
+    /// Generation stops at any of these.
     pub stop: Vec<String>,
+    /// Generation stops after this many new tokens.
     pub max_new_tokens: usize,
+    /// How completions are judged.
     pub metric: GenMetric,
+    /// Malformed rows counted and skipped.
     pub skipped: Skipped,
 }
 
 /// A task of either kind.
 #[derive(Debug, Clone)]
 pub enum Task {
+    /// A multiple-choice task.
     Mc(McTask),
+    /// A generation task.
     Gen(GenTask),
 }
 
 impl Task {
+    /// The task's name.
     pub fn name(&self) -> &str {
         match self {
             Task::Mc(t) => &t.name,
             Task::Gen(t) => &t.name,
         }
     }
+    /// Worked examples in the prompt.
     pub fn shots(&self) -> usize {
         match self {
             Task::Mc(t) => t.shots,
             Task::Gen(t) => t.shots,
         }
     }
+    /// Questions.
     pub fn len(&self) -> usize {
         match self {
             Task::Mc(t) => t.items.len(),
             Task::Gen(t) => t.items.len(),
         }
     }
+    /// No questions.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Rows the loader skipped.
     pub fn skipped(&self) -> &Skipped {
         match self {
             Task::Mc(t) => &t.skipped,
