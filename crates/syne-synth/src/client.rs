@@ -25,6 +25,7 @@ pub struct ClientSettings {
     pub model: String,
     /// `/chat/completions` (the prompt as one user message) instead of `/completions`.
     pub chat: bool,
+    /// A bearer token for the servers, if they need one (never printed: Debug shows `<set>`).
     pub api_key: Option<String>,
     /// Requests in flight at once (worker threads).
     pub concurrency: usize,
@@ -35,6 +36,7 @@ pub struct ClientSettings {
     /// Backoff before retry `k` (1-based): `min(max, base * 2^(k-1))`, times a jitter factor in
     /// [0.5, 1.5).
     pub backoff_base: Duration,
+    /// The longest backoff.
     pub backoff_max: Duration,
 }
 
@@ -55,11 +57,17 @@ impl std::fmt::Debug for ClientSettings {
 /// One generation request; `key` identifies it (a hash of prompt and parameters).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenRequest {
+    /// The request's identity in the journal.
     pub key: String,
+    /// The prompt (a user message with `chat`).
     pub prompt: String,
+    /// Most tokens to generate.
     pub max_tokens: u32,
+    /// Sampling temperature.
     pub temperature: f64,
+    /// Nucleus sampling mass.
     pub top_p: f64,
+    /// Sampling seed, where the server honours one.
     pub seed: Option<u64>,
 }
 
@@ -67,14 +75,20 @@ pub struct GenRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
+    /// The server answered.
     Done {
+        /// The generated text.
         text: String,
+        /// Why generation stopped (`stop`, `length`, ...), as the server says.
         finish_reason: Option<String>,
+        /// Tokens generated.
         completion_tokens: u64,
         /// Index into [`ClientSettings::endpoints`] of the endpoint that answered.
         endpoint: usize,
     },
+    /// Every attempt failed.
     Failed {
+        /// The last attempt's error.
         error: String,
     },
 }
@@ -82,18 +96,25 @@ pub enum Outcome {
 /// A finished request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Completed {
+    /// The request's key.
     pub key: String,
+    /// Attempts made (1 = no retry).
     pub attempts: u32,
     #[serde(flatten)]
+    /// How it ended.
     pub outcome: Outcome,
 }
 
 /// Live counters for a progress display.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Requests answered.
     pub done: AtomicU64,
+    /// Requests failed after their retries.
     pub failed: AtomicU64,
+    /// Retries made.
     pub retried: AtomicU64,
+    /// Tokens generated.
     pub tokens: AtomicU64,
 }
 
@@ -125,6 +146,7 @@ pub struct HttpGenerator<'a> {
 }
 
 impl<'a> HttpGenerator<'a> {
+    /// A client for the endpoints of `settings` (one agent, keep-alive connections, the attempt timeout).
     pub fn new(settings: &'a ClientSettings) -> HttpGenerator<'a> {
         let config = ureq::Agent::config_builder().timeout_global(Some(settings.timeout)).http_status_as_error(false).build();
         HttpGenerator { settings, agent: config.into() }

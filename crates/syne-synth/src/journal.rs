@@ -77,18 +77,22 @@ impl Journal {
         Ok(Journal { path: path.to_path_buf(), file, entries, repaired_tail })
     }
 
+    /// Whether request `key` has finished in this or an earlier run.
     pub fn contains(&self, key: &str) -> bool {
         self.entries.contains_key(key)
     }
 
+    /// The finished request `key`.
     pub fn get(&self, key: &str) -> Option<&Completed> {
         self.entries.get(key)
     }
 
+    /// Finished requests.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// No request has finished.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

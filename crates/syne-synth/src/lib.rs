@@ -23,6 +23,8 @@
 //! assert!(benchmark.contaminated(&pair.text()));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod error;
 pub mod journal;

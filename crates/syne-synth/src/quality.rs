@@ -19,9 +19,13 @@ pub enum Reject {
     Truncated,
     /// No `[Solution]` section (or an empty problem or solution).
     Malformed,
+    /// The problem or the solution has fewer words than its minimum (`min_problem_words`, `min_solution_words`).
     TooShort,
+    /// The solution has more words than `filters.max_solution_words`.
     TooLong,
+    /// The text is not in the expected language.
     WrongLanguage,
+    /// A near-duplicate of an item kept before it.
     NearDuplicate,
     /// Shares an n-gram with a benchmark test item.
     Contaminated,
@@ -32,7 +36,9 @@ pub use syne_recipe::synth::SynthFilters as Filters;
 /// A parsed question/answer pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QaPair {
+    /// The `[Problem]` section.
     pub problem: String,
+    /// The `[Solution]` section.
     pub solution: String,
 }
 
@@ -99,10 +105,12 @@ fn ngram_hashes(text: &str, n: usize) -> Vec<u64> {
 pub struct Decontaminator {
     n: usize,
     grams: HashSet<u64>,
+    /// Benchmark test items read.
     pub items: usize,
 }
 
 impl Decontaminator {
+    /// The n-grams (`n` simplified words) of every benchmark text in `texts`.
     pub fn new<'a>(texts: impl IntoIterator<Item = &'a str>, n: usize) -> Decontaminator {
         let mut d = Decontaminator { n: n.max(1), grams: HashSet::new(), items: 0 };
         for t in texts {
@@ -117,6 +125,7 @@ impl Decontaminator {
         ngram_hashes(text, self.n).iter().any(|h| self.grams.contains(h))
     }
 
+    /// Distinct n-grams held.
     pub fn ngrams(&self) -> usize {
         self.grams.len()
     }

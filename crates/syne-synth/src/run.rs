@@ -47,11 +47,15 @@ pub fn load_settings(path: &Path) -> Result<SynthSettings> {
 pub struct Seed {
     /// `science` or `code`.
     pub kind: String,
+    /// The page's discipline (`Code` for code seeds).
     pub discipline: String,
     /// Where the seed document is (`file:line`) and its id.
     pub doc: String,
+    /// Its id field, when it has one.
     pub doc_id: Option<String>,
+    /// Where the snippet starts in the page (characters).
     pub snippet_start: usize,
+    /// The snippet (science) or the worked problem (code).
     pub snippet: String,
     /// Code seeds: the worked problems shown in the request (the seed's own first), by place.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -63,30 +67,46 @@ pub struct Seed {
 pub struct Demonstration {
     /// Where it is (`file:line`) and its id.
     pub doc: String,
+    /// Its id field, when it has one.
     pub doc_id: Option<String>,
+    /// The worked problem's text.
     pub text: String,
 }
 
 /// What the run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Seed documents read.
     pub seed_docs: u64,
+    /// Documents no discipline claimed.
     pub non_scientific_docs: u64,
+    /// Malformed seed records (counted, skipped).
     pub bad_records: u64,
+    /// Requests of the run.
     pub requests: u64,
     /// Requests answered by the journal of an earlier run.
     pub resumed: u64,
+    /// Requests answered.
     pub done: u64,
+    /// Requests failed after their retries.
     pub failed: u64,
     /// Requests not sent because the token budget was spent.
     pub not_sent: u64,
+    /// Retries made.
     pub retries: u64,
+    /// Tokens generated.
     pub generated_tokens: u64,
+    /// Answers rejected, per reason.
     pub rejected: BTreeMap<Reject, u64>,
+    /// Items written to `synthesis.jsonl`.
     pub kept: u64,
+    /// Items kept per discipline.
     pub kept_by_discipline: BTreeMap<String, u64>,
+    /// Benchmark items decontaminated against.
     pub decontamination_items: u64,
+    /// Their distinct n-grams.
     pub decontamination_ngrams: u64,
+    /// The journal's torn last line (a crash) was cut off.
     pub journal_repaired_tail: bool,
 }
 
