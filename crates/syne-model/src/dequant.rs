@@ -8,15 +8,25 @@ use half::{bf16, f16};
 /// A ggml tensor type this crate can dequantise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GgmlType {
+    /// 32-bit floats.
     F32,
+    /// IEEE half floats.
     F16,
+    /// bfloat16.
     BF16,
+    /// 4-bit blocks of 32 with one f16 scale.
     Q4_0,
+    /// 4-bit blocks of 32 with an f16 scale and minimum.
     Q4_1,
+    /// 5-bit blocks of 32 with one f16 scale.
     Q5_0,
+    /// 5-bit blocks of 32 with an f16 scale and minimum.
     Q5_1,
+    /// 8-bit blocks of 32 with one f16 scale.
     Q8_0,
+    /// 4-bit k-quant super-blocks of 256 (6-bit sub-block scales and minimums).
     Q4K,
+    /// 6-bit k-quant super-blocks of 256 (8-bit sub-block scales).
     Q6K,
 }
 

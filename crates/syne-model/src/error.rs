@@ -7,11 +7,23 @@ use std::path::PathBuf;
 pub enum ModelError {
     /// A tensor is missing, has the wrong shape or type, or its data is truncated.
     #[error("{path}: tensor `{tensor}`: {detail}")]
-    Tensor { path: PathBuf, tensor: String, detail: String },
+    Tensor {
+        /// The model file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 
     /// The file's metadata/config does not describe a supported model.
     #[error("{path}: {detail}")]
-    Config { path: PathBuf, detail: String },
+    Config {
+        /// The model file or folder.
+        path: PathBuf,
+        /// What is wrong or unsupported.
+        detail: String,
+    },
 
     /// Errors from the container readers (GGUF parsing, I/O).
     #[error(transparent)]

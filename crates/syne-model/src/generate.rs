@@ -36,6 +36,7 @@ pub struct SamplingConfig {
     pub stop: Vec<String>,
     /// Stop at the model's end-of-sequence token(s).
     pub stop_at_eos: bool,
+    /// Sampling seed (unused by greedy decoding).
     pub seed: u64,
 }
 
@@ -83,6 +84,7 @@ pub struct Completion {
     pub tokens: Vec<u32>,
     /// Decoded completion, cut before the stop string (without the EOS token).
     pub text: String,
+    /// Why decoding stopped.
     pub finish: FinishReason,
 }
 

@@ -21,6 +21,7 @@ pub use syne_recipe::train::ValidationSet;
 
 /// A validation set, tokenized.
 pub struct LoadedSet {
+    /// The set's name (its validation domain).
     pub name: String,
     docs: Vec<Vec<u32>>,
     bytes: Vec<usize>,

@@ -23,6 +23,8 @@
 //! assert_eq!((y[0], y[15], y[16]), (-1.0, 6.5, 6.5));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod dequant;
 pub mod error;
 pub mod generate;

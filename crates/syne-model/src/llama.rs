@@ -15,41 +15,60 @@ use crate::weights::GgufWeights;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RopeScaling {
     #[serde(alias = "type")]
+    /// `llama3`, `linear`, ... (HF's `rope_type`, or `type` in older configs).
     pub rope_type: String,
     #[serde(default)]
+    /// The context extension factor.
     pub factor: Option<f64>,
     #[serde(default)]
+    /// Llama-3 scaling: wavelengths above original / low_freq_factor are scaled by `factor`.
     pub low_freq_factor: Option<f64>,
     #[serde(default)]
+    /// Llama-3 scaling: wavelengths below original / high_freq_factor are kept.
     pub high_freq_factor: Option<f64>,
     #[serde(default)]
+    /// The context length the model was trained with before scaling.
     pub original_max_position_embeddings: Option<f64>,
 }
 
 /// Model hyper-parameters (the fields of an HF `config.json` that a Llama needs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
+    /// Vocabulary entries (rows of the embedding).
     pub vocab_size: usize,
+    /// Model width.
     pub hidden_size: usize,
+    /// SwiGLU inner width.
     pub intermediate_size: usize,
+    /// Decoder layers.
     pub num_hidden_layers: usize,
+    /// Query heads.
     pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention when fewer than the query heads).
     pub num_key_value_heads: usize,
     #[serde(default)]
+    /// Head width (default: hidden_size / num_attention_heads).
     pub head_dim: Option<usize>,
     #[serde(default = "default_eps")]
+    /// RMSNorm epsilon.
     pub rms_norm_eps: f64,
     #[serde(default = "default_theta")]
+    /// RoPE base.
     pub rope_theta: f64,
     #[serde(default)]
+    /// RoPE scaling, when the model extends its context.
     pub rope_scaling: Option<RopeScaling>,
     #[serde(default)]
+    /// The output head is the embedding matrix.
     pub tie_word_embeddings: bool,
     #[serde(default = "default_max_pos")]
+    /// The longest context the model supports.
     pub max_position_embeddings: usize,
     #[serde(default)]
+    /// The beginning-of-sequence token.
     pub bos_token_id: Option<u32>,
     #[serde(default)]
+    /// The end-of-sequence token.
     pub eos_token_id: Option<u32>,
 }
 
@@ -64,6 +83,7 @@ fn default_max_pos() -> usize {
 }
 
 impl LlamaConfig {
+    /// Head width: `head_dim`, else hidden_size / num_attention_heads.
     pub fn head_dim(&self) -> usize {
         self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
     }
@@ -179,7 +199,9 @@ struct Layer {
 
 /// A Llama model whose parameters live in a `VarStore` (trainable, f32 master weights).
 pub struct Llama {
+    /// The parameters (names as in HF checkpoints).
     pub vs: nn::VarStore,
+    /// The hyper-parameters.
     pub config: LlamaConfig,
     embed: Tensor,
     layers: Vec<Layer>,
@@ -343,6 +365,7 @@ impl Llama {
         self.precision = precision;
     }
 
+    /// Arithmetic of the forward pass.
     pub fn precision(&self) -> Precision {
         self.precision
     }
@@ -599,7 +622,10 @@ pub enum Attention {
     /// Packed documents: `segments` `[b, t]` (integer) gives each token's document; a token
     /// attends only to earlier tokens of its own document, and positions restart at 0 where a
     /// document starts (document-boundary masking with position reset).
-    Packed { segments: Tensor },
+    Packed {
+        /// Each token's document id, `[b, t]`.
+        segments: Tensor,
+    },
 }
 
 type LayerCache = Option<(Tensor, Tensor)>;
@@ -611,6 +637,7 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// An empty cache.
     pub fn new() -> KvCache {
         KvCache::default()
     }
@@ -620,6 +647,7 @@ impl KvCache {
         self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.size()[2])
     }
 
+    /// Nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -20,6 +20,7 @@ pub struct PplOptions {
     pub batch_tokens: usize,
     /// Documents read, tokenized and scored together (also the resume granularity).
     pub chunk_docs: usize,
+    /// The records' text and id fields.
     pub fields: FieldSpec,
 }
 
@@ -43,11 +44,17 @@ struct PplRecord<'a> {
 /// Summary of a run.
 #[derive(Debug, Clone, Default)]
 pub struct PplSummary {
+    /// Documents scored in total.
     pub docs: u64,
+    /// Of them, read back from an earlier, killed run.
     pub resumed_docs: u64,
+    /// Malformed records (counted, skipped).
     pub bad_records: u64,
+    /// Tokens of the scored documents.
     pub tokens: u64,
+    /// Tokens predicted (each document's tokens after its first).
     pub predicted: u64,
+    /// Sum of the predicted tokens' negative log-likelihoods (nats).
     pub nll_sum: f64,
 }
 

@@ -30,6 +30,7 @@ impl DocScore {
         }
     }
 
+    /// exp(mean NLL).
     pub fn perplexity(&self) -> f64 {
         self.mean_nll().exp()
     }

@@ -10,16 +10,20 @@ use crate::error::{ModelError, Result};
 /// A dequantised tensor in PyTorch (row-major, outermost first) shape order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct F32Tensor {
+    /// The dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// The values, row-major.
     pub data: Vec<f32>,
 }
 
 /// Dequantising access to the tensors of an opened GGUF file.
 pub struct GgufWeights {
+    /// The parsed GGUF (metadata and tensor index).
     pub file: GgufFile,
 }
 
 impl GgufWeights {
+    /// Open and index a GGUF file (tensors are read on demand).
     pub fn open(path: &Path) -> Result<GgufWeights> {
         Ok(GgufWeights { file: GgufFile::open(path)? })
     }
