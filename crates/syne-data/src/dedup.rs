@@ -106,6 +106,7 @@ pub fn estimated_jaccard(a: &[u32], b: &[u32]) -> f64 {
 /// What happened to one document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
+    /// Kept: the first of its kind.
     Keep,
     /// Byte-identical (after normalisation) to the document with this index.
     ExactDuplicateOf(u32),
@@ -250,10 +251,15 @@ mod tests {
 /// Counts of a standalone dedup run ([`dedup_corpus`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DedupReport {
+    /// Records read.
     pub docs_in: u64,
+    /// Malformed records (counted, skipped).
     pub bad_records: u64,
+    /// Documents byte-identical (after normalisation) to an earlier one.
     pub exact_duplicates: u64,
+    /// Near-duplicates of an earlier kept document.
     pub near_duplicates: u64,
+    /// Documents written.
     pub docs_out: u64,
     /// Ids (or positions, for records without id) of the removed documents, in input order.
     pub removed: Vec<String>,

@@ -40,42 +40,94 @@ impl BadRecordKind {
 pub enum DataError {
     /// A file could not be opened, read or written.
     #[error("{path}: {action}: {source}")]
-    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done (`cannot open`, `cannot write`, ...).
+        action: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 
     /// One record is unusable (see [`BadRecordKind`]); the rest of the file is still readable.
     #[error("{pos}: {kind:?}: {detail}")]
-    BadRecord { pos: Position, kind: BadRecordKind, detail: String },
+    BadRecord {
+        /// Where the record is.
+        pos: Position,
+        /// What is wrong with it.
+        kind: BadRecordKind,
+        /// The details (the JSON error, the field's type, ...).
+        detail: String,
+    },
 
     /// The file itself is damaged (truncated compression stream, bad Parquet footer, ...);
     /// reading stops at `pos`, and records before it were delivered.
     #[error("{pos}: corrupt or truncated input: {detail}")]
-    Corrupt { pos: Position, detail: String },
+    Corrupt {
+        /// How far reading got.
+        pos: Position,
+        /// The decoder's error.
+        detail: String,
+    },
 
     /// The file name does not tell which corpus format it holds.
     #[error("{path}: unknown corpus format (expected .jsonl, .jsonl.gz, .jsonl.zst or .parquet)")]
-    UnknownFormat { path: PathBuf },
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
 
     /// A tokenizer could not be loaded or built.
     #[error("{path}: tokenizer: {detail}")]
-    Tokenizer { path: PathBuf, detail: String },
+    Tokenizer {
+        /// The tokenizer file or model.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
 
     /// A GGUF file is malformed; `at` says which key, tensor or byte offset.
     #[error("{path}: GGUF {at}: {detail}")]
-    Gguf { path: PathBuf, at: String, detail: String },
+    Gguf {
+        /// The GGUF file.
+        path: PathBuf,
+        /// The key, tensor or byte offset at fault.
+        at: String,
+        /// What is wrong.
+        detail: String,
+    },
 
     /// A configuration file is invalid; `key` names the offending setting.
     #[error("{path}: config key `{key}`: {detail}")]
-    Config { path: PathBuf, key: String, detail: String },
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// The setting at fault.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 
     /// A token shard set or Megatron dataset is malformed or inconsistent.
     #[error("{path}: shard: {detail}")]
-    Shard { path: PathBuf, detail: String },
+    Shard {
+        /// The shard or dataset.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
 
-    /// Processing was stopped deliberately (strict mode, a failed consistency check, ...).
     /// A sequence source (the mixture sampler) cannot deliver what the trainer asks, or cannot
     /// take back a checkpoint's state: `source_name` names the sampler, `detail` the mismatch.
     #[error("{source_name}: {detail}")]
-    Sequence { source_name: String, detail: String },
+    Sequence {
+        /// The sampler.
+        source_name: String,
+        /// The mismatch.
+        detail: String,
+    },
+
+    /// Processing was stopped deliberately (strict mode, a failed consistency check, ...).
     #[error("{0}")]
     Aborted(String),
 }
@@ -93,9 +145,11 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 /// Where a record came from: file plus 1-based line (JSONL) or 0-based row (Parquet).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
+    /// The file.
     pub file: Arc<PathBuf>,
     /// 1-based line for JSONL formats, 0-based row for Parquet.
     pub index: u64,
+    /// `index` counts Parquet rows (else JSONL lines).
     pub is_row: bool,
 }
 

@@ -16,18 +16,31 @@ use crate::error::{DataError, Result};
 /// A metadata value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GgufValue {
+    /// uint8.
     U8(u8),
+    /// int8.
     I8(i8),
+    /// uint16.
     U16(u16),
+    /// int16.
     I16(i16),
+    /// uint32.
     U32(u32),
+    /// int32.
     I32(i32),
+    /// float32.
     F32(f32),
+    /// bool.
     Bool(bool),
+    /// UTF-8 string.
     String(String),
+    /// Array of values (nested arrays allowed up to `MAX_ARRAY_DEPTH`).
     Array(Vec<GgufValue>),
+    /// uint64.
     U64(u64),
+    /// int64.
     I64(i64),
+    /// float64.
     F64(f64),
 }
 
@@ -56,6 +69,7 @@ impl GgufValue {
         }
     }
 
+    /// The string, if this is a string.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             GgufValue::String(s) => Some(s),
@@ -63,6 +77,7 @@ impl GgufValue {
         }
     }
 
+    /// The boolean, if this is a bool.
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
             GgufValue::Bool(b) => Some(b),
@@ -70,6 +85,7 @@ impl GgufValue {
         }
     }
 
+    /// The elements, if this is an array.
     pub fn as_array(&self) -> Option<&[GgufValue]> {
         match self {
             GgufValue::Array(a) => Some(a),
@@ -81,6 +97,7 @@ impl GgufValue {
 /// One tensor's descriptor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorInfo {
+    /// The tensor's name (`blk.0.attn_q.weight`, ...).
     pub name: String,
     /// Dimensions as GGUF stores them (innermost first, i.e. reversed from PyTorch order).
     pub dims: Vec<u64>,
@@ -93,8 +110,11 @@ pub struct TensorInfo {
 /// An opened GGUF file.
 pub struct GgufFile {
     path: PathBuf,
+    /// GGUF format version (2 or 3).
     pub version: u32,
+    /// Key/value metadata (`general.architecture`, `llama.block_count`, the tokenizer, ...).
     pub metadata: BTreeMap<String, GgufValue>,
+    /// The tensors' descriptors, in file order.
     pub tensors: Vec<TensorInfo>,
     /// Absolute offset of the tensor data section.
     pub data_offset: u64,
@@ -187,8 +207,11 @@ pub const MAX_ARRAY_DEPTH: usize = 4;
 /// The parsed header of a GGUF file: everything but the tensor data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GgufHeader {
+    /// GGUF format version (2 or 3).
     pub version: u32,
+    /// Key/value metadata.
     pub metadata: BTreeMap<String, GgufValue>,
+    /// The tensors' descriptors, in file order.
     pub tensors: Vec<TensorInfo>,
     /// Absolute offset of the tensor data section.
     pub data_offset: u64,
@@ -246,6 +269,7 @@ impl GgufFile {
         Ok(GgufFile { path: path.to_path_buf(), version: h.version, metadata: h.metadata, tensors: h.tensors, data_offset: h.data_offset, mmap })
     }
 
+    /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

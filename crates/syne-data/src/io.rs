@@ -28,6 +28,7 @@ pub use crate::error::Position;
 /// One input document.
 #[derive(Debug, Clone)]
 pub struct Document {
+    /// The record's text.
     pub text: String,
     /// The record's id field, when the source has one.
     pub id: Option<String>,
@@ -35,15 +36,20 @@ pub struct Document {
     pub topic: Option<String>,
     /// The record's perplexity score, when a perplexity field is configured and present.
     pub perplexity: Option<f64>,
+    /// Where the record is (file and line or row).
     pub pos: Position,
 }
 
 /// Corpus file formats, recognised by file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// JSON lines.
     Jsonl,
+    /// Gzip-compressed JSON lines.
     JsonlGz,
+    /// Zstandard-compressed JSON lines.
     JsonlZst,
+    /// Apache Parquet.
     Parquet,
 }
 
@@ -72,7 +78,9 @@ impl Format {
 /// Which fields of a record to read.
 #[derive(Debug, Clone)]
 pub struct FieldSpec {
+    /// The text field.
     pub text: String,
+    /// The id field (none: documents are known by their position).
     pub id: Option<String>,
     /// Optional topic-label field (a string).
     pub topic: Option<String>,

@@ -8,8 +8,11 @@ use crate::text::is_cjk;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
+    /// Chinese.
     Zh,
+    /// English.
     En,
+    /// Anything else (or undecided).
     Other,
 }
 
@@ -27,6 +30,7 @@ impl Lang {
 /// A language decision.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LangGuess {
+    /// The language.
     pub lang: Lang,
     /// 0..=1; whatlang's confidence, or the CJK share of letters for Chinese.
     pub confidence: f64,

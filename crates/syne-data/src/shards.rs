@@ -28,7 +28,9 @@ const MEGATRON_MAGIC: &[u8; 9] = b"MMIDIDX\x00\x00";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenWidth {
+    /// Two bytes per token (vocabularies under 65,536).
     U16,
+    /// Four bytes per token.
     U32,
 }
 
@@ -42,6 +44,7 @@ impl TokenWidth {
         }
     }
 
+    /// Bytes per token.
     pub fn bytes(self) -> usize {
         match self {
             TokenWidth::U16 => 2,
@@ -141,11 +144,14 @@ impl Drop for ShardWriter {
 /// A borrowed view of token ids in either width.
 #[derive(Debug, Clone, Copy)]
 pub enum Tokens<'a> {
+    /// Little-endian u16 tokens.
     U16(&'a [u8]),
+    /// Little-endian u32 tokens.
     U32(&'a [u8]),
 }
 
 impl Tokens<'_> {
+    /// Tokens.
     pub fn len(&self) -> usize {
         match self {
             Tokens::U16(b) => b.len() / 2,
@@ -153,10 +159,12 @@ impl Tokens<'_> {
         }
     }
 
+    /// No tokens.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Token `i`.
     pub fn get(&self, i: usize) -> u32 {
         match self {
             Tokens::U16(b) => u16::from_le_bytes([b[2 * i], b[2 * i + 1]]).into(),
@@ -164,6 +172,7 @@ impl Tokens<'_> {
         }
     }
 
+    /// The tokens as u32.
     pub fn to_vec(&self) -> Vec<u32> {
         (0..self.len()).map(|i| self.get(i)).collect()
     }
@@ -215,18 +224,22 @@ impl ShardReader {
         Ok(ShardReader { base: base.to_path_buf(), bin, width, offsets })
     }
 
+    /// The shard's path without extension.
     pub fn base(&self) -> &Path {
         &self.base
     }
 
+    /// Its token width.
     pub fn width(&self) -> TokenWidth {
         self.width
     }
 
+    /// Documents in it.
     pub fn num_docs(&self) -> usize {
         self.offsets.len() - 1
     }
 
+    /// Tokens in it.
     pub fn num_tokens(&self) -> u64 {
         *self.offsets.last().expect("D+1 offsets")
     }
@@ -413,10 +426,12 @@ impl MegatronReader {
         Ok(MegatronReader { bin, width, lengths, pointers, doc_indices })
     }
 
+    /// Sequences (documents) in the dataset.
     pub fn num_sequences(&self) -> usize {
         self.lengths.len()
     }
 
+    /// Megatron's document index (sequence boundaries of each document).
     pub fn document_indices(&self) -> &[i64] {
         &self.doc_indices
     }

@@ -19,7 +19,9 @@ use crate::error::Result;
 /// masking; any numbering that differs between neighbouring documents will do).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PackedSequence {
+    /// The `seq_len + 1` tokens (inputs and the last label).
     pub tokens: Vec<i64>,
+    /// Each token's document (for document masking; empty when not asked for).
     pub segments: Vec<i64>,
 }
 

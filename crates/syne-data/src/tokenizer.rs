@@ -268,10 +268,12 @@ impl TextTokenizer {
         Ok(ids)
     }
 
+    /// The BOS token, if the vocabulary has one.
     pub fn bos_id(&self) -> Option<u32> {
         self.bos_id
     }
 
+    /// The EOS token, if the vocabulary has one.
     pub fn eos_id(&self) -> Option<u32> {
         self.eos_id
     }
@@ -287,6 +289,7 @@ impl TextTokenizer {
         &self.hash
     }
 
+    /// Where the tokenizer was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -23,20 +23,30 @@ pub struct PrepareConfig {
 /// A source after validation: paths resolved, input files listed, filters merged.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolvedSource {
+    /// The source's name.
     pub name: String,
+    /// Which documents it keeps, by detected language.
     pub language: SourceLanguage,
+    /// The record fields it reads.
     pub fields: ResolvedFields,
+    /// Its input files (directories expanded).
     pub files: Vec<PathBuf>,
+    /// Its quality thresholds: the base, `[prepare.filters]`, then its own `filters`.
     pub quality: QualityConfig,
+    /// Its language-confidence threshold.
     pub min_lang_confidence: f64,
 }
 
 /// Field names read from each record.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolvedFields {
+    /// The text field.
     pub text: String,
+    /// The id field.
     pub id: Option<String>,
+    /// The topic-label field.
     pub topic: Option<String>,
+    /// The perplexity field.
     pub perplexity: Option<String>,
 }
 

@@ -9,23 +9,34 @@ use super::*;
 /// What one input file contributed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputEntry {
+    /// The source it belongs to.
     pub source: String,
+    /// The file.
     pub path: PathBuf,
+    /// Its sha256.
     pub sha256: String,
+    /// Its size.
     pub bytes: u64,
 }
 
 /// Tokenizer identity recorded in the manifest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenizerEntry {
+    /// Where the tokenizer was loaded from.
     pub path: PathBuf,
     /// sha256 of the canonical tokenizer.json serialisation (see [`TextTokenizer::hash`]).
     pub sha256: String,
+    /// Vocabulary entries.
     pub vocab_size: usize,
+    /// The BOS token.
     pub bos_id: Option<u32>,
+    /// The EOS token.
     pub eos_id: Option<u32>,
+    /// Documents start with BOS.
     pub adds_bos: bool,
+    /// Documents end with EOS.
     pub adds_eos: bool,
+    /// Bytes per token in the shards.
     pub token_width: TokenWidth,
 }
 
@@ -34,9 +45,13 @@ pub struct TokenizerEntry {
 pub struct MegatronEntry {
     /// Prefix under the output folder (`PREFIX.bin`, `PREFIX.idx`).
     pub prefix: String,
+    /// The source.
     pub source: String,
+    /// The language (`zh`, `en`, `other`).
     pub lang: String,
+    /// Sequences (documents) in it.
     pub sequences: u64,
+    /// Tokens in it.
     pub tokens: u64,
 }
 
@@ -44,13 +59,21 @@ pub struct MegatronEntry {
 /// timings, so an interrupted-and-resumed run and an uninterrupted one write the same bytes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The manifest format's name and version.
     pub format: String,
+    /// sha256 of the settings that decide the output (not timings, not paths of the machine).
     pub config_sha256: String,
+    /// The tokenizer.
     pub tokenizer: TokenizerEntry,
+    /// Every input file.
     pub inputs: Vec<InputEntry>,
+    /// Counts over all sources.
     pub total: Counts,
+    /// Counts per source.
     pub sources: BTreeMap<String, Counts>,
+    /// The shards written.
     pub shards: Vec<ShardEntry>,
+    /// The Megatron-LM datasets written (with `megatron = true`).
     pub megatron: Vec<MegatronEntry>,
     /// The first messages about bad records and damaged files (all are counted in `total`).
     pub errors: Vec<String>,

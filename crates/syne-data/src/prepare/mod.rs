@@ -80,13 +80,17 @@ impl Default for PrepareOptions {
 /// What a finished run returns: the manifest plus timings (not stored in the manifest).
 #[derive(Debug, Clone)]
 pub struct PrepareReport {
+    /// What the run consumed and produced.
     pub manifest: Manifest,
+    /// The output folder.
     pub out_dir: PathBuf,
+    /// Wall-clock seconds of this invocation.
     pub seconds: f64,
     /// Input bytes (on disk) processed by this invocation's filter phase.
     pub input_bytes_processed: u64,
     /// Units skipped because an earlier (interrupted) run had completed them.
     pub units_resumed: usize,
+    /// The output was already complete: nothing was done.
     pub already_complete: bool,
 }
 

@@ -15,14 +15,21 @@ pub struct Counts {
     pub docs_in: u64,
     /// Uncompressed text bytes of the good records read.
     pub text_bytes_in: u64,
+    /// Malformed records, per kind.
     pub bad_records: BTreeMap<BadRecordKind, u64>,
     /// Documents dropped by each quality rule (and `empty_after_normalize`).
     pub filtered: BTreeMap<String, u64>,
+    /// Documents dropped as another language than their source's.
     pub language_mismatch: u64,
+    /// Documents byte-identical (after normalisation) to an earlier one.
     pub exact_duplicates: u64,
+    /// Near-duplicates of an earlier kept document.
     pub near_duplicates: u64,
+    /// Documents under `min_doc_tokens`.
     pub too_few_tokens: u64,
+    /// Documents written.
     pub docs_out: u64,
+    /// Tokens written (BOS/EOS included).
     pub tokens_out: u64,
     /// Output documents and tokens per language.
     pub languages: BTreeMap<String, LangCounts>,
@@ -33,7 +40,9 @@ pub struct Counts {
 /// Output documents and tokens of one language.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LangCounts {
+    /// Documents.
     pub docs: u64,
+    /// Tokens.
     pub tokens: u64,
 }
 
@@ -106,10 +115,15 @@ pub(super) struct FilterStats {
 pub struct ShardEntry {
     /// Base name under `shards/` (`NAME.bin`, `NAME.idx`, `NAME.docs.jsonl`).
     pub name: String,
+    /// The source.
     pub source: String,
+    /// The language (`zh`, `en`, `other`).
     pub lang: String,
+    /// Documents in it.
     pub docs: u64,
+    /// Tokens in it.
     pub tokens: u64,
+    /// sha256 of its `.bin` file.
     pub bin_sha256: String,
 }
 
@@ -123,9 +137,13 @@ pub(super) struct PackStats {
 /// in shard order).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DocMeta {
+    /// The record's id field, if any.
     pub id: Option<String>,
+    /// The source.
     pub source: String,
+    /// The detected (or the source's) language.
     pub lang: Lang,
+    /// Confidence of the language detection (0..=1).
     pub lang_conf: f64,
     /// Where the document came from (`file:line` or `file: row N`).
     pub pos: String,
@@ -134,7 +152,9 @@ pub struct DocMeta {
     /// Tokens in the shard, BOS/EOS included.
     pub tokens: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The record's topic label, when the source has a topic field.
     pub topic: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The record's perplexity score, when the source has a perplexity field.
     pub perplexity: Option<f64>,
 }
