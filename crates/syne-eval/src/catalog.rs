@@ -47,8 +47,16 @@ const fn mc(name: &'static str, default_shots: usize, max_shots: usize, split: &
     TaskInfo { name, kind: TaskKind::MultipleChoice, default_shots, max_shots, metric: "acc", split, data, paper }
 }
 
-const fn generation(name: &'static str, default_shots: usize, max_shots: usize, metric: &'static str, split: &'static str, data: &'static str) -> TaskInfo {
-    TaskInfo { name, kind: TaskKind::Generation, default_shots, max_shots, metric, split, data, paper: true }
+const fn generation(
+    name: &'static str,
+    default_shots: usize,
+    max_shots: usize,
+    metric: &'static str,
+    split: &'static str,
+    data: &'static str,
+    paper: bool,
+) -> TaskInfo {
+    TaskInfo { name, kind: TaskKind::Generation, default_shots, max_shots, metric, split, data, paper }
 }
 
 const CEVAL: &str = "C-Eval release CSV, BENCH_DIR/ceval/{dev,val}";
@@ -69,15 +77,15 @@ pub const TASKS: &[TaskInfo] = &[
     mc("cmmlu_SUBJECT", 5, 5, "test (shots: dev)", CMMLU, false),
     // Minerva's prompt has 4 worked examples; shots beyond them are each subject's first test
     // problems, which are then not scored.
-    generation("math", 5, 16, "exact_match (equivalent \\boxed{} answer)", "test, 5,000 problems (shots 5+: first test problems, not scored)", MINERVA),
-    generation("math_SUBJECT", 5, 16, "exact_match (equivalent \\boxed{} answer)", "test", MINERVA),
-    generation("math_500", 5, 16, "exact_match (equivalent \\boxed{} answer)", "MATH-500", MINERVA),
-    generation("gsm8k", 8, 8, "exact_match (final number)", "test", OLMO),
-    generation("asdiv", 8, 8, "exact_match (final number)", "all (GSM8K's exemplars)", "ASDiv XML, BENCH_DIR/asdiv/ASDiv.xml"),
-    generation("mawps", 8, 8, "exact_match (final number)", "all (GSM8K's exemplars)", "MAWPS JSON, BENCH_DIR/mawps"),
+    generation("math", 5, 16, "exact_match (equivalent \\boxed{} answer)", "test, 5,000 problems (shots 5+: first test problems, not scored)", MINERVA, true),
+    generation("math_SUBJECT", 5, 16, "exact_match (equivalent \\boxed{} answer)", "test", MINERVA, false),
+    generation("math_500", 5, 16, "exact_match (equivalent \\boxed{} answer)", "MATH-500", MINERVA, false),
+    generation("gsm8k", 8, 8, "exact_match (final number)", "test", OLMO, true),
+    generation("asdiv", 8, 8, "exact_match (final number)", "all (GSM8K's exemplars)", "ASDiv XML, BENCH_DIR/asdiv/ASDiv.xml", true),
+    generation("mawps", 8, 8, "exact_match (final number)", "all (GSM8K's exemplars)", "MAWPS JSON, BENCH_DIR/mawps", true),
     mc("sat_math", 5, 16, "all (shots: first rows, not scored)", AGIEVAL, true),
-    generation("humaneval", 0, 0, "pass@1", "test", OLMO),
-    generation("mbpp", 3, 3, "pass@1", "test", OLMO),
+    generation("humaneval", 0, 0, "pass@1", "test", OLMO, true),
+    generation("mbpp", 3, 3, "pass@1", "test", OLMO, true),
     mc("scieval_physics", 5, 16, "valid (shots: dev)", SCIEVAL, true),
     mc("scieval_chemistry", 5, 16, "valid (shots: dev)", SCIEVAL, true),
     mc("scieval_biology", 5, 16, "valid (shots: dev)", SCIEVAL, true),
