@@ -279,8 +279,23 @@ impl SourceData {
         }
         let train_tokens: u64 = subs.iter().map(|s| s.tokens).sum();
         let planned_fraction = (quota * seq_len) as f64 / train_tokens.max(1) as f64;
+        let stratified = settings.topics.as_ref().is_some_and(|t| t.mixer == syne_recipe::TopicMixer::Stratified);
         let topic_state = (!input.topics.is_empty()).then(|| {
-            let ratios: Vec<f64> = subs.iter().map(|s| s.tokens as f64 / train_tokens.max(1) as f64).collect();
+            let with_data = subs.iter().filter(|s| s.allowed > 0).count().max(1) as f64;
+            let ratios: Vec<f64> = subs
+                .iter()
+                .map(|s| {
+                    if stratified {
+                        if s.allowed > 0 {
+                            1.0 / with_data
+                        } else {
+                            0.0
+                        }
+                    } else {
+                        s.tokens as f64 / train_tokens.max(1) as f64
+                    }
+                })
+                .collect();
             TopicState {
                 topics: input.topics.clone(),
                 credits: vec![0.0; ratios.len()],
@@ -445,6 +460,10 @@ impl SequenceSource for MixtureStream {
 
     fn observe_validation(&mut self, tokens: u64, topic_losses: &BTreeMap<String, f64>) -> syne_data::Result<Vec<MixtureEvent>> {
         let Some(settings) = self.settings.topics.clone() else { return Ok(Vec::new()) };
+        if settings.mixer != syne_recipe::TopicMixer::Syne {
+            // `static` and `stratified` keep their ratios: validation only measures.
+            return Ok(Vec::new());
+        }
         let mut events = Vec::new();
         for (source, ts) in &mut self.state.topics {
             let losses: Vec<Option<f64>> = ts.topics.iter().map(|t| topic_losses.get(&format!("{source}/{t}")).copied()).collect();

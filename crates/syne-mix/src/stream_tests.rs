@@ -246,3 +246,63 @@ fn curriculum_none_reads_corpus_order_and_shuffled_a_random_one() {
         assert!(docs[..docs.len() / 10 + 1].iter().any(|&d| d >= 60), "{docs:?}");
     }
 }
+
+#[test]
+fn static_and_stratified_mixers_never_move_their_ratios() {
+    let dir = tempfile::tempdir().unwrap();
+    let losses: BTreeMap<String, f64> = [("web/a".to_string(), 2.4), ("web/b".to_string(), 2.0), ("web/c".to_string(), 1.6)].into();
+    let run = |mixer: &str| -> (Vec<f64>, Vec<f64>, Account) {
+        let text = toml::to_string(&recipe(1.0)).unwrap().replace("[topics]\n", &format!("[topics]\nmixer = \"{mixer}\"\n"));
+        let r = Recipe::from_str_at(&text, std::path::Path::new("t.toml")).unwrap();
+        assert_eq!(r.topics.as_ref().unwrap().mixer.is_syne(), mixer == "syne");
+        let schedule = Schedule::from_plan(&Plan::new(&r), SEQ as u64, 1).unwrap();
+        let notes =
+            (0..120).map(|d| DocNote { topic: Some(if d < 80 { 0 } else { 1 + (d % 2) as u16 }), perplexity: Some(d as f64), heldout: false }).collect();
+        let web = SourceInput {
+            name: "web".into(),
+            shards: vec![shard(dir.path(), "web", WEB, 120, 40)],
+            topics: vec!["a".into(), "b".into(), "c".into()],
+            notes,
+            curriculum: true,
+            max_epochs: 1.0,
+        };
+        let book = SourceInput {
+            name: "book".into(),
+            shards: vec![shard(dir.path(), "book", BOOK, 60, 50)],
+            topics: vec![],
+            notes: vec![],
+            curriculum: false,
+            max_epochs: 1.0,
+        };
+        let mut s =
+            MixtureStream::new(schedule, vec![web, book], StreamSettings { seq_len: SEQ, seed: 3, curriculum: r.curriculum.clone(), topics: r.topics.clone() })
+                .unwrap();
+        let start = s.state().unwrap().topics["web"].ratios.clone();
+        let mut events = 0;
+        for p in 0..40 {
+            if p % 20 == 0 {
+                events += s.observe_validation(p * SEQ as u64, &losses).unwrap().len();
+            }
+            s.sequence(p, false).unwrap();
+        }
+        let ratios = s.state().unwrap().topics["web"].ratios.clone();
+        if mixer != "syne" {
+            assert_eq!(events, 0, "{mixer} logged events");
+        }
+        (start, ratios, s.account())
+    };
+    // Documents: 80 of topic a, 20 each of b and c → token shares 2/3, 1/6, 1/6.
+    let (start, end, _) = run("static");
+    assert!((start[0] - 2.0 / 3.0).abs() < 1e-9 && (start[1] - 1.0 / 6.0).abs() < 1e-9, "{start:?}");
+    assert_eq!(start, end);
+    let (start, end, acc) = run("stratified");
+    assert!(start.iter().all(|r| (r - 1.0 / 3.0).abs() < 1e-12), "{start:?}");
+    assert_eq!(start, end);
+    // Stratified draws the topics evenly: about a third of the web tokens each.
+    let topics = &acc.stages[0].consumed["web"].topics;
+    let total: u64 = topics.values().sum();
+    assert!(topics.values().all(|&t| (t as f64 / total as f64 - 1.0 / 3.0).abs() < 0.05), "{topics:?}");
+    // The paper's rule moves them.
+    let (start, end, _) = run("syne");
+    assert_ne!(start, end);
+}

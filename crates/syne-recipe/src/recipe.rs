@@ -195,6 +195,9 @@ impl Default for ReweightConfig {
 pub struct TopicSettings {
     /// Tokens between adjustments.
     pub interval_tokens: u64,
+    /// How the topic ratios are set and moved (default: the paper's rule).
+    #[serde(default, skip_serializing_if = "TopicMixer::is_syne")]
+    pub mixer: TopicMixer,
     /// The rule's settings.
     #[serde(default)]
     pub reweight: ReweightConfig,
@@ -217,6 +220,29 @@ pub struct TopicSettings {
     /// Documents per topic held out of training to measure the per-topic validation loss.
     #[serde(default = "default_heldout_docs")]
     pub heldout_docs: usize,
+}
+
+/// How a topic source's topic ratios are set and moved (`[topics] mixer`). The baselines a
+/// sweep compares the paper's rule against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TopicMixer {
+    /// The paper's rule: start at the topics' token shares, re-weight from the per-topic
+    /// validation losses every `interval_tokens` (`reweight`, `weights`).
+    #[default]
+    Syne,
+    /// The topics' token shares, never moved.
+    Static,
+    /// Uniform over the topics with data (stratified sampling, Aioli's strong baseline,
+    /// arXiv 2411.05735), never moved; an exhausted topic's share goes to the others.
+    Stratified,
+}
+
+impl TopicMixer {
+    /// The default (for serialisation: a recipe that does not name one writes none).
+    pub fn is_syne(&self) -> bool {
+        *self == TopicMixer::Syne
+    }
 }
 
 /// One `[topics.taxonomies.NAME]`: what labels the documents of the sources that name it.
