@@ -57,11 +57,16 @@ const WEB: u32 = 100_000;
 const BOOK: u32 = 200_000;
 
 fn stream(dir: &std::path::Path, max_epochs: f64) -> Result<MixtureStream> {
-    let r = recipe(max_epochs);
-    let schedule = Schedule::from_plan(&Plan::new(&r), SEQ as u64, 1).unwrap();
     // 120 web documents of 40 tokens: topic d % 3, perplexity = d (so bucket order is document
     // order), every 10th held out.
     let notes = (0..120).map(|d| DocNote { topic: Some((d % 3) as u16), perplexity: Some(d as f64), heldout: d % 10 == 9 }).collect();
+    stream_of(dir, &recipe(max_epochs), notes, max_epochs)
+}
+
+/// The stream of recipe `r` over 120 web documents of 40 tokens (three topics, `notes`) and 60
+/// book documents of 50 tokens.
+fn stream_of(dir: &std::path::Path, r: &Recipe, notes: Vec<DocNote>, max_epochs: f64) -> Result<MixtureStream> {
+    let schedule = Schedule::from_plan(&Plan::new(r), SEQ as u64, 1).unwrap();
     let web = SourceInput {
         name: "web".into(),
         shards: vec![shard(dir, "web", WEB, 120, 40)],
@@ -199,20 +204,8 @@ fn a_plan_beyond_the_data_is_refused() {
 fn web_order_without_scores(dir: &std::path::Path, order: &str) -> Result<Vec<Vec<i64>>> {
     let text = toml::to_string(&recipe(1.0)).unwrap().replace("order = \"ascending\"", &format!("order = \"{order}\""));
     let r = Recipe::from_str_at(&text, std::path::Path::new("t.toml")).unwrap();
-    let schedule = Schedule::from_plan(&Plan::new(&r), SEQ as u64, 1).unwrap();
     let notes = (0..120).map(|d| DocNote { topic: Some((d % 3) as u16), perplexity: None, heldout: d % 10 == 9 }).collect();
-    let web = SourceInput {
-        name: "web".into(),
-        shards: vec![shard(dir, "web", WEB, 120, 40)],
-        topics: vec!["a".into(), "b".into(), "c".into()],
-        notes,
-        curriculum: true,
-        max_epochs: 1.0,
-    };
-    let book =
-        SourceInput { name: "book".into(), shards: vec![shard(dir, "book", BOOK, 60, 50)], topics: vec![], notes: vec![], curriculum: false, max_epochs: 1.0 };
-    let mut s =
-        MixtureStream::new(schedule, vec![web, book], StreamSettings { seq_len: SEQ, seed: 3, curriculum: r.curriculum.clone(), topics: r.topics.clone() })?;
+    let mut s = stream_of(dir, &r, notes, 1.0)?;
     let n = s.planned_sequences().unwrap();
     let mut per_topic = vec![Vec::new(); 3];
     for q in draw_all(&mut s, 0, n) {
@@ -255,28 +248,9 @@ fn static_and_stratified_mixers_never_move_their_ratios() {
         let text = toml::to_string(&recipe(1.0)).unwrap().replace("[topics]\n", &format!("[topics]\nmixer = \"{mixer}\"\n"));
         let r = Recipe::from_str_at(&text, std::path::Path::new("t.toml")).unwrap();
         assert_eq!(r.topics.as_ref().unwrap().mixer.is_syne(), mixer == "syne");
-        let schedule = Schedule::from_plan(&Plan::new(&r), SEQ as u64, 1).unwrap();
         let notes =
             (0..120).map(|d| DocNote { topic: Some(if d < 80 { 0 } else { 1 + (d % 2) as u16 }), perplexity: Some(d as f64), heldout: false }).collect();
-        let web = SourceInput {
-            name: "web".into(),
-            shards: vec![shard(dir.path(), "web", WEB, 120, 40)],
-            topics: vec!["a".into(), "b".into(), "c".into()],
-            notes,
-            curriculum: true,
-            max_epochs: 1.0,
-        };
-        let book = SourceInput {
-            name: "book".into(),
-            shards: vec![shard(dir.path(), "book", BOOK, 60, 50)],
-            topics: vec![],
-            notes: vec![],
-            curriculum: false,
-            max_epochs: 1.0,
-        };
-        let mut s =
-            MixtureStream::new(schedule, vec![web, book], StreamSettings { seq_len: SEQ, seed: 3, curriculum: r.curriculum.clone(), topics: r.topics.clone() })
-                .unwrap();
+        let mut s = stream_of(dir.path(), &r, notes, 1.0).unwrap();
         let start = s.state().unwrap().topics["web"].ratios.clone();
         let mut events = 0;
         for p in 0..40 {
