@@ -22,14 +22,14 @@ use syne_data::io::write_atomic;
 use syne_data::shards::MegatronWriter;
 use syne_data::stream::SequenceSource;
 use syne_data::DataError;
-use syne_mix::stream::{MixtureStream, StreamSettings};
+use syne_mix::stream::MixtureStream;
 use syne_recipe::records::mixture::{Account, MixtureLogLine};
 use syne_recipe::records::read_jsonl;
 use syne_recipe::records::train::ValidationReport;
 
 use crate::error::{run_err, Result};
 use crate::observer::{RunObserver, Unit};
-use crate::run::Pipeline;
+use crate::run::{Annotated, Pipeline};
 
 /// The dataset provider copied next to every export.
 const PROVIDER: &str = include_str!("../../../python/syne_megatron.py");
@@ -85,21 +85,11 @@ impl Pipeline {
         let recipe = &self.recipe;
         let dir = recipe.run.output.clone();
         let train = recipe.train.clone().ok_or_else(|| run_err(&recipe.path, "the Megatron export needs a [train] section (sequence length, batch)"))?;
-        let copy = dir.join("recipe.toml");
-        let recipe_text = toml::to_string(recipe).map_err(|e| run_err(&recipe.path, format!("cannot write the recipe back: {e}")))?;
-        if std::fs::read(&copy).is_ok_and(|old| old != recipe_text.as_bytes()) {
-            return Err(run_err(&dir, format!("holds a run of a different recipe ({}): its validations cannot be replayed", copy.display())));
-        }
+        // A run of another recipe in the folder could not be replayed.
+        self.run_folder_recipe()?;
         std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, "cannot create run folder", e))?;
-        self.synthesise(observer)?;
-        let (data_dir, manifest) = self.prepare(observer)?;
-        let planned = self.plan(&dir, train, observer)?;
-        let mut train = planned.train;
-        let device = crate::device::torch_device(self.options.threads, self.options.cpu);
-        let (inputs, _, _) = self.annotate(&dir, &data_dir, &manifest, &planned.schedule, &mut train, device, observer)?;
-        let schedule = planned.schedule;
-        let settings = StreamSettings { seq_len: train.seq_len, seed: train.seed, curriculum: recipe.curriculum.clone(), topics: recipe.topics.clone() };
-        let mut stream = MixtureStream::new(schedule.clone(), inputs, settings)?;
+        let Annotated { manifest, schedule, train, inputs, .. } = self.through_annotate(&dir, train, observer)?;
+        let mut stream = self.mixture_stream(schedule.clone(), inputs, &train)?;
         let seq_len = train.seq_len as u64;
 
         // The run's validations, replayed where they happened; what they do must be what the run logged.
@@ -112,9 +102,16 @@ impl Pipeline {
         }
         let mut replayed: Vec<MixtureLogLine> = Vec::new();
         let mut next_validation = 0;
+        // What the trainer did at a validation: the mixture's events, logged when there are any.
+        let mut replay = |stream: &mut MixtureStream, v: &ValidationReport| -> Result<()> {
+            let event = stream.observe_validation(v.tokens, &v.topic_losses())?;
+            if !event.is_empty() {
+                replayed.push(MixtureLogLine { step: v.step, tokens: v.tokens, event });
+            }
+            Ok(())
+        };
 
         std::fs::create_dir_all(out).map_err(|e| DataError::io(out, "cannot create", e))?;
-        let tok = syne_data::tokenizer::TextTokenizer::load(&recipe.prepare.as_ref().expect("checked by the run").tokenizer)?;
         let mut writer = MegatronWriter::create(&out.join("stream"), manifest.tokenizer.vocab_size)?;
         let bar = observer.progress("megatron export", Some(schedule.sequences()), Unit::Sequences);
         let (mut position, mut stages) = (0u64, Vec::new());
@@ -123,10 +120,7 @@ impl Pipeline {
             let mut hash = Sha256::new();
             for _ in 0..st.sequences {
                 while let Some(v) = validations.get(next_validation).filter(|v| v.tokens / seq_len <= position) {
-                    let event = stream.observe_validation(v.tokens, &v.topic_losses())?;
-                    if !event.is_empty() {
-                        replayed.push(MixtureLogLine { step: v.step, tokens: v.tokens, event });
-                    }
+                    replay(&mut stream, v)?;
                     next_validation += 1;
                 }
                 let seq = stream.sequence(position, false)?;
@@ -146,10 +140,7 @@ impl Pipeline {
         // Validations after the last sequence (the run's final one) change no sequence, but their
         // events are in the log: replay them too before comparing.
         for v in &validations[next_validation..] {
-            let event = stream.observe_validation(v.tokens, &v.topic_losses())?;
-            if !event.is_empty() {
-                replayed.push(MixtureLogLine { step: v.step, tokens: v.tokens, event });
-            }
+            replay(&mut stream, v)?;
         }
         if !validations.is_empty() && replayed != logged {
             return Err(run_err(
@@ -166,7 +157,7 @@ impl Pipeline {
             sequences: position,
             step_sequences: schedule.step_sequences,
             doc_masking: train.doc_masking,
-            eod: tok.eos_id(),
+            eod: manifest.tokenizer.eos_id,
             stages,
             replayed_validations: validations.len(),
             replayed_until_tokens: validations.last().map(|v| v.tokens),

@@ -62,10 +62,24 @@ pub struct Pipeline {
 }
 
 /// What the plan step settles for training.
-pub(crate) struct Planned {
+struct Planned {
+    plan_path: PathBuf,
+    schedule: Schedule,
+    train: TrainSettings,
+}
+
+/// What steps 0–3 leave for training (or for the Megatron export).
+pub(crate) struct Annotated {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) manifest: Manifest,
     pub(crate) plan_path: PathBuf,
     pub(crate) schedule: Schedule,
+    /// The trainer's settings for this run (total tokens, output, validation sets).
     pub(crate) train: TrainSettings,
+    pub(crate) inputs: Vec<SourceInput>,
+    pub(crate) notes: BTreeMap<String, NotesSummary>,
+    pub(crate) heldout: BTreeMap<String, HeldoutSummary>,
+    pub(crate) device: tch::Device,
 }
 
 impl Pipeline {
@@ -92,25 +106,14 @@ impl Pipeline {
         let prepared = recipe.prepare.as_ref().is_some_and(|p| p.output.join("manifest.json").exists());
         crate::check::check(recipe)?.require_inputs(prepared)?;
         std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, "cannot create run folder", e))?;
-        // A run folder belongs to one recipe: resuming with another would mix two runs. The
-        // copy is the typed, resolved recipe, so a reformatted but equal file still resumes.
         let copy = dir.join("recipe.toml");
-        let recipe_text = toml::to_string(recipe).map_err(|e| run_err(&path, format!("cannot write the recipe back: {e}")))?;
-        match std::fs::read(&copy) {
-            Ok(old) if old != recipe_text.as_bytes() => {
-                return Err(run_err(&dir, format!("holds a run of a different recipe ({}); use another [run] output or remove it", copy.display())));
-            }
-            Ok(_) => observer.say(&format!("resuming the run in {}", dir.display())),
-            Err(_) => write_atomic(&copy, recipe_text.as_bytes())?,
+        match self.run_folder_recipe()? {
+            Some(_) => observer.say(&format!("resuming the run in {}", dir.display())),
+            None => write_atomic(&copy, toml::to_string(recipe).expect("checked by run_folder_recipe").as_bytes())?,
         }
 
-        self.synthesise(observer)?;
-        let (data_dir, manifest) = self.prepare(observer)?;
-        let planned = self.plan(&dir, train, observer)?;
-        let mut train = planned.train;
-        let device = torch_device(self.options.threads, self.options.cpu);
-        let (inputs, notes, heldout) = self.annotate(&dir, &data_dir, &manifest, &planned.schedule, &mut train, device, observer)?;
-        let (steps, tokens, account) = self.train(&data_dir, &manifest, planned.schedule, inputs, &train, device, observer)?;
+        let Annotated { data_dir, manifest, plan_path, schedule, train, inputs, notes, heldout, device } = self.through_annotate(&dir, train, observer)?;
+        let (steps, tokens, account) = self.train(&data_dir, &manifest, schedule, inputs, &train, device, observer)?;
         let eval = self.evaluate(&dir, &train, &heldout, device, observer)?;
 
         let m = RunManifest {
@@ -118,7 +121,7 @@ impl Pipeline {
             recipe_sha256: sha256_file(&copy)?,
             prepared: data_dir.clone(),
             prepared_manifest_sha256: sha256_file(&data_dir.join("manifest.json"))?,
-            plan: planned.plan_path,
+            plan: plan_path,
             notes,
             heldout,
             train: TrainSummary { out: train.out.clone(), steps, tokens, final_model: train.out.join("final"), mixture_log: train.out.join("mixture.jsonl") },
@@ -129,8 +132,43 @@ impl Pipeline {
         Ok(m)
     }
 
+    /// The run folder's copy of its recipe (`RUN/recipe.toml`), when it has one. A run folder
+    /// belongs to one recipe: resuming with another would mix two runs, so a copy that differs
+    /// from this recipe is an error. The copy is the typed, resolved recipe, so a reformatted but
+    /// equal file still resumes.
+    pub(crate) fn run_folder_recipe(&self) -> Result<Option<PathBuf>> {
+        let dir = &self.recipe.run.output;
+        let copy = dir.join("recipe.toml");
+        let recipe_text = toml::to_string(&self.recipe).map_err(|e| run_err(&self.recipe.path, format!("cannot write the recipe back: {e}")))?;
+        match std::fs::read(&copy) {
+            Ok(old) if old != recipe_text.as_bytes() => {
+                Err(run_err(dir, format!("holds a run of a different recipe ({}); use another [run] output or remove it", copy.display())))
+            }
+            Ok(_) => Ok(Some(copy)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Steps 0–3, shared by the run and the Megatron export: synthesis, prepared shards, the
+    /// plan and its schedule, the annotated mixture inputs and held-out sets.
+    pub(crate) fn through_annotate(&self, dir: &Path, train: TrainSettings, observer: &mut dyn RunObserver) -> Result<Annotated> {
+        self.synthesise(observer)?;
+        let (data_dir, manifest) = self.prepare(observer)?;
+        let Planned { plan_path, schedule, mut train } = self.plan(dir, train, observer)?;
+        let device = torch_device(self.options.threads, self.options.cpu);
+        let (inputs, notes, heldout) = self.annotate(dir, &data_dir, &manifest, &schedule, &mut train, device, observer)?;
+        Ok(Annotated { data_dir, manifest, plan_path, schedule, train, inputs, notes, heldout, device })
+    }
+
+    /// The mixture stream of `schedule` over `inputs`, with the recipe's curriculum and topics.
+    pub(crate) fn mixture_stream(&self, schedule: Schedule, inputs: Vec<SourceInput>, train: &TrainSettings) -> Result<MixtureStream> {
+        let recipe = &self.recipe;
+        let settings = StreamSettings { seq_len: train.seq_len, seed: train.seed, curriculum: recipe.curriculum.clone(), topics: recipe.topics.clone() };
+        Ok(MixtureStream::new(schedule, inputs, settings)?)
+    }
+
     /// Step 0: the synthesis a source reads.
-    pub(crate) fn synthesise(&self, observer: &mut dyn RunObserver) -> Result<()> {
+    fn synthesise(&self, observer: &mut dyn RunObserver) -> Result<()> {
         let Some(cfg) = &self.recipe.synth else { return Ok(()) };
         let summary_path = cfg.output.join("summary.json");
         let done: Option<syne_synth::run::Summary> = std::fs::read(&summary_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
@@ -155,7 +193,7 @@ impl Pipeline {
     }
 
     /// Step 1: the token shards.
-    pub(crate) fn prepare(&self, observer: &mut dyn RunObserver) -> Result<(PathBuf, Manifest)> {
+    fn prepare(&self, observer: &mut dyn RunObserver) -> Result<(PathBuf, Manifest)> {
         let cfg = PrepareConfig::from_recipe(&self.recipe)?;
         let data_dir = cfg.prepare.output.clone();
         let popts = PrepareOptions { threads: self.options.threads, strict: false, progress: self.options.progress, keep_work: false };
@@ -169,7 +207,7 @@ impl Pipeline {
     }
 
     /// Step 2: the plan, its schedule of sequences, and the trainer's settings for this run.
-    pub(crate) fn plan(&self, dir: &Path, mut train: TrainSettings, observer: &mut dyn RunObserver) -> Result<Planned> {
+    fn plan(&self, dir: &Path, mut train: TrainSettings, observer: &mut dyn RunObserver) -> Result<Planned> {
         let recipe = &self.recipe;
         let mut plan = Plan::new(recipe);
         plan.check_prepared(recipe)?;
@@ -231,7 +269,7 @@ impl Pipeline {
     /// Step 3: notes, held-out sets (added to `train.validation`) and the mixture's inputs.
     #[allow(clippy::too_many_arguments)]
     #[allow(clippy::type_complexity)]
-    pub(crate) fn annotate(
+    fn annotate(
         &self,
         dir: &Path,
         data_dir: &Path,
@@ -357,9 +395,7 @@ impl Pipeline {
         device: tch::Device,
         observer: &mut dyn RunObserver,
     ) -> Result<(u64, u64, Account)> {
-        let recipe = &self.recipe;
-        let settings = StreamSettings { seq_len: train.seq_len, seed: train.seed, curriculum: recipe.curriculum.clone(), topics: recipe.topics.clone() };
-        let mut stream = MixtureStream::new(schedule, inputs, settings)?;
+        let mut stream = self.mixture_stream(schedule, inputs, train)?;
         let vocab = syne_model::llama::LlamaConfig::read(&train.model)?.vocab_size;
         if manifest.tokenizer.vocab_size > vocab {
             return Err(run_err(data_dir, format!("the shards' tokenizer has {} entries, the model's vocabulary {vocab}", manifest.tokenizer.vocab_size)));
