@@ -9,11 +9,12 @@
 //! input path: present, produced by the run itself, or missing. [`check`] reports missing inputs;
 //! `syne run` refuses to start with any ([`CheckReport::require_inputs`]).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde::Serialize;
 use syne_mix::plan::Plan;
-use syne_mix::sampler::{Schedule, StageRounding};
+use syne_mix::sampler::StageRounding;
 use syne_recipe::Recipe;
 
 use crate::error::{PipelineError, Result};
@@ -77,7 +78,8 @@ pub fn check(recipe: &Recipe) -> Result<CheckReport> {
                     ),
                 ));
             }
-            Schedule::from_plan(&plan, t.seq_len as u64, t.global_batch_tokens / t.seq_len as u64)?.rounding()
+            // Every stage fills a step, so the plan's rounding is there.
+            plan.rounding.clone()
         }
         None => Vec::new(),
     };
@@ -88,24 +90,24 @@ pub fn check(recipe: &Recipe) -> Result<CheckReport> {
         return Err(key_err(recipe, format!("sources.{name}.topics"), "a topic source needs a [topics] section"));
     }
     if let Some(t) = &recipe.topics {
-        let mut labels: Vec<String> = Vec::new();
-        let mut loaded = 0;
-        for (name, src) in &topic_sources {
-            let Some(tax) = t.taxonomy(src.taxonomy()) else {
-                return Err(key_err(
-                    recipe,
-                    "topics",
-                    format!("give `classifier` (a trained model) or `seed` (labelled JSONL) to label the topic source `{name}`, or a `taxonomy` for it"),
-                ));
-            };
-            if let Some(c) = tax.classifier.as_ref().filter(|c| c.exists()) {
-                labels.extend(syne_mix::topics::TopicModel::load(c)?.labels);
-                loaded += 1;
+        if let Some((name, _)) = topic_sources.iter().find(|(_, s)| t.taxonomy(s.taxonomy()).is_none()) {
+            return Err(key_err(
+                recipe,
+                "topics",
+                format!("give `classifier` (a trained model) or `seed` (labelled JSONL) to label the topic source `{name}`, or a `taxonomy` for it"),
+            ));
+        }
+        // The weights can be checked when every taxonomy's classifier is here (a seed's topics
+        // are known only once `syne run` trains it): each classifier loaded once.
+        let taxonomies: BTreeSet<&str> = topic_sources.iter().map(|(_, s)| s.taxonomy()).collect();
+        let mut labels: Option<Vec<String>> = Some(Vec::new());
+        for tax in taxonomies.into_iter().filter_map(|name| t.taxonomy(name)) {
+            match (tax.classifier.as_ref().filter(|c| c.exists()), labels.as_mut()) {
+                (Some(c), Some(l)) => l.extend(syne_mix::topics::TopicModel::load(c)?.labels),
+                _ => labels = None,
             }
         }
-        // (Weights can only be checked when every classifier is here.)
-        let classifiers = topic_sources.iter().filter_map(|(_, s)| t.taxonomy(s.taxonomy())).filter(|x| x.classifier.is_some()).count();
-        if loaded > 0 && loaded == classifiers && topic_sources.iter().all(|(_, s)| t.taxonomy(s.taxonomy()).is_some_and(|x| x.seed.is_none())) {
+        if let Some(labels) = labels.filter(|l| !l.is_empty()) {
             if let Some(topic) = t.weights.keys().find(|w| !labels.contains(w)) {
                 return Err(key_err(recipe, format!("topics.weights.{topic}"), format!("no classifier of the topic sources has a topic `{topic}`")));
             }
