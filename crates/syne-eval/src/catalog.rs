@@ -142,15 +142,19 @@ pub fn default_shots(task: &str) -> usize {
     lookup(task).map_or(0, |t| t.default_shots)
 }
 
+/// A `NAME[:SHOTS]` task spec: the name and the shots given, or the task's default.
+pub fn parse_spec(spec: &str) -> Result<(&str, usize), String> {
+    match spec.split_once(':') {
+        Some((n, k)) => Ok((n, k.parse::<usize>().map_err(|_| format!("`{spec}`: shots must be a number"))?)),
+        None => Ok((spec, default_shots(spec))),
+    }
+}
+
 /// Check a `NAME[:SHOTS]` task spec against the catalog: the shots parsed (or the default) and
 /// whether the name is known; errors say what is wrong with it.
 pub fn check_spec(spec: &str) -> Result<(String, usize, Option<&'static TaskInfo>), String> {
-    let (name, shots) = match spec.split_once(':') {
-        Some((n, k)) => (n, Some(k.parse::<usize>().map_err(|_| format!("`{spec}`: shots must be a number"))?)),
-        None => (spec, None),
-    };
+    let (name, shots) = parse_spec(spec)?;
     let info = lookup(name);
-    let shots = shots.unwrap_or_else(|| default_shots(name));
     if let Some(i) = info {
         if shots > i.max_shots {
             return Err(format!("`{spec}`: {name} allows at most {} shots", i.max_shots));

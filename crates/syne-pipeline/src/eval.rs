@@ -39,10 +39,7 @@ pub fn load_tasks(settings: &EvalSettings, observer: &mut dyn RunObserver) -> Re
     let load_opts = LoadOptions { limit: settings.limit, strict: settings.strict };
     let (data_dir, bench_dir) = (settings.data_dir(), settings.bench_dir());
     for t in &settings.tasks {
-        let (name, shots) = match t.split_once(':') {
-            Some((n, k)) => (n, k.parse::<usize>().map_err(|_| request(format!("tasks: `{t}`: shots must be a number")))?),
-            None => (t.as_str(), syne_eval::catalog::default_shots(t)),
-        };
+        let (name, shots) = syne_eval::catalog::parse_spec(t).map_err(|e| request(format!("tasks: {e}")))?;
         let task = syne_eval::load::load_task(&data_dir, &bench_dir, name, shots, load_opts)?;
         let skipped = task.skipped();
         if skipped.count > 0 {
