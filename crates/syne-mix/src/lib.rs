@@ -8,6 +8,8 @@
 //!   assigned by largest remainder so every stage sums to its budget), checked against the
 //!   corpora's manifests: a source short of its quota is an error unless it may repeat.
 //! - [`reweight`]: the paper's topic re-weighting rule.
+//! - [`mixer`]: the topic mixers as one trait — the paper's rule, static shares, stratified,
+//!   ODM (EXP3, arXiv 2312.02406) and ADO (per-topic scaling laws, arXiv 2410.11820).
 //! - [`sampler`]: the schedule of sources per training sequence (exact quotas, smooth weighted
 //!   round-robin, sources read on across stages, cursors recomputed exactly from a position).
 //! - [`stream`]: the schedule as the trainer's packed sequences (syne-data's `SequenceSource`):
@@ -33,6 +35,7 @@
 pub mod curriculum;
 pub mod error;
 pub mod megatron;
+pub mod mixer;
 pub mod plan;
 pub mod recipe;
 pub mod reweight;

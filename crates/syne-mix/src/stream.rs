@@ -11,9 +11,10 @@
 //!   segment ids let the trainer mask attention at them);
 //! - a source with topics is split into one sub-stream per topic, each in the same arrangement,
 //!   and the topic of each sequence is drawn by smooth weighted round-robin over the topic ratios.
-//!   The ratios start at the topics' token shares and move by the paper's rule
-//!   ([`crate::reweight`]) at each validation point past an interval of `topics.interval_tokens`,
-//!   from the per-topic held-out losses the trainer reports (`SOURCE/TOPIC` keys). A topic that
+//!   The ratios start where the recipe's mixer puts them and move by its rule ([`crate::mixer`]:
+//!   the paper's, static, stratified, ODM, ADO) at each validation point past an interval of
+//!   `topics.interval_tokens`, from the per-topic held-out losses the trainer reports
+//!   (`SOURCE/TOPIC` keys). A topic that
 //!   has given all its tokens (times `max_epochs`) is exhausted: its ratio drops to 0.
 //!
 //! Documents marked held out are never trained on. Everything is deterministic given the seed:
@@ -29,7 +30,6 @@ use syne_data::DataError;
 use crate::curriculum::{self, Order};
 use crate::error::{MixError, Result};
 use crate::recipe::{CurriculumSettings, TopicSettings};
-use crate::reweight::{reweight, Adjustment};
 use crate::sampler::{Cursor, Schedule};
 
 /// What the run knows of one document of a source (in shard order).
@@ -279,23 +279,11 @@ impl SourceData {
         }
         let train_tokens: u64 = subs.iter().map(|s| s.tokens).sum();
         let planned_fraction = (quota * seq_len) as f64 / train_tokens.max(1) as f64;
-        let stratified = settings.topics.as_ref().is_some_and(|t| t.mixer == syne_recipe::TopicMixer::Stratified);
+        let mixer = settings.topics.as_ref().map(crate::mixer::mixer_for);
         let topic_state = (!input.topics.is_empty()).then(|| {
-            let with_data = subs.iter().filter(|s| s.allowed > 0).count().max(1) as f64;
-            let ratios: Vec<f64> = subs
-                .iter()
-                .map(|s| {
-                    if stratified {
-                        if s.allowed > 0 {
-                            1.0 / with_data
-                        } else {
-                            0.0
-                        }
-                    } else {
-                        s.tokens as f64 / train_tokens.max(1) as f64
-                    }
-                })
-                .collect();
+            let shares: Vec<f64> = subs.iter().map(|s| s.tokens as f64 / train_tokens.max(1) as f64).collect();
+            let with_data: Vec<bool> = subs.iter().map(|s| s.allowed > 0).collect();
+            let ratios = mixer.as_ref().map_or_else(|| shares.clone(), |m| m.initial_ratios(&shares, &with_data));
             TopicState {
                 topics: input.topics.clone(),
                 credits: vec![0.0; ratios.len()],
@@ -303,6 +291,7 @@ impl SourceData {
                 exhausted: subs.iter().map(|s| s.allowed == 0).collect(),
                 last_losses: None,
                 last_adjusted_tokens: 0,
+                mixer: mixer.as_ref().and_then(|m| m.initial_state(&ratios)),
                 initial_ratios: ratios.clone(),
                 ratios,
             }
@@ -460,10 +449,8 @@ impl SequenceSource for MixtureStream {
 
     fn observe_validation(&mut self, tokens: u64, topic_losses: &BTreeMap<String, f64>) -> syne_data::Result<Vec<MixtureEvent>> {
         let Some(settings) = self.settings.topics.clone() else { return Ok(Vec::new()) };
-        if settings.mixer != syne_recipe::TopicMixer::Syne {
-            // `static` and `stratified` keep their ratios: validation only measures.
-            return Ok(Vec::new());
-        }
+        let mixer = crate::mixer::mixer_for(&settings);
+        let sequences = tokens / self.settings.seq_len as u64;
         let mut events = Vec::new();
         for (source, ts) in &mut self.state.topics {
             let losses: Vec<Option<f64>> = ts.topics.iter().map(|t| topic_losses.get(&format!("{source}/{t}")).copied()).collect();
@@ -481,22 +468,11 @@ impl SequenceSource for MixtureStream {
             if tokens / settings.interval_tokens <= ts.last_adjusted_tokens / settings.interval_tokens {
                 continue;
             }
-            // A topic with no loss at either point counts as unchanged.
-            let (prev, cur): (Vec<f64>, Vec<f64>) = losses
-                .iter()
-                .zip(&previous)
-                .map(|(c, p)| match (c, p) {
-                    (Some(c), Some(p)) => (*p, *c),
-                    _ => (1.0, 1.0),
-                })
-                .unzip();
-            let weights: Vec<f64> = ts.topics.iter().map(|t| settings.weights.get(t).copied().unwrap_or(1.0)).collect();
-            let adj: Adjustment =
-                reweight(&ts.ratios, &prev, &cur, &weights, &ts.exhausted, &settings.reweight).map_err(|e| data_err(format!("source `{source}`: {e}")))?;
-            ts.ratios = adj.ratios.clone();
+            let obs = crate::mixer::Observation { source, tokens, sequences, losses: &losses };
+            let event = mixer.update(ts, &obs).map_err(|e| data_err(e.to_string()))?;
             ts.last_losses = Some(losses.iter().zip(&previous).map(|(c, p)| c.or(*p)).collect());
             ts.last_adjusted_tokens = tokens;
-            events.push(MixtureEvent::Adjustment { source: source.clone(), topics: ts.topics.clone(), adjustment: adj });
+            events.extend(event);
         }
         Ok(events)
     }

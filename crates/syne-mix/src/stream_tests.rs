@@ -134,59 +134,99 @@ fn consumed_equals_planned_and_sequences_trace_to_their_sources() {
     assert!(fresh.sequence(5, false).is_err());
 }
 
+/// The stream of [`recipe`] with `[topics] mixer = MIXER`.
+fn stream_with_mixer(dir: &std::path::Path, mixer: &str) -> MixtureStream {
+    let text = toml::to_string(&recipe(2.0)).unwrap().replace("[topics]\n", &format!("[topics]\nmixer = \"{mixer}\"\n"));
+    let r = Recipe::from_str_at(&text, std::path::Path::new("t.toml")).unwrap();
+    let notes = (0..120).map(|d| DocNote { topic: Some((d % 3) as u16), perplexity: Some(d as f64), heldout: d % 10 == 9 }).collect();
+    stream_of(dir, &r, notes, 2.0).unwrap()
+}
+
+/// Every sequence of a run of `mixer` validated where `losses` says (by tokens trained), and
+/// its account; with `stop_at`, the run is killed before that sequence and a fresh stream
+/// restored from its (JSON round-tripped) state draws the rest.
+fn run_validated(
+    dir: &std::path::Path,
+    mixer: &str,
+    stop_at: Option<u64>,
+    losses: &dyn Fn(u64) -> Option<BTreeMap<String, f64>>,
+) -> (Vec<PackedSequence>, Account, usize) {
+    let mut s = stream_with_mixer(dir, mixer);
+    let n = s.planned_sequences().unwrap();
+    let (mut out, mut moves) = (Vec::new(), 0);
+    let mut p = 0;
+    while p < n {
+        if let Some(l) = losses(p * SEQ as u64) {
+            let ev = s.observe_validation(p * SEQ as u64, &l).unwrap();
+            assert!(!ev.is_empty(), "an event at {}", p * SEQ as u64);
+            moves += ev.iter().filter(|e| e.ratios_after().is_some()).count();
+        }
+        if Some(p) == stop_at {
+            // Killed after the validation's checkpoint: a new process restores a fresh stream
+            // from that state and continues.
+            let state: Option<MixtureState> = serde_json::from_str(&serde_json::to_string(&s.state()).unwrap()).unwrap();
+            s = stream_with_mixer(dir, mixer);
+            s.restore(p, state.as_ref()).unwrap();
+        }
+        out.push(s.sequence(p, false).unwrap());
+        p += 1;
+    }
+    (out, s.account(), moves)
+}
+
+fn web_losses(a: f64, b: f64, c: f64) -> BTreeMap<String, f64> {
+    [("web/a".to_string(), a), ("web/b".to_string(), b), ("web/c".to_string(), c)].into()
+}
+
 #[test]
 fn reweighting_moves_topic_ratios_and_resume_is_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let losses = |a: f64, b: f64, c: f64| -> BTreeMap<String, f64> { [("web/a".to_string(), a), ("web/b".to_string(), b), ("web/c".to_string(), c)].into() };
-    // One uninterrupted run with validations at 0, 320 and 640 tokens.
-    let run = |stop_at: Option<u64>| -> (Vec<PackedSequence>, Account) {
-        let mut s = stream(dir.path(), 2.0).unwrap();
-        let n = s.planned_sequences().unwrap();
-        let mut out = Vec::new();
-        let mut saved = None;
-        for p in 0..n {
-            let tokens = p * SEQ as u64;
-            if tokens.is_multiple_of(320) && tokens <= 640 {
-                let l = match tokens {
-                    0 => losses(2.0, 2.0, 2.0),
-                    320 => losses(2.4, 2.0, 1.6),
-                    _ => losses(2.4, 2.2, 1.6),
-                };
-                let ev = s.observe_validation(tokens, &l).unwrap();
-                assert!(!ev.is_empty(), "an event at {tokens}");
-            }
-            if Some(p) == stop_at {
-                saved = Some(s.state());
-                break;
-            }
-            out.push(s.sequence(p, false).unwrap());
-        }
-        if let (Some(state), Some(p)) = (saved, stop_at) {
-            // A new process: a fresh stream restored from the checkpoint continues.
-            let mut s = stream(dir.path(), 2.0).unwrap();
-            let state: Option<MixtureState> = serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
-            s.restore(p, state.as_ref()).unwrap();
-            for q in p..n {
-                let tokens = q * SEQ as u64;
-                if tokens.is_multiple_of(320) && tokens <= 640 && q != p {
-                    let l = if tokens == 320 { losses(2.4, 2.0, 1.6) } else { losses(2.4, 2.2, 1.6) };
-                    s.observe_validation(tokens, &l).unwrap();
-                }
-                out.push(s.sequence(q, false).unwrap());
-            }
-            return (out, s.account());
-        }
-        (out, s.account())
+    // Validations at 0, 320 and 640 tokens.
+    let losses = |tokens: u64| match tokens {
+        0 => Some(web_losses(2.0, 2.0, 2.0)),
+        320 => Some(web_losses(2.4, 2.0, 1.6)),
+        640 => Some(web_losses(2.4, 2.2, 1.6)),
+        _ => None,
     };
-    let (all, acc) = run(None);
+    let (all, acc, moves) = run_validated(dir.path(), "syne", None, &losses);
+    assert_eq!(moves, 2);
     let ts = &acc.topics["web"];
     // Topic a got worse (more data), c improved (less).
     assert!(ts.ratios[0] > ts.initial_ratios[0] && ts.ratios[2] < ts.initial_ratios[2], "{ts:?}");
     assert!((ts.ratios.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     for k in [1u64, 19, 20, 33, 150, 299] {
-        let (resumed, acc2) = run(Some(k));
+        let (resumed, acc2, _) = run_validated(dir.path(), "syne", Some(k), &losses);
         assert_eq!(resumed, all, "resumed at {k}");
         assert_eq!(acc2, acc, "account after resuming at {k}");
+    }
+}
+
+#[test]
+fn odm_and_ado_move_their_ratios_and_resume_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Validations every 320 tokens; per-topic losses falling as power laws of the tokens,
+    // topic a the slowest and highest.
+    let losses = |tokens: u64| {
+        tokens.is_multiple_of(320).then(|| {
+            let n = (tokens / SEQ as u64).max(1) as f64;
+            web_losses(2.5 + 3.0 / n.powf(0.2), 1.8 + 6.0 / n.powf(0.5), 1.6 + 4.0 / n.powf(0.6))
+        })
+    };
+    for mixer in ["odm", "ado"] {
+        let (all, acc, moves) = run_validated(dir.path(), mixer, None, &losses);
+        let ts = &acc.topics["web"];
+        assert!(moves >= 10, "{mixer}: {moves} updates");
+        assert!(ts.ratios != ts.initial_ratios && (ts.ratios.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{mixer}: {ts:?}");
+        assert!(ts.mixer.is_some(), "{mixer} keeps its state");
+        if mixer == "odm" {
+            // The highest loss is drawn most.
+            assert!(ts.ratios[0] > ts.ratios[1] && ts.ratios[0] > ts.ratios[2], "{ts:?}");
+        }
+        for k in [7u64, 20, 41, 150, 299] {
+            let (resumed, acc2, _) = run_validated(dir.path(), mixer, Some(k), &losses);
+            assert_eq!(resumed, all, "{mixer} resumed at {k}");
+            assert_eq!(acc2, acc, "{mixer}: account after resuming at {k}");
+        }
     }
 }
 
@@ -255,13 +295,13 @@ fn static_and_stratified_mixers_never_move_their_ratios() {
         let mut events = 0;
         for p in 0..40 {
             if p % 20 == 0 {
-                events += s.observe_validation(p * SEQ as u64, &losses).unwrap().len();
+                events += s.observe_validation(p * SEQ as u64, &losses).unwrap().iter().filter(|e| e.ratios_after().is_some()).count();
             }
             s.sequence(p, false).unwrap();
         }
         let ratios = s.state().unwrap().topics["web"].ratios.clone();
         if mixer != "syne" {
-            assert_eq!(events, 0, "{mixer} logged events");
+            assert_eq!(events, 0, "{mixer} moved its ratios");
         }
         (start, ratios, s.account())
     };

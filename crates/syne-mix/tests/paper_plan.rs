@@ -89,6 +89,9 @@ fn recipe_errors_name_the_key() {
         ("tokens = 7_500_000_000", "tokens = 0", "`stages[1].tokens`"),
         ("[mixture.syn]\nsynthesis-en = 1.0", "", "`stages[1].groups.syn`: no [mixture.syn]"),
         ("name = \"llama-3-syne\"", "name = \"x\"\ncolour = \"red\"", "unknown field `colour`"),
+        ("[topics]\n", "[topics]\nmixer = \"ado\"\nado = { smoothing = 1.0 }\n", "`topics.ado.smoothing`: must be in [0, 1)"),
+        ("[topics]\n", "[topics]\nmixer = \"odm\"\nodm = { reward_scale = 0.0 }\n", "`topics.odm.reward_scale`: must be positive"),
+        ("[topics]\n", "[topics]\nmixer = \"bandit\"\n", "unknown variant `bandit`"),
     ];
     for (from, to, want) in cases {
         assert!(base.contains(from), "{from}");

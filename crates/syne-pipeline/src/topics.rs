@@ -13,7 +13,7 @@ use syne_eval::backend::{Backend, LocalBackend, Question};
 use syne_eval::openai::OpenAiBackend;
 use syne_mix::topics::{labelling_prompt, mmlu_topic, parse_topic, ClassifierSettings, TopicModel, CHINESE_TOPICS, ENGLISH_TOPICS};
 use syne_model::llama::Llama;
-use syne_recipe::records::mixture::{MixtureEvent, MixtureLogLine};
+use syne_recipe::records::mixture::MixtureLogLine;
 use syne_recipe::records::read_jsonl;
 use syne_recipe::records::run::{NoteLine, RunManifest};
 use syne_recipe::Recipe;
@@ -271,8 +271,8 @@ pub fn topic_datasets(recipe: &Recipe, out: &Path) -> Result<Vec<syne_mix::megat
     let mut adjustments: BTreeMap<String, Vec<(u64, Vec<f64>)>> = BTreeMap::new();
     for line in read_jsonl::<MixtureLogLine>(&m.train.mixture_log)? {
         for ev in line.event {
-            if let MixtureEvent::Adjustment { source, adjustment, .. } = ev {
-                adjustments.entry(source).or_default().push((line.tokens, adjustment.ratios));
+            if let Some(ratios) = ev.ratios_after() {
+                adjustments.entry(ev.source().to_string()).or_default().push((line.tokens, ratios.to_vec()));
             }
         }
     }

@@ -201,6 +201,12 @@ pub struct TopicSettings {
     /// The rule's settings.
     #[serde(default)]
     pub reweight: ReweightConfig,
+    /// ODM's settings (`mixer = "odm"`).
+    #[serde(default, skip_serializing_if = "OdmConfig::is_default")]
+    pub odm: OdmConfig,
+    /// ADO's settings (`mixer = "ado"`).
+    #[serde(default, skip_serializing_if = "AdoConfig::is_default")]
+    pub ado: AdoConfig,
     /// Per-topic weights `w_i` (default 1).
     #[serde(default)]
     pub weights: BTreeMap<String, f64>,
@@ -236,6 +242,65 @@ pub enum TopicMixer {
     /// Uniform over the topics with data (stratified sampling, Aioli's strong baseline,
     /// arXiv 2411.05735), never moved; an exhausted topic's share goes to the others.
     Stratified,
+    /// Online Data Mixing (Albalak et al., arXiv 2312.02406): an EXP3 bandit whose reward is
+    /// each topic's loss, so topics the model is worst at are drawn more (`[topics.odm]`).
+    Odm,
+    /// Adaptive Data Optimization (Jiang et al., arXiv 2410.11820): a power law of loss against
+    /// tokens fitted per topic; topics whose loss is still falling fastest are drawn more
+    /// (`[topics.ado]`).
+    Ado,
+}
+
+/// ODM's settings (`[topics.odm]`), with the reference implementation's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OdmConfig {
+    /// Rewards (losses) are multiplied by this before they enter the cumulative estimate, so
+    /// that it does not explode (the reference divides by 10).
+    pub reward_scale: f64,
+}
+
+impl Default for OdmConfig {
+    fn default() -> Self {
+        OdmConfig { reward_scale: 0.1 }
+    }
+}
+
+impl OdmConfig {
+    /// The defaults (for serialisation: a recipe that sets none writes none).
+    pub fn is_default(&self) -> bool {
+        *self == OdmConfig::default()
+    }
+}
+
+/// ADO's settings (`[topics.ado]`), with the reference implementation's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdoConfig {
+    /// Validation points (past the first, at 0 tokens) before the first fit: the power law has
+    /// three parameters.
+    pub min_points: usize,
+    /// Decay of the credit-assignment history `h` of the sampled shares (`h ← γh + (1-γ)c`).
+    pub history_decay: f64,
+    /// Weight of the running average in the policy (`π = s·π̄ + (1-s)·ρ`).
+    pub smoothing: f64,
+    /// The smallest probability a topic with data keeps.
+    pub min_probability: f64,
+    /// Lower bound of a fitted exponent when the slope is computed.
+    pub min_exponent: f64,
+}
+
+impl Default for AdoConfig {
+    fn default() -> Self {
+        AdoConfig { min_points: 3, history_decay: 0.9, smoothing: 0.9, min_probability: 0.01, min_exponent: 0.05 }
+    }
+}
+
+impl AdoConfig {
+    /// The defaults (for serialisation: a recipe that sets none writes none).
+    pub fn is_default(&self) -> bool {
+        *self == AdoConfig::default()
+    }
 }
 
 impl TopicMixer {
@@ -612,6 +677,18 @@ impl Recipe {
         if let Some(t) = &self.topics {
             if t.interval_tokens == 0 {
                 return Err(self.key_err("topics.interval_tokens", "must be positive"));
+            }
+            let ado = &t.ado;
+            let bad = [
+                (!(t.odm.reward_scale > 0.0 && t.odm.reward_scale.is_finite()), "topics.odm.reward_scale", "must be positive"),
+                (ado.min_points < 2, "topics.ado.min_points", "must be at least 2 (the law has three parameters; 3 is the default)"),
+                (!(0.0..1.0).contains(&ado.history_decay), "topics.ado.history_decay", "must be in [0, 1)"),
+                (!(0.0..1.0).contains(&ado.smoothing), "topics.ado.smoothing", "must be in [0, 1)"),
+                (!(0.0..0.5).contains(&ado.min_probability), "topics.ado.min_probability", "must be in [0, 0.5)"),
+                (!(ado.min_exponent >= 0.0 && ado.min_exponent.is_finite()), "topics.ado.min_exponent", "must be non-negative"),
+            ];
+            if let Some((_, key, detail)) = bad.iter().find(|b| b.0) {
+                return Err(self.key_err(*key, *detail));
             }
             if t.classifier.is_some() && t.seed.is_some() {
                 return Err(self.key_err("topics", "give one of `classifier` (a trained model) or `seed` (labelled JSONL), not both"));

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use syne_recipe::records::eval::RunResults;
-use syne_recipe::records::mixture::{MixtureEvent, MixtureLogLine};
+use syne_recipe::records::mixture::MixtureLogLine;
 use syne_recipe::records::run::{NoteLine, RunManifest};
 use syne_recipe::records::train::{StepMetrics, ValidationReport};
 
@@ -231,10 +231,8 @@ impl Run {
             manifest.account.topics.iter().map(|(source, t)| (source.clone(), (t.topics.clone(), vec![(0.0, t.initial_ratios.clone())]))).collect();
         for line in read_jsonl::<MixtureLogLine>(&dir.join("train/mixture.jsonl"))? {
             for ev in line.event {
-                if let MixtureEvent::Adjustment { source, adjustment, .. } = ev {
-                    if let Some((_, series)) = topic_weights.get_mut(&source) {
-                        series.push((line.tokens as f64, adjustment.ratios));
-                    }
+                if let (Some(ratios), Some((_, series))) = (ev.ratios_after(), topic_weights.get_mut(ev.source())) {
+                    series.push((line.tokens as f64, ratios.to_vec()));
                 }
             }
         }

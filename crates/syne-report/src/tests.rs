@@ -1,4 +1,5 @@
 use super::*;
+use syne_recipe::records::mixture::MixtureEvent;
 
 /// A small run folder written with the records `syne run` writes: two stages, a topic source
 /// re-weighted twice, a curriculum source with 4 buckets, two held-out domains, before/after
@@ -83,6 +84,7 @@ fn fixture(dir: &Path) {
         last_losses: None,
         last_adjusted_tokens: 8192,
         initial_ratios: vec![0.5, 0.5],
+        mixer: None,
     };
     let account = Account {
         seq_len: 256,

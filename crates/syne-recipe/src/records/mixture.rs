@@ -37,6 +37,15 @@ pub enum MixtureEvent {
         /// The rule's inputs and outputs.
         adjustment: Adjustment,
     },
+    /// An online mixer (ODM, ADO) moved the ratios.
+    Update {
+        /// The topic source.
+        source: String,
+        /// Its topics, in the order of the update's vectors.
+        topics: Vec<String>,
+        /// The mixer's inputs and outputs.
+        update: MixerUpdate,
+    },
     /// The first validation: the losses later changes are measured from.
     Baseline {
         /// The topic source.
@@ -50,7 +59,16 @@ impl MixtureEvent {
     /// The topic source the event is about.
     pub fn source(&self) -> &str {
         match self {
-            MixtureEvent::Baseline { source, .. } | MixtureEvent::Adjustment { source, .. } => source,
+            MixtureEvent::Baseline { source, .. } | MixtureEvent::Adjustment { source, .. } | MixtureEvent::Update { source, .. } => source,
+        }
+    }
+
+    /// The topic ratios after the event, when it moved them (any mixer).
+    pub fn ratios_after(&self) -> Option<&[f64]> {
+        match self {
+            MixtureEvent::Adjustment { adjustment, .. } => Some(&adjustment.ratios),
+            MixtureEvent::Update { update, .. } => Some(&update.ratios),
+            MixtureEvent::Baseline { .. } => None,
         }
     }
 }
@@ -86,6 +104,101 @@ pub struct TopicState {
     pub last_adjusted_tokens: u64,
     /// Ratios at the start of the run.
     pub initial_ratios: Vec<f64>,
+    /// What an online mixer (ODM, ADO) carries from one update to the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixer: Option<MixerState>,
+}
+
+/// The state of an online mixer between updates (exact resume needs all of it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MixerState {
+    /// ODM's EXP3 bandit.
+    Odm {
+        /// Updates done (`t`).
+        updates: u64,
+        /// The exploration rate `ε_t` of the last update (`1/K` before the first).
+        epsilon: f64,
+        /// Cumulative importance-weighted reward `R̂_i` per topic.
+        cumulative_reward: Vec<f64>,
+    },
+    /// ADO's scaling-law policy.
+    Ado {
+        /// Updates done.
+        updates: u64,
+        /// Every validation point the fits read: sequences trained and per-topic loss.
+        points: Vec<LossPoint>,
+        /// The credit-assignment history `h`: a decaying average of the shares actually drawn.
+        history: Vec<f64>,
+        /// The running average `π̄` of the preference distributions.
+        average: Vec<f64>,
+        /// Sequences read per topic at the last update (the shares drawn since come from it).
+        reads_at_update: Vec<u64>,
+    },
+}
+
+/// One validation point of a topic source: what ADO fits its power laws on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossPoint {
+    /// Sequences of the whole run trained before the validation.
+    pub sequences: u64,
+    /// Per-topic held-out loss (`None`: a topic without held-out text).
+    pub losses: Vec<Option<f64>>,
+}
+
+/// One update of an online mixer (ODM, ADO), as logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MixerUpdate {
+    /// The mixer.
+    pub mixer: crate::TopicMixer,
+    /// Topic ratios before.
+    pub before: Vec<f64>,
+    /// The per-topic losses the update read.
+    pub losses: Vec<Option<f64>>,
+    /// Topic ratios after.
+    pub ratios: Vec<f64>,
+    /// The mixer's own quantities.
+    pub detail: MixerDetail,
+}
+
+/// What an online mixer computed on the way to its ratios.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MixerDetail {
+    /// ODM.
+    Odm {
+        /// `ε_t`.
+        epsilon: f64,
+        /// `R̂_i` after the update.
+        cumulative_reward: Vec<f64>,
+    },
+    /// ADO.
+    Ado {
+        /// The fitted law `L(n) = exp(e) + exp(a) / n^alpha` per topic (`None`: not fitted).
+        fits: Vec<Option<PowerLaw>>,
+        /// The preference `ρ` before smoothing.
+        preference: Vec<f64>,
+    },
+}
+
+/// A fitted power law of loss against sequences trained: `L(n) = exp(e) + exp(a) / n^alpha`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PowerLaw {
+    /// Log of the reducible loss's scale.
+    pub a: f64,
+    /// Log of the irreducible loss.
+    pub e: f64,
+    /// The exponent.
+    pub alpha: f64,
+    /// The fit's objective at its optimum (Huber loss in log space).
+    pub objective: f64,
+}
+
+impl PowerLaw {
+    /// The law's loss after `n` sequences.
+    pub fn loss(&self, n: f64) -> f64 {
+        self.e.exp() + self.a.exp() / n.powf(self.alpha)
+    }
 }
 
 /// Trained tokens of one stage and source, in total and per topic and curriculum bucket.
