@@ -12,7 +12,7 @@ use syne_model::lm::LanguageModel;
 use crate::answer;
 use crate::backend::{Backend, Question};
 use crate::error::{EvalError, Result};
-use crate::results::{mean_with_stderr, Metric, ModelIdentity, TaskResult};
+use crate::results::{mean_with_stderr, ModelIdentity, TaskResult};
 use crate::sandbox::Sandbox;
 use crate::task::{GenItem, GenMetric, GenTask, McTask};
 
@@ -364,17 +364,23 @@ pub fn run_gen(
 }
 
 /// A held-out perplexity task: the first `max_docs` documents of a corpus file scored whole
-/// (windows of `opts.max_len`): mean NLL per token, perplexity, bits per byte and per character.
-pub fn run_ppl(model: &impl LanguageModel, tok: &TextTokenizer, name: &str, path: &Path, max_docs: usize, opts: &EvalOptions) -> Result<TaskResult> {
+/// (windows of `opts.max_len`): mean NLL per token, perplexity, bits per byte and per character,
+/// each with its standard error over documents. Every document's score goes to
+/// `OUT/samples/NAME.ppl.jsonl` (when `out` is given): paired before/after deltas read them.
+pub fn run_ppl(model: &impl LanguageModel, tok: &TextTokenizer, name: &str, path: &Path, max_docs: usize, opts: &EvalOptions, out: Option<&Path>) -> Result<TaskResult> {
     let set = ValidationSet { name: name.to_string(), path: PathBuf::from(path), max_docs, text_field: "text".into(), topic_field: None };
-    let m = LoadedSet::load(&set, tok)?.evaluate(model, opts.max_len, opts.batch_tokens);
-    let metric = |value| Metric { value, stderr: None };
-    let metrics = [
-        ("nll".to_string(), metric(m.loss)),
-        ("perplexity".to_string(), metric(m.perplexity)),
-        ("bits_per_byte".to_string(), metric(m.bits_per_byte)),
-        ("bits_per_char".to_string(), metric(m.bits_per_char)),
-    ]
-    .into();
-    Ok(TaskResult { task: name.to_string(), shots: 0, n: m.docs, metrics })
+    let (m, docs) = LoadedSet::load(&set, tok)?.evaluate_docs(model, opts.max_len, opts.batch_tokens);
+    if let Some(out) = out {
+        let file = ppl_samples_path(out, name);
+        let dir = file.parent().expect("samples folder");
+        std::fs::create_dir_all(dir).map_err(|e| syne_data::DataError::io(dir, "cannot create", e))?;
+        let text: String = docs.iter().map(|d| serde_json::to_string(d).expect("a score serialises") + "\n").collect();
+        syne_data::io::write_atomic(&file, text.as_bytes())?;
+    }
+    Ok(TaskResult { task: name.to_string(), shots: 0, n: m.docs, metrics: syne_recipe::records::eval::ppl_metrics(&docs) })
+}
+
+/// Where [`run_ppl`] writes the per-document scores of task `name` of an evaluation in `out`.
+pub fn ppl_samples_path(out: &Path, name: &str) -> PathBuf {
+    out.join("samples").join(format!("{name}.ppl.jsonl"))
 }

@@ -11,7 +11,7 @@
 //! (three of them are the names in the paper's Figure 1); [`mmlu_topic`] maps each of the 57
 //! MMLU subjects to one, which makes MMLU real labelled text for training and held-out macro-F1.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -347,14 +347,31 @@ impl TopicModel {
         Some((&self.labels[best], prob))
     }
 
-    /// Save as `PATH` (JSON header) + `PATH.weights` (little-endian f32), each written atomically.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let header = serde_json::to_vec_pretty(self).expect("json");
+    fn weight_bytes(&self) -> Vec<u8> {
         let mut w = Vec::with_capacity((self.embeddings.len() + self.output.len() + self.bias.len()) * 4);
         for x in self.embeddings.iter().chain(&self.output).chain(&self.bias) {
             w.extend_from_slice(&x.to_le_bytes());
         }
-        syne_data::io::write_atomic(&weights_path(path), &w)?;
+        w
+    }
+
+    /// A hash of the whole model (settings, labels and weights): two models with the same
+    /// fingerprint label every document alike.
+    pub fn fingerprint(&self) -> String {
+        let mut bytes = serde_json::to_vec(self).expect("json");
+        bytes.extend(self.weight_bytes());
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+    }
+
+    /// The files of a model saved as `path`: the header and its weights.
+    pub fn files(path: &Path) -> [PathBuf; 2] {
+        [path.to_path_buf(), weights_path(path)]
+    }
+
+    /// Save as `PATH` (JSON header) + `PATH.weights` (little-endian f32), each written atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let header = serde_json::to_vec_pretty(self).expect("json");
+        syne_data::io::write_atomic(&weights_path(path), &self.weight_bytes())?;
         syne_data::io::write_atomic(path, &header)?;
         Ok(())
     }
@@ -386,7 +403,7 @@ impl TopicModel {
     }
 }
 
-fn weights_path(path: &Path) -> std::path::PathBuf {
+fn weights_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".weights");
     p.into()

@@ -16,6 +16,7 @@ use syne_data::io::{CorpusReader, FieldSpec};
 use syne_data::tokenizer::{BosPolicy, TextTokenizer};
 use syne_data::DataError;
 
+pub use syne_recipe::records::eval::DocScore;
 pub use syne_recipe::records::train::{DomainMetrics, TopicLoss, ValidationReport};
 pub use syne_recipe::train::ValidationSet;
 
@@ -72,7 +73,17 @@ impl LoadedSet {
 
     /// Score the set with `model` (windows of `max_len` tokens, `batch_tokens` per pass).
     pub fn evaluate(&self, model: &impl LanguageModel, max_len: usize, batch_tokens: usize) -> DomainMetrics {
+        self.evaluate_docs(model, max_len, batch_tokens).0
+    }
+
+    /// [`LoadedSet::evaluate`], with every document's score (in the set's order).
+    pub fn evaluate_docs(&self, model: &impl LanguageModel, max_len: usize, batch_tokens: usize) -> (DomainMetrics, Vec<DocScore>) {
         let scores = score_documents(model, &self.docs, max_len, batch_tokens);
+        let per_doc = scores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| DocScore { nll: s.nll_sum, tokens: s.predicted as u64, bytes: self.bytes[i] as u64, chars: self.chars[i] as u64 })
+            .collect();
         let mut m = DomainMetrics { name: self.name.clone(), docs: self.docs.len(), bad_records: self.bad_records, ..Default::default() };
         let mut nll = 0.0;
         let mut topics: BTreeMap<String, (usize, usize, f64)> = BTreeMap::new();
@@ -94,6 +105,6 @@ impl LoadedSet {
         m.bits_per_char = nll / std::f64::consts::LN_2 / m.chars.max(1) as f64;
         m.topics =
             topics.into_iter().map(|(k, (docs, tokens, nll))| (k, TopicLoss { docs, tokens: tokens as u64, loss: nll / tokens.max(1) as f64 })).collect();
-        m
+        (m, per_doc)
     }
 }

@@ -118,7 +118,7 @@ pub fn evaluate(settings: &EvalSettings, target: &EvalTarget, out: &Path, device
     }
     if let Some((lm, tok, _)) = &local {
         for p in &settings.ppl {
-            results.insert(p.name.clone(), syne_eval::run::run_ppl(lm, tok, &p.name, &p.file, settings.ppl_docs, &opts)?);
+            results.insert(p.name.clone(), syne_eval::run::run_ppl(lm, tok, &p.name, &p.file, settings.ppl_docs, &opts, Some(out))?);
         }
     }
     let ppl: Vec<String> = settings.ppl.iter().map(|p| format!("{}={}", p.name, p.file.display())).collect();

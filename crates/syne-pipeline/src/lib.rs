@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod annotate;
+pub mod cache;
 pub mod check;
 pub mod demo;
 pub mod device;

@@ -18,8 +18,10 @@
 //! and write `manifest.json`: what each step consumed and produced, and the token account
 //! (planned against consumed per stage, source, topic and curriculum bucket).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use syne_data::io::{sha256_file, write_atomic};
 use syne_data::prepare::{run_prepare_config, Manifest, PrepareConfig, PrepareOptions};
@@ -31,12 +33,13 @@ use syne_mix::stream::{DocNote, MixtureStream, SourceInput, StreamSettings};
 use syne_mix::topics::{ClassifierSettings, TopicModel};
 use syne_model::llama::Llama;
 use syne_recipe::records::mixture::Account;
-use syne_recipe::records::run::{HeldoutLine, HeldoutSummary, NotesSummary, RunManifest, TrainSummary};
+use syne_recipe::records::run::{HeldoutLine, HeldoutSummary, NotesSummary, RunManifest, SharedItem, StepRecord, TrainSummary};
 use syne_recipe::train::ValidationSet;
 use syne_recipe::{PplTask, Recipe, TrainSettings};
 use syne_train::trainer::{checkpoints, train_on};
 
 use crate::annotate::{choose_heldout, choose_heldout_plain, source_shards, Annotator};
+use crate::cache::{content_key, StepCache};
 use crate::device::torch_device;
 use crate::error::{run_err, Result};
 use crate::eval::{evaluate, EvalTarget};
@@ -59,6 +62,10 @@ pub struct PipelineOptions {
 pub struct Pipeline {
     pub(crate) recipe: Recipe,
     pub(crate) options: PipelineOptions,
+    /// Items shared with other runs (a sweep's), when given.
+    cache: Option<StepCache>,
+    /// What each step of this invocation cost (for the manifest).
+    steps: RefCell<Vec<StepRecord>>,
 }
 
 /// What the plan step settles for training.
@@ -85,7 +92,48 @@ pub(crate) struct Annotated {
 impl Pipeline {
     /// A run of `recipe` (already resolved and validated: [`Recipe::load`]).
     pub fn new(recipe: Recipe, options: PipelineOptions) -> Pipeline {
-        Pipeline { recipe, options }
+        Pipeline { recipe, options, cache: None, steps: RefCell::new(Vec::new()) }
+    }
+
+    /// Share topic classifiers, notes and the backbone's evaluation with the other runs that use
+    /// `cache` ([`crate::cache`]): what a sweep's variants have in common is computed once.
+    pub fn with_cache(mut self, cache: StepCache) -> Pipeline {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Time `f` as step `step` of this invocation.
+    fn timed<T>(&self, step: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let t = Instant::now();
+        let out = f()?;
+        self.steps.borrow_mut().push(StepRecord { step: step.to_string(), seconds: t.elapsed().as_secs_f64(), shared: None });
+        Ok(out)
+    }
+
+    /// Fetch item `kind/key` of the shared cache into `dest` (when there is a cache, `dest` is
+    /// missing and the cache holds it); recorded as step `step`. `Ok(true)`: `dest` came from it.
+    fn fetch_shared(&self, step: &str, kind: &str, key: &str, dest: &Path) -> Result<bool> {
+        let Some(cache) = &self.cache else { return Ok(false) };
+        if dest.exists() {
+            return Ok(false);
+        }
+        let t = Instant::now();
+        let hit = cache.fetch(kind, key, dest)?;
+        if hit {
+            let shared = Some(SharedItem { key: key.to_string(), reused: true });
+            self.steps.borrow_mut().push(StepRecord { step: step.to_string(), seconds: t.elapsed().as_secs_f64(), shared });
+        }
+        Ok(hit)
+    }
+
+    /// Store `src` as item `kind/key` of the shared cache (when there is one), computed in
+    /// `seconds`; recorded as step `step`.
+    fn store_shared(&self, step: &str, kind: &str, key: &str, src: &Path, seconds: f64) -> Result<()> {
+        let Some(cache) = &self.cache else { return Ok(()) };
+        cache.store(kind, key, src)?;
+        let shared = Some(SharedItem { key: key.to_string(), reused: false });
+        self.steps.borrow_mut().push(StepRecord { step: step.to_string(), seconds, shared });
+        Ok(())
     }
 
     /// The recipe being run.
@@ -113,7 +161,7 @@ impl Pipeline {
         }
 
         let Annotated { data_dir, manifest, plan_path, schedule, train, inputs, notes, heldout, device } = self.through_annotate(&dir, train, observer)?;
-        let (steps, tokens, account) = self.train(&data_dir, &manifest, schedule, inputs, &train, device, observer)?;
+        let (steps, tokens, account) = self.timed("train", || self.train(&data_dir, &manifest, schedule, inputs, &train, device, observer))?;
         let eval = self.evaluate(&dir, &train, &heldout, device, observer)?;
 
         let m = RunManifest {
@@ -127,6 +175,7 @@ impl Pipeline {
             train: TrainSummary { out: train.out.clone(), steps, tokens, final_model: train.out.join("final"), mixture_log: train.out.join("mixture.jsonl") },
             account,
             eval,
+            steps: self.steps.take(),
         };
         write_atomic(&dir.join("manifest.json"), serde_json::to_string_pretty(&m).expect("manifest serialises").as_bytes())?;
         Ok(m)
@@ -152,11 +201,11 @@ impl Pipeline {
     /// Steps 0–3, shared by the run and the Megatron export: synthesis, prepared shards, the
     /// plan and its schedule, the annotated mixture inputs and held-out sets.
     pub(crate) fn through_annotate(&self, dir: &Path, train: TrainSettings, observer: &mut dyn RunObserver) -> Result<Annotated> {
-        self.synthesise(observer)?;
-        let (data_dir, manifest) = self.prepare(observer)?;
-        let Planned { plan_path, schedule, mut train } = self.plan(dir, train, observer)?;
+        self.timed("synth", || self.synthesise(observer))?;
+        let (data_dir, manifest) = self.timed("prepare", || self.prepare(observer))?;
+        let Planned { plan_path, schedule, mut train } = self.timed("plan", || self.plan(dir, train, observer))?;
         let device = torch_device(self.options.threads, self.options.cpu);
-        let (inputs, notes, heldout) = self.annotate(dir, &data_dir, &manifest, &schedule, &mut train, device, observer)?;
+        let (inputs, notes, heldout) = self.timed("annotate", || self.annotate(dir, &data_dir, &manifest, &schedule, &mut train, device, observer))?;
         Ok(Annotated { data_dir, manifest, plan_path, schedule, train, inputs, notes, heldout, device })
     }
 
@@ -228,6 +277,11 @@ impl Pipeline {
         }
         train.total_tokens = total;
         train.out = dir.join("train");
+        // The retention sets are validation domains: forgetting is seen as it happens.
+        for r in recipe.eval.iter().flat_map(|e| e.retention.iter().map(move |r| (r, e.retention_docs))) {
+            let (r, max_docs) = r;
+            train.validation.push(ValidationSet { name: r.name.clone(), path: r.file.clone(), max_docs, text_field: "text".into(), topic_field: None });
+        }
         if train.validate_every_tokens.is_none() {
             // Validation follows the topic interval: the re-weighting reads its losses.
             train.validate_every_tokens = recipe.topics.as_ref().map(|t| t.interval_tokens);
@@ -253,10 +307,25 @@ impl Pipeline {
             (None, Some(seed)) => {
                 let file = if name == syne_recipe::DEFAULT_TAXONOMY { "topics.model".to_string() } else { format!("topics-{name}.model") };
                 let model_path = dir.join(file);
-                if !model_path.exists() {
-                    let (model, n, _) = train_classifier(std::slice::from_ref(seed), "text", "topic", &ClassifierSettings::default())?;
+                let settings = ClassifierSettings::default();
+                let key = match &self.cache {
+                    Some(_) => content_key("classifier", &(sha256_file(seed)?, &settings)),
+                    None => String::new(),
+                };
+                let step = format!("classifier:{name}");
+                // The model is two files (header, weights): cached as two items, weights first so
+                // that a header present means a whole model.
+                let [header, weights] = TopicModel::files(&model_path);
+                let shared = !model_path.exists()
+                    && self.fetch_shared(&format!("{step}.weights"), "classifier", &format!("{key}.weights"), &weights)?
+                    && self.fetch_shared(&step, "classifier", &key, &header)?;
+                if !model_path.exists() && !shared {
+                    let t = Instant::now();
+                    let (model, n, _) = train_classifier(std::slice::from_ref(seed), "text", "topic", &settings)?;
                     model.save(&model_path)?;
                     observer.say(&format!("topics: `{name}` classifier trained on {n} labelled documents of {} → {}", seed.display(), model_path.display()));
+                    self.store_shared(&format!("{step}.weights"), "classifier", &format!("{key}.weights"), &weights, 0.0)?;
+                    self.store_shared(&step, "classifier", &key, &header, t.elapsed().as_secs_f64())?;
                 }
                 Ok(TopicModel::load(&model_path)?)
             }
@@ -295,8 +364,29 @@ impl Pipeline {
                 e.insert(model);
             }
         }
-        let scorer = if needs_ppl.is_empty() { None } else { Some(Llama::load(&train.model, device)?) };
         let default_score_tokens = recipe.curriculum.as_ref().map_or(256, |c| c.score_tokens);
+        // Notes another run of the sweep computed for the same data, classifier and scorer.
+        let mut notes_keys: BTreeMap<String, String> = BTreeMap::new();
+        if self.cache.is_some() {
+            let prepared = sha256_file(&data_dir.join("manifest.json"))?;
+            let scorer_sha = if needs_ppl.is_empty() { None } else { Some(sha256_file(&train.model)?) };
+            let mut classifier_sha: BTreeMap<&str, String> = BTreeMap::new();
+            for (tax, m) in &topic_models {
+                classifier_sha.insert(tax.as_str(), m.fingerprint());
+            }
+            for name in needs_topics.iter().chain(needs_ppl.iter()) {
+                let src = &recipe.sources[*name];
+                let topics = needs_topics.contains(name).then(|| classifier_sha.get(src.taxonomy()).cloned()).flatten();
+                let score = needs_ppl.contains(name).then(|| (scorer_sha.clone(), src.score_tokens.unwrap_or(default_score_tokens)));
+                let key = content_key("notes", &(&prepared, name.as_str(), topics, score));
+                let file = dir.join("notes").join(format!("{name}.jsonl"));
+                self.fetch_shared(&format!("notes:{name}"), "notes", &key, &file)?;
+                notes_keys.insert(name.to_string(), key);
+            }
+        }
+        // The backbone scores only the documents no notes file holds yet.
+        let unscored = needs_ppl.iter().any(|n| !dir.join("notes").join(format!("{n}.jsonl")).exists());
+        let scorer = if unscored { Some(Llama::load(&train.model, device)?) } else { None };
 
         let heldout_per_topic = recipe.topics.as_ref().map_or(0, |t| t.heldout_docs);
         let (mut inputs, mut notes_summary, mut heldout_files) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
@@ -314,7 +404,12 @@ impl Pipeline {
                 let file = dir.join("notes").join(format!("{name}.jsonl"));
                 std::fs::create_dir_all(file.parent().expect("notes folder")).map_err(|e| DataError::io(&file, "cannot create", e))?;
                 let score_tokens = curriculum.then(|| src.score_tokens.unwrap_or(default_score_tokens));
+                let fresh = !file.exists();
+                let t = Instant::now();
                 let notes = annotator.annotate(name, &input.shards, topics, score_tokens, &file, observer)?;
+                if let (true, Some(key)) = (fresh, notes_keys.get(name)) {
+                    self.store_shared(&format!("notes:{name}"), "notes", key, &file, t.elapsed().as_secs_f64())?;
+                }
                 let labels: Vec<String> = topic_model.map(|m| m.labels.clone()).unwrap_or_default();
                 held = if topics {
                     choose_heldout(&notes, heldout_per_topic, train.seed)
@@ -442,13 +537,37 @@ impl Pipeline {
                 }
             }
         }
+        // The retention sets are perplexity tasks too (the recipe checked their names are free).
+        settings.ppl.extend(settings.retention.iter().cloned());
         for (label, model) in [("before", train.model.clone()), ("after", train.out.join("final"))] {
             if label == "before" && !settings.before {
                 continue;
             }
             let eval_out = dir.join("eval").join(label);
-            if !eval_out.join("results.json").exists() {
+            // The backbone's evaluation is the same in every run with the same settings and files.
+            let key = match (&self.cache, label) {
+                (Some(_), "before") => {
+                    let mut keyed = settings.clone();
+                    for p in keyed.ppl.iter_mut().chain(keyed.retention.iter_mut()) {
+                        p.file = PathBuf::from(sha256_file(&p.file)?);
+                    }
+                    let tokenizer = train.tokenizer.as_deref().map(sha256_file).transpose()?;
+                    Some(content_key("eval-before", &(sha256_file(&model)?, tokenizer, &keyed)))
+                }
+                _ => None,
+            };
+            let step = format!("eval-{label}");
+            let shared = match &key {
+                Some(k) if !eval_out.join("results.json").exists() => self.fetch_shared(&step, "eval-before", k, &eval_out)?,
+                _ => false,
+            };
+            if !shared && !eval_out.join("results.json").exists() {
+                let t = Instant::now();
                 evaluate(&settings, &EvalTarget::Local { model, tokenizer: train.tokenizer.clone() }, &eval_out, device, observer)?;
+                match &key {
+                    Some(k) => self.store_shared(&step, "eval-before", k, &eval_out, t.elapsed().as_secs_f64())?,
+                    None => self.steps.borrow_mut().push(StepRecord { step, seconds: t.elapsed().as_secs_f64(), shared: None }),
+                }
             }
             observer.say(&format!("eval: {label} → {}", eval_out.join("results.json").display()));
             eval.insert(label.to_string(), eval_out.join("results.json"));

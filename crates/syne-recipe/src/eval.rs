@@ -111,6 +111,21 @@ pub struct EvalSettings {
     /// `syne run`: add every held-out set of the run as a perplexity task named after its source.
     #[cfg_attr(feature = "cli", arg(skip))]
     pub heldout: bool,
+    /// `syne run`: the retention set, `NAME = FILE` — text of a kind the run never trains on
+    /// (no source reads the file), scored like `ppl` before and after (and at every validation
+    /// of training, its first `retention_docs` documents): what the run forgot of what it was
+    /// not adapted to.
+    #[cfg_attr(feature = "cli", arg(skip))]
+    #[serde(with = "ppl_table", skip_serializing_if = "Vec::is_empty")]
+    pub retention: Vec<PplTask>,
+    /// Documents of each retention set scored at every validation of training.
+    #[cfg_attr(feature = "cli", arg(skip = 64usize))]
+    #[serde(skip_serializing_if = "is_64")]
+    pub retention_docs: usize,
+}
+
+fn is_64(n: &usize) -> bool {
+    *n == 64
 }
 
 impl Default for EvalSettings {
@@ -132,6 +147,8 @@ impl Default for EvalSettings {
             batch_tokens: 4096,
             before: true,
             heldout: false,
+            retention: Vec::new(),
+            retention_docs: 64,
         }
     }
 }
@@ -154,7 +171,7 @@ impl EvalSettings {
         self.tasks_file = self.tasks_file.as_deref().map(at);
         self.data_dir = self.data_dir.as_deref().map(at);
         self.bench_dir = self.bench_dir.as_deref().map(at);
-        for t in &mut self.ppl {
+        for t in self.ppl.iter_mut().chain(self.retention.iter_mut()) {
             t.file = at(&t.file);
         }
     }
@@ -167,6 +184,7 @@ impl EvalSettings {
             ("batch_tokens", self.batch_tokens),
             ("generate_batch", self.generate_batch),
             ("limit", self.limit.unwrap_or(1)),
+            ("retention_docs", self.retention_docs),
         ] {
             if n == 0 {
                 return Err((format!("eval.{key}"), "must be a positive integer".into()));

@@ -522,7 +522,7 @@ impl Recipe {
         }
         if let Some(e) = &mut self.eval {
             v.extend(e.tasks_file.iter_mut().chain(e.data_dir.iter_mut()).chain(e.bench_dir.iter_mut()));
-            v.extend(e.ppl.iter_mut().map(|p| &mut p.file));
+            v.extend(e.ppl.iter_mut().chain(e.retention.iter_mut()).map(|p| &mut p.file));
         }
         if let Some(s) = &mut self.synth {
             v.push(&mut s.output);
@@ -560,6 +560,7 @@ impl Recipe {
         if let Some(e) = &self.eval {
             v.extend(e.tasks_file.iter().map(|p| ("eval.tasks_file".to_string(), p.as_path())));
             v.extend(e.ppl.iter().map(|p| (format!("eval.ppl.{}", p.name), p.file.as_path())));
+            v.extend(e.retention.iter().map(|p| (format!("eval.retention.{}", p.name), p.file.as_path())));
         }
         if let Some(s) = &self.synth {
             v.extend(s.inputs.iter().enumerate().map(|(i, p)| (format!("synth.inputs[{i}]"), p.as_path())));
@@ -700,6 +701,17 @@ impl Recipe {
                 }
                 if tax.classifier.is_some() == tax.seed.is_some() {
                     return Err(self.key_err(key, "give one of `classifier` (a trained model) or `seed` (labelled JSONL)"));
+                }
+            }
+        }
+        if let Some(e) = &self.eval {
+            for (i, r) in e.retention.iter().enumerate() {
+                let key = format!("eval.retention.{}", r.name);
+                if let Some((name, _)) = self.sources.iter().find(|(_, s)| s.paths.contains(&r.file)) {
+                    return Err(self.key_err(key, format!("{} is read by source `{name}`: a retention set must be text the run never trains on", r.file.display())));
+                }
+                if self.sources.contains_key(&r.name) || e.ppl.iter().any(|p| p.name == r.name) || e.retention[..i].iter().any(|p| p.name == r.name) {
+                    return Err(self.key_err(key, "is also the name of a source or a perplexity task"));
                 }
             }
         }

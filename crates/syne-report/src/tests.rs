@@ -120,6 +120,7 @@ fn fixture(dir: &Path) {
         },
         account,
         eval: [("before".to_string(), dir.join("eval/before/results.json")), ("after".to_string(), dir.join("eval/after/results.json"))].into(),
+        steps: Vec::new(),
     };
     w("manifest.json", json(&manifest).to_string());
 }

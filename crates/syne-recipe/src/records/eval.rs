@@ -37,6 +37,82 @@ pub fn mean_with_stderr(values: &[bool]) -> Metric {
     Metric { value: p, stderr: (n > 1).then(|| (p * (1.0 - p) / (n - 1) as f64).sqrt()) }
 }
 
+/// One document of a perplexity task, as scored (`samples/NAME.ppl.jsonl`): what paired
+/// before/after deltas and their standard errors are computed from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DocScore {
+    /// Total NLL of the document's predicted tokens, nats.
+    pub nll: f64,
+    /// Predicted tokens.
+    pub tokens: u64,
+    /// UTF-8 bytes of its text.
+    pub bytes: u64,
+    /// Unicode scalars of its text.
+    pub chars: u64,
+}
+
+/// The standard error of a ratio of sums `R = Σy / Σx` over `n` independent documents (the
+/// delta method: `sqrt(Σ(y_i - R x_i)² / (n (n-1))) / mean(x)`): how bits per character and
+/// per byte (`y` = NLL in bits, `x` = characters or bytes) vary with the documents drawn.
+pub fn ratio_stderr(y: &[f64], x: &[f64]) -> Option<f64> {
+    let n = y.len();
+    if n < 2 || x.len() != n {
+        return None;
+    }
+    let (sy, sx): (f64, f64) = (y.iter().sum(), x.iter().sum());
+    if sx <= 0.0 {
+        return None;
+    }
+    let r = sy / sx;
+    let ss: f64 = y.iter().zip(x).map(|(y, x)| (y - r * x).powi(2)).sum();
+    Some((ss / (n * (n - 1)) as f64).sqrt() / (sx / n as f64))
+}
+
+/// Per-token NLL, bits per byte and bits per character of `docs`, each with its
+/// [`ratio_stderr`].
+pub fn ppl_metrics(docs: &[DocScore]) -> BTreeMap<String, Metric> {
+    let bits: Vec<f64> = docs.iter().map(|d| d.nll / std::f64::consts::LN_2).collect();
+    let nats: Vec<f64> = docs.iter().map(|d| d.nll).collect();
+    let per = |y: &[f64], x: Vec<f64>| {
+        let total: f64 = x.iter().sum();
+        Metric { value: y.iter().sum::<f64>() / total.max(1.0), stderr: ratio_stderr(y, &x) }
+    };
+    let nll = per(&nats, docs.iter().map(|d| d.tokens as f64).collect());
+    [
+        ("perplexity".to_string(), Metric { value: nll.value.exp(), stderr: nll.stderr.map(|s| s * nll.value.exp()) }),
+        ("nll".to_string(), nll),
+        ("bits_per_byte".to_string(), per(&bits, docs.iter().map(|d| d.bytes as f64).collect())),
+        ("bits_per_char".to_string(), per(&bits, docs.iter().map(|d| d.chars as f64).collect())),
+    ]
+    .into()
+}
+
+/// The change of a perplexity metric from `before` to `after` on the same documents (in the same
+/// order), with the paired standard error: the ratio estimator of the per-document differences.
+/// `metric` is `nll`, `bits_per_byte` or `bits_per_char`.
+pub fn paired_ppl_delta(before: &[DocScore], after: &[DocScore], metric: &str) -> Option<Metric> {
+    if before.len() != after.len() || before.is_empty() {
+        return None;
+    }
+    let scale = if metric == "nll" { 1.0 } else { 1.0 / std::f64::consts::LN_2 };
+    let unit = |d: &DocScore| match metric {
+        "nll" => Some(d.tokens as f64),
+        "bits_per_byte" => Some(d.bytes as f64),
+        "bits_per_char" => Some(d.chars as f64),
+        _ => None,
+    };
+    let mut x = Vec::with_capacity(before.len());
+    for (b, a) in before.iter().zip(after) {
+        let ub = unit(b)?;
+        if ub != unit(a)? {
+            return None;
+        }
+        x.push(ub);
+    }
+    let y: Vec<f64> = before.iter().zip(after).map(|(b, a)| (a.nll - b.nll) * scale).collect();
+    Some(Metric { value: y.iter().sum::<f64>() / x.iter().sum::<f64>().max(1.0), stderr: ratio_stderr(&y, &x) })
+}
+
 impl TaskResult {
     /// Accuracy and length-normalised accuracy from per-question correctness.
     pub fn from_correct(task: &str, shots: usize, acc: &[bool], acc_norm: &[bool]) -> TaskResult {

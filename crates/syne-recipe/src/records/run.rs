@@ -52,6 +52,33 @@ pub struct RunManifest {
     pub account: Account,
     /// `before` / `after` → results file.
     pub eval: BTreeMap<String, PathBuf>,
+    /// What each step of the invocation that finished the run cost, and which came from a
+    /// shared step cache (a sweep's).
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
+}
+
+/// One step of a run's last invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// `synth`, `prepare`, `plan`, `annotate`, `train`, `eval-before`, `eval-after`, or a shared
+    /// item: `classifier:TAXONOMY`, `notes:SOURCE`.
+    pub step: String,
+    /// Wall seconds.
+    pub seconds: f64,
+    /// For an item of a shared step cache: its key, and whether it was reused (`true`) or
+    /// computed here and stored (`false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedItem>,
+}
+
+/// An item of a shared step cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedItem {
+    /// The content key (sha256 of everything that determines the item).
+    pub key: String,
+    /// Taken from the cache rather than computed.
+    pub reused: bool,
 }
 
 /// The notes of one source.
