@@ -28,6 +28,21 @@ pub struct Common {
     pub no_progress: bool,
 }
 
+/// `syne sweep`'s subcommands.
+#[derive(Subcommand)]
+pub enum SweepCmd {
+    /// The report of a sweep: SWEEP/report/sweep.md, a self-contained sweep.html and sweep.json
+    /// (each variant against the control with two-standard-error verdicts, the forgetting
+    /// ledgers, plots along every axis, the mixers' topic weights, the sweep's cost).
+    Report {
+        /// The sweep's folder.
+        dir: PathBuf,
+        /// Print the summary as JSON instead of the Markdown.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Clean, deduplicate, tokenize and pack the sources of a TOML file into token shards.
@@ -220,6 +235,23 @@ pub enum Command {
         /// Run folder (default: the recipe's; a scaled demo gets its own, e.g. runs/demo-t163840).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Surrogate ablations: every variant of a sweep file (a base recipe, a budget, seeds, named
+    /// overrides or axes of recipe keys) as a full run in its own folder, the work they share
+    /// (preparation, topic labels, perplexity scores, the backbone's evaluation) done once;
+    /// killed and started again, it skips every finished run. Ends with `syne sweep report`.
+    #[command(args_conflicts_with_subcommands = true)]
+    Sweep {
+        #[command(subcommand)]
+        cmd: Option<SweepCmd>,
+        /// The sweep file.
+        file: Option<PathBuf>,
+        /// Runs at once after the first (the threads are split between them).
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
+        /// List the variants and check every variant's recipe; run nothing.
+        #[arg(long)]
+        check: bool,
     },
     /// The report of a finished `syne run` (or `syne demo`): RUN/report/report.md and a
     /// self-contained report.html with SVG plots (training loss, per-domain and per-topic

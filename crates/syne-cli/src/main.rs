@@ -166,6 +166,35 @@ fn run(cli: Cli) -> Result<()> {
             let md = demo.report.markdown;
             print!("{}", std::fs::read_to_string(&md).map_err(|e| syne_data::DataError::io(&md, "cannot read the report", e))?);
         }
+        Command::Sweep { cmd: Some(cli::SweepCmd::Report { dir, json: as_json }), .. } => {
+            let summary = syne_pipeline::sweep::summarise(&dir)?;
+            let r = syne_report::sweep::write_sweep_report(&dir, &summary)?;
+            if as_json {
+                println!("{}", json(&summary));
+            } else {
+                print!("{}", std::fs::read_to_string(&r.markdown).map_err(|e| syne_data::DataError::io(&r.markdown, "cannot read the report", e))?);
+            }
+            eprintln!("report: {} and {}", r.markdown.display(), r.html.display());
+        }
+        Command::Sweep { cmd: None, file, parallel, check } => {
+            let file = file.ok_or_else(|| PipelineError::Request("syne sweep: give a sweep file (or `syne sweep report DIR`)".into()))?;
+            let spec = syne_recipe::sweep::SweepSpec::load(&file)?;
+            if check {
+                for cell in syne_pipeline::sweep::cells(&spec)? {
+                    let report = syne_pipeline::check::check(&cell.recipe)?;
+                    println!("{} seed {}: {} ({} inputs missing)", cell.variant.name, cell.seed, cell.recipe.run.output.display(), report.missing().len());
+                }
+                return Ok(());
+            }
+            let mut observer = bars("syne sweep");
+            let opts = syne_pipeline::sweep::SweepOptions { parallel, pipeline: options(c) };
+            syne_pipeline::sweep::run_sweep(&spec, opts, &mut observer)?;
+            let dir = &spec.sweep.output;
+            let summary = syne_pipeline::sweep::summarise(dir)?;
+            let r = syne_report::sweep::write_sweep_report(dir, &summary)?;
+            print!("{}", std::fs::read_to_string(&r.markdown).map_err(|e| syne_data::DataError::io(&r.markdown, "cannot read the report", e))?);
+            observer.say(&format!("report: {} and {}", r.markdown.display(), r.html.display()));
+        }
         Command::Report { run } => {
             let r = syne_report::write_report(&run)?;
             eprintln!("report: {} and {}", r.markdown.display(), r.html.display());

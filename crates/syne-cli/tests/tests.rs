@@ -9,5 +9,6 @@ mod prepare_resume;
 mod run_recipe;
 #[path = "../../syne-synth/tests/common/mod.rs"]
 mod server;
+mod sweep;
 mod synth;
 mod train_resume;

@@ -10,7 +10,8 @@
 //! - [`sandbox`]: generated programs in namespaces + Landlock with resource limits.
 //! - [`backend`] / [`openai`]: the local model or an OpenAI-compatible server.
 //! - [`run`]: scoring with per-sample records written as they are scored (resumable, cached);
-//!   [`results`]: results file, Markdown table, before/after comparisons.
+//!   [`results`]: results file, Markdown table, before/after comparisons; [`ledger`]: the
+//!   forgetting ledger (every metric against the base model's, paired standard errors).
 //!
 //! ```
 //! use syne_eval::results::{Metric, TaskResult};
@@ -29,6 +30,7 @@ pub mod catalog;
 pub mod custom;
 pub mod error;
 pub mod external;
+pub mod ledger;
 pub mod load;
 pub mod olmo;
 pub mod openai;

@@ -367,7 +367,15 @@ pub fn run_gen(
 /// (windows of `opts.max_len`): mean NLL per token, perplexity, bits per byte and per character,
 /// each with its standard error over documents. Every document's score goes to
 /// `OUT/samples/NAME.ppl.jsonl` (when `out` is given): paired before/after deltas read them.
-pub fn run_ppl(model: &impl LanguageModel, tok: &TextTokenizer, name: &str, path: &Path, max_docs: usize, opts: &EvalOptions, out: Option<&Path>) -> Result<TaskResult> {
+pub fn run_ppl(
+    model: &impl LanguageModel,
+    tok: &TextTokenizer,
+    name: &str,
+    path: &Path,
+    max_docs: usize,
+    opts: &EvalOptions,
+    out: Option<&Path>,
+) -> Result<TaskResult> {
     let set = ValidationSet { name: name.to_string(), path: PathBuf::from(path), max_docs, text_field: "text".into(), topic_field: None };
     let (m, docs) = LoadedSet::load(&set, tok)?.evaluate_docs(model, opts.max_len, opts.batch_tokens);
     if let Some(out) = out {

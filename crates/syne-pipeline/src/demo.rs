@@ -128,6 +128,21 @@ pub fn scale_recipe(recipe: &mut Recipe, scale: &DemoScale) -> Result<()> {
     Ok(())
 }
 
+/// The demo's topic classifier seed, when the recipe's `[topics] seed` is missing: MMLU's test
+/// questions labelled with the paper's topics, from `[eval] data_dir`.
+pub fn write_topic_seed(recipe: &Recipe, observer: &mut dyn RunObserver) -> Result<()> {
+    if let Some(seed) = recipe.topics.as_ref().and_then(|t| t.seed.clone()).filter(|s| !s.exists()) {
+        let data_dir = recipe
+            .eval
+            .as_ref()
+            .and_then(|e| e.data_dir.clone())
+            .ok_or_else(|| run_err(&recipe.path, format!("the topic seed {} is missing and [eval] data_dir (MMLU) is not set", seed.display())))?;
+        let n = write_mmlu_seed(&data_dir, "test", &seed)?;
+        observer.say(&format!("topic seed: {n} labelled MMLU questions → {}", seed.display()));
+    }
+    Ok(())
+}
+
 /// What [`run_demo`] produced.
 pub struct DemoRun {
     /// The run folder.
@@ -145,16 +160,7 @@ pub fn run_demo(recipe_path: &Path, scale: &DemoScale, options: PipelineOptions,
     }
     let mut recipe = Recipe::load(recipe_path)?;
     scale_recipe(&mut recipe, scale)?;
-    // The topic classifier's seed: MMLU's test questions labelled with the paper's topics.
-    if let Some(seed) = recipe.topics.as_ref().and_then(|t| t.seed.clone()).filter(|s| !s.exists()) {
-        let data_dir = recipe
-            .eval
-            .as_ref()
-            .and_then(|e| e.data_dir.clone())
-            .ok_or_else(|| run_err(recipe_path, format!("the topic seed {} is missing and [eval] data_dir (MMLU) is not set", seed.display())))?;
-        let n = write_mmlu_seed(&data_dir, "test", &seed)?;
-        observer.say(&format!("topic seed: {n} labelled MMLU questions → {}", seed.display()));
-    }
+    write_topic_seed(&recipe, observer)?;
     let dir = recipe.run.output.clone();
     let manifest = Pipeline::new(recipe, options).run(observer)?;
     let report = syne_report::write_report(&dir)?;

@@ -7,7 +7,7 @@
 //! indicatif bars; [`Quiet`] discards them). The other whole-command operations of the binary
 //! live here too, one module each: [`check`] (`syne plan --check`, run before every run), [`eval`] (`syne eval`), [`synth`] (`syne synth`), [`topics`]
 //! (classifier training, MMLU seeds, LLM labelling, the topic export of a finished run),
-//! [`demo`] (scaling the demo recipe), [`inspect`], [`megatron`] (the ordered export for
+//! [`demo`] (scaling the demo recipe), [`sweep`] (surrogate ablations sharing their common work), [`inspect`], [`megatron`] (the ordered export for
 //! Megatron-LM).
 //!
 //! # Example
@@ -36,6 +36,7 @@ pub mod inspect;
 pub mod megatron;
 pub mod observer;
 pub mod run;
+pub mod sweep;
 pub mod synth;
 pub mod tools;
 pub mod topics;

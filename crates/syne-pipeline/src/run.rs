@@ -572,6 +572,25 @@ impl Pipeline {
             observer.say(&format!("eval: {label} → {}", eval_out.join("results.json").display()));
             eval.insert(label.to_string(), eval_out.join("results.json"));
         }
+        if settings.before {
+            // The forgetting ledger: every metric against the backbone's, with its error.
+            let heldout_names: Vec<String> = if settings.heldout { heldout.keys().cloned().collect() } else { Vec::new() };
+            let retention: Vec<String> = settings.retention.iter().map(|r| r.name.clone()).collect();
+            let eval_dir = dir.join("eval");
+            let ledger = syne_eval::ledger::ledger(&eval_dir.join("before"), &eval_dir.join("after"), &heldout_names, &retention)?;
+            write_atomic(&eval_dir.join("ledger.json"), serde_json::to_string_pretty(&ledger).expect("ledger serialises").as_bytes())?;
+            write_atomic(&eval_dir.join("ledger.md"), ledger.markdown().as_bytes())?;
+            let forgotten: Vec<String> = ledger.rows.iter().filter(|r| r.forgotten()).map(|r| format!("{} {}", r.key, r.metric)).collect();
+            observer.say(&format!(
+                "eval: ledger → {} ({} metrics, {} worse beyond 2σ{}{})",
+                eval_dir.join("ledger.md").display(),
+                ledger.rows.len(),
+                forgotten.len(),
+                if forgotten.is_empty() { "" } else { ": " },
+                forgotten.join(", ")
+            ));
+            eval.insert("ledger".to_string(), eval_dir.join("ledger.json"));
+        }
         Ok(eval)
     }
 }

@@ -8,6 +8,9 @@
 //!   [`synth`] (`[synth]`). Defaults are written once, in these types; [`Recipe::resolve`]
 //!   anchors every relative path at the recipe's folder once; validation names the key at
 //!   fault (`stages[1].groups.syn`).
+//! - A sweep of runs ([`sweep`]): a base recipe, a surrogate budget, seeds and variants
+//!   (named overrides of dotted recipe keys, listed or as axes), each variant parsed and
+//!   validated as a recipe.
 //! - What a run records: [`records`] — the run manifest, the mixture's events and state, the
 //!   trainer's step metrics and validation reports, evaluation results.
 //!
@@ -67,6 +70,7 @@ pub mod eval;
 pub mod prepare;
 pub mod recipe;
 pub mod records;
+pub mod sweep;
 pub mod synth;
 pub mod train;
 

@@ -112,6 +112,23 @@ fn one() -> f64 {
 }
 
 impl SourceSpec {
+    /// What `syne prepare` reads of the source: the spec with the mixture's own keys (topics,
+    /// taxonomy, curriculum, score tokens, epochs, held-out documents, group, category) at their
+    /// defaults. Two specs with equal preparations give the same shards.
+    pub fn preparation(&self) -> SourceSpec {
+        SourceSpec {
+            group: None,
+            category: None,
+            topics: false,
+            taxonomy: None,
+            curriculum: false,
+            score_tokens: None,
+            max_epochs: 1.0,
+            heldout_docs: 0,
+            ..self.clone()
+        }
+    }
+
     /// The group stage ratios address: `group`, else the language's name.
     pub fn group(&self) -> Option<&str> {
         self.group.as_deref().or(self.language.map(SourceLanguage::as_str))
@@ -708,7 +725,9 @@ impl Recipe {
             for (i, r) in e.retention.iter().enumerate() {
                 let key = format!("eval.retention.{}", r.name);
                 if let Some((name, _)) = self.sources.iter().find(|(_, s)| s.paths.contains(&r.file)) {
-                    return Err(self.key_err(key, format!("{} is read by source `{name}`: a retention set must be text the run never trains on", r.file.display())));
+                    return Err(
+                        self.key_err(key, format!("{} is read by source `{name}`: a retention set must be text the run never trains on", r.file.display()))
+                    );
                 }
                 if self.sources.contains_key(&r.name) || e.ppl.iter().any(|p| p.name == r.name) || e.retention[..i].iter().any(|p| p.name == r.name) {
                     return Err(self.key_err(key, "is also the name of a source or a perplexity task"));

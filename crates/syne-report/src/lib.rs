@@ -12,6 +12,8 @@
 //!   with the bucket boundaries, from `notes/SOURCE.jsonl` and the account);
 //! - the before/after benchmark table with deltas (`eval/before`, `eval/after` results.json).
 //!
+//! [`sweep`] writes the report of a whole sweep (`syne sweep report`) in the same style.
+//!
 //! ```no_run
 //! let report = syne_report::write_report(std::path::Path::new("runs/demo")).unwrap();
 //! println!("{}", report.html.display());
@@ -30,6 +32,7 @@ use syne_recipe::records::run::{NoteLine, RunManifest};
 use syne_recipe::records::train::{StepMetrics, ValidationReport};
 
 mod plot;
+pub mod sweep;
 
 /// What can go wrong reading a run or writing its report.
 #[derive(Debug, thiserror::Error)]

@@ -113,6 +113,97 @@ pub fn paired_ppl_delta(before: &[DocScore], after: &[DocScore], metric: &str) -
     Some(Metric { value: y.iter().sum::<f64>() / x.iter().sum::<f64>().max(1.0), stderr: ratio_stderr(&y, &x) })
 }
 
+/// What a ledger row measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerKind {
+    /// A benchmark (higher is better).
+    Benchmark,
+    /// A held-out set of a source the run trains on (lower is better).
+    Heldout,
+    /// A retention set: text the run never trains on (lower is better; a rise is forgetting).
+    Retention,
+}
+
+/// One metric of one task: the base model, the trained model and the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerRow {
+    /// The task.
+    pub task: String,
+    /// Its key in the results (`NAME:Kshot`, or the perplexity task's name).
+    pub key: String,
+    /// What it measures.
+    pub kind: LedgerKind,
+    /// The metric (`acc`, `bits_per_char`, ...).
+    pub metric: String,
+    /// Items scored (the smaller of the two evaluations).
+    pub n: usize,
+    /// The base model's value.
+    pub before: f64,
+    /// The trained model's value.
+    pub after: f64,
+    /// `after - before`.
+    pub delta: f64,
+    /// Its standard error.
+    pub stderr: Option<f64>,
+    /// The error is paired (same items in both evaluations).
+    pub paired: bool,
+    /// A rise is an improvement (benchmarks), else a fall is (perplexities).
+    pub higher_is_better: bool,
+}
+
+impl LedgerRow {
+    /// The change is beyond two standard errors (`None`: no standard error).
+    pub fn beyond_noise(&self) -> Option<bool> {
+        self.stderr.map(|s| self.delta.abs() > 2.0 * s)
+    }
+
+    /// The change is a loss beyond noise: what the ledger calls forgetting.
+    pub fn forgotten(&self) -> bool {
+        self.beyond_noise() == Some(true) && (self.delta < 0.0) == self.higher_is_better
+    }
+}
+
+/// The forgetting ledger of a run (`eval/ledger.json`): every metric of the trained model's
+/// evaluation against the base model's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// In task-key order.
+    pub rows: Vec<LedgerRow>,
+}
+
+impl Ledger {
+    /// A Markdown table.
+    pub fn markdown(&self) -> String {
+        let mut s = "| task | kind | metric | n | base | trained | change | stderr | beyond 2σ |\n|---|---|---|---|---|---|---|---|---|\n".to_string();
+        for r in &self.rows {
+            let kind = match r.kind {
+                LedgerKind::Benchmark => "benchmark",
+                LedgerKind::Heldout => "held-out",
+                LedgerKind::Retention => "retention",
+            };
+            let verdict = match r.beyond_noise() {
+                None => "–",
+                Some(false) => "no",
+                Some(true) if r.forgotten() => "yes (worse)",
+                Some(true) => "yes (better)",
+            };
+            s += &format!(
+                "| {} | {kind} | {} | {} | {:.4} | {:.4} | {:+.4} | {}{} | {verdict} |\n",
+                r.key,
+                r.metric,
+                r.n,
+                r.before,
+                r.after,
+                r.delta,
+                r.stderr.map_or("–".into(), |e| format!("{e:.4}")),
+                if r.paired { " (paired)" } else { "" }
+            );
+        }
+        s
+    }
+}
+
 impl TaskResult {
     /// Accuracy and length-normalised accuracy from per-question correctness.
     pub fn from_correct(task: &str, shots: usize, acc: &[bool], acc_norm: &[bool]) -> TaskResult {

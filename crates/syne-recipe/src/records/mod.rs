@@ -1,12 +1,13 @@
 //! The records a run writes, one type per file format: the mixture's log and checkpoint state
 //! ([`mixture`]), the trainer's metrics and validation reports ([`train`]), evaluation results
-//! ([`eval`]) and the run's manifest ([`run`]). Every crate that writes one of these files and
+//! ([`eval`]), the run's manifest ([`run`]) and a sweep's ([`sweep`]). Every crate that writes one of these files and
 //! every crate that reads it (syne-report) uses the same type, so a field cannot be renamed on
 //! one side only.
 
 pub mod eval;
 pub mod mixture;
 pub mod run;
+pub mod sweep;
 pub mod train;
 
 use std::path::Path;
