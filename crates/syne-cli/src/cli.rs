@@ -252,6 +252,10 @@ pub enum Command {
         /// List the variants and check every variant's recipe; run nothing.
         #[arg(long)]
         check: bool,
+        /// The surrogate budget instead of the file's `tokens` (a GPU-sized run of the same
+        /// sweep); the sweep then gets its own folder (OUTPUT-tN).
+        #[arg(long)]
+        tokens: Option<u64>,
     },
     /// The report of a finished `syne run` (or `syne demo`): RUN/report/report.md and a
     /// self-contained report.html with SVG plots (training loss, per-domain and per-topic

@@ -176,9 +176,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             eprintln!("report: {} and {}", r.markdown.display(), r.html.display());
         }
-        Command::Sweep { cmd: None, file, parallel, check } => {
+        Command::Sweep { cmd: None, file, parallel, check, tokens } => {
             let file = file.ok_or_else(|| PipelineError::Request("syne sweep: give a sweep file (or `syne sweep report DIR`)".into()))?;
-            let spec = syne_recipe::sweep::SweepSpec::load(&file)?;
+            let mut spec = syne_recipe::sweep::SweepSpec::load(&file)?;
+            if let Some(t) = tokens {
+                spec.with_tokens(t);
+            }
             if check {
                 for cell in syne_pipeline::sweep::cells(&spec)? {
                     let report = syne_pipeline::check::check(&cell.recipe)?;

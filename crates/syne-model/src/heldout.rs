@@ -41,7 +41,10 @@ impl LoadedSet {
         while texts.len() < set.max_docs {
             match reader.next() {
                 None => break,
-                Some(Ok(d)) => {
+                Some(Ok(mut d)) => {
+                    if let Some((cut, _)) = set.max_chars.and_then(|n| d.text.char_indices().nth(n)) {
+                        d.text.truncate(cut);
+                    }
                     texts.push(d.text);
                     topics.push(d.topic);
                 }

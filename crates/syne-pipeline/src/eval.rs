@@ -96,7 +96,12 @@ pub fn evaluate(settings: &EvalSettings, target: &EvalTarget, out: &Path, device
         (None, EvalTarget::Server(server)) => server,
         (None, EvalTarget::Local { .. }) => unreachable!("a local target has its model"),
     };
-    let opts = syne_eval::run::EvalOptions { max_len: settings.max_len, batch_tokens: settings.batch_tokens, ..Default::default() };
+    let opts = syne_eval::run::EvalOptions {
+        max_len: settings.max_len,
+        batch_tokens: settings.batch_tokens,
+        ppl_max_chars: settings.ppl_max_chars,
+        ..Default::default()
+    };
     let mut results = BTreeMap::new();
     for task in &tasks {
         let bar = observer.progress(&format!("{} {}-shot", task.name(), task.shots()), Some(task.len() as u64), Unit::Questions);

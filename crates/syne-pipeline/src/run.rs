@@ -280,7 +280,15 @@ impl Pipeline {
         // The retention sets are validation domains: forgetting is seen as it happens.
         for r in recipe.eval.iter().flat_map(|e| e.retention.iter().map(move |r| (r, e.retention_docs))) {
             let (r, max_docs) = r;
-            train.validation.push(ValidationSet { name: r.name.clone(), path: r.file.clone(), max_docs, text_field: "text".into(), topic_field: None });
+            let max_chars = recipe.eval.as_ref().and_then(|e| e.ppl_max_chars);
+            train.validation.push(ValidationSet {
+                name: r.name.clone(),
+                path: r.file.clone(),
+                max_docs,
+                text_field: "text".into(),
+                topic_field: None,
+                max_chars,
+            });
         }
         if train.validate_every_tokens.is_none() {
             // Validation follows the topic interval: the re-weighting reads its losses.
@@ -369,7 +377,7 @@ impl Pipeline {
         let mut notes_keys: BTreeMap<String, String> = BTreeMap::new();
         if self.cache.is_some() {
             let prepared = sha256_file(&data_dir.join("manifest.json"))?;
-            let scorer_sha = if needs_ppl.is_empty() { None } else { Some(sha256_file(&train.model)?) };
+            let scorer_sha = if needs_ppl.is_empty() { None } else { Some(syne_eval::run::model_identity(&train.model)?.sha256) };
             let mut classifier_sha: BTreeMap<&str, String> = BTreeMap::new();
             for (tax, m) in &topic_models {
                 classifier_sha.insert(tax.as_str(), m.fingerprint());
@@ -469,7 +477,15 @@ impl Pipeline {
                 std::fs::create_dir_all(hfile.parent().expect("folder")).map_err(|e| DataError::io(&hfile, "cannot create", e))?;
                 write_atomic(&hfile, lines.as_bytes())?;
                 let topic_field = topics.then(|| "topic".to_string());
-                train.validation.push(ValidationSet { name: name.clone(), path: hfile.clone(), max_docs: usize::MAX, text_field: "text".into(), topic_field });
+                let max_chars = recipe.eval.as_ref().and_then(|e| e.ppl_max_chars);
+                train.validation.push(ValidationSet {
+                    name: name.clone(),
+                    path: hfile.clone(),
+                    max_docs: usize::MAX,
+                    text_field: "text".into(),
+                    topic_field,
+                    max_chars,
+                });
                 heldout_files
                     .insert(name.clone(), HeldoutSummary { sha256: sha256_file(&hfile)?, file: hfile, docs: held.iter().filter(|&&h| h).count() as u64 });
             }
@@ -551,8 +567,10 @@ impl Pipeline {
                     for p in keyed.ppl.iter_mut().chain(keyed.retention.iter_mut()) {
                         p.file = PathBuf::from(sha256_file(&p.file)?);
                     }
-                    let tokenizer = train.tokenizer.as_deref().map(sha256_file).transpose()?;
-                    Some(content_key("eval-before", &(sha256_file(&model)?, tokenizer, &keyed)))
+                    // A tokenizer folder is its tokenizer.json.
+                    let tokenizer =
+                        train.tokenizer.as_deref().map(|t| sha256_file(&if t.is_dir() { t.join("tokenizer.json") } else { t.to_path_buf() })).transpose()?;
+                    Some(content_key("eval-before", &(syne_eval::run::model_identity(&model)?.sha256, tokenizer, &keyed)))
                 }
                 _ => None,
             };

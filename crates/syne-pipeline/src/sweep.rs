@@ -198,6 +198,14 @@ pub fn run_sweep(spec: &SweepSpec, options: SweepOptions, observer: &mut dyn Run
     let run_cell = |i: usize, opts: PipelineOptions, observer: &mut dyn RunObserver| -> Result<(f64, RunManifest)> {
         let t = Instant::now();
         let m = Pipeline::new(cells[i].recipe.clone(), opts).with_cache(cache.clone()).run(observer)?;
+        if !spec.sweep.keep_checkpoints {
+            // The run is finished (its manifest written): its final weights are what the sweep
+            // compares, the checkpoints only served a resume.
+            let ckpt = m.train.out.join("checkpoints");
+            if ckpt.exists() {
+                std::fs::remove_dir_all(&ckpt).map_err(|e| syne_data::DataError::io(&ckpt, "cannot remove a finished run's checkpoints", e))?;
+            }
+        }
         Ok((t.elapsed().as_secs_f64(), m))
     };
     let record = |manifest: &mut SweepManifest, i: usize, seconds: f64, m: RunManifest| {

@@ -118,6 +118,12 @@ pub struct EvalSettings {
     #[cfg_attr(feature = "cli", arg(skip))]
     #[serde(with = "ppl_table", skip_serializing_if = "Vec::is_empty")]
     pub retention: Vec<PplTask>,
+    /// Score only the first this many characters of each document of every perplexity task,
+    /// and (`syne run`) of every validation set the run builds (held-out and retention sets):
+    /// long pages otherwise dominate the cost of every validation. All when absent.
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ppl_max_chars: Option<usize>,
     /// Documents of each retention set scored at every validation of training.
     #[cfg_attr(feature = "cli", arg(skip = 64usize))]
     #[serde(skip_serializing_if = "is_64")]
@@ -148,6 +154,7 @@ impl Default for EvalSettings {
             before: true,
             heldout: false,
             retention: Vec::new(),
+            ppl_max_chars: None,
             retention_docs: 64,
         }
     }
@@ -185,6 +192,7 @@ impl EvalSettings {
             ("generate_batch", self.generate_batch),
             ("limit", self.limit.unwrap_or(1)),
             ("retention_docs", self.retention_docs),
+            ("ppl_max_chars", self.ppl_max_chars.unwrap_or(1)),
         ] {
             if n == 0 {
                 return Err((format!("eval.{key}"), "must be a positive integer".into()));

@@ -81,6 +81,10 @@ pub struct SweepSettings {
     /// Cross the axes (every combination) instead of varying one at a time.
     #[serde(default)]
     pub grid: bool,
+    /// Keep a finished run's checkpoints (by default they are removed once its manifest is
+    /// written: a SmolLM2-135M run's two checkpoints are ~3 GB, its final weights stay).
+    #[serde(default)]
+    pub keep_checkpoints: bool,
     /// Overrides applied to every variant, the control included.
     #[serde(default)]
     pub set: Overrides,
@@ -167,6 +171,13 @@ fn label_of(v: &toml::Value) -> String {
 }
 
 impl SweepSpec {
+    /// The same sweep at another surrogate budget, in its own folder (`OUTPUT-tN`).
+    pub fn with_tokens(&mut self, tokens: u64) {
+        self.sweep.tokens = Some(tokens);
+        let name = self.sweep.output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.sweep.output = self.sweep.output.with_file_name(format!("{name}-t{tokens}"));
+    }
+
     /// The seeds variant `name` runs at.
     pub fn seeds_of(&self, name: &str) -> &[u64] {
         match &self.sweep.control_seeds {

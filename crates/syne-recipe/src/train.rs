@@ -62,6 +62,10 @@ pub struct ValidationSet {
     /// Field with each document's topic label, for per-topic losses.
     #[serde(default)]
     pub topic_field: Option<String>,
+    /// Score only each document's first `max_chars` characters (all when absent): long
+    /// documentation pages otherwise dominate the cost of every validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chars: Option<usize>,
 }
 
 fn default_max_docs() -> usize {

@@ -138,7 +138,7 @@ fn render_html(title: &str, blocks: &[Block]) -> String {
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{t}</title>\n<style>\n\
          body {{ font-family: sans-serif; max-width: 1000px; margin: 2em auto; padding: 0 1em; color: #222; }}\n\
-         table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}\n\
+         table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; display: block; overflow-x: auto; }}\n\
          th, td {{ border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }}\n\
          th:first-child, td:first-child {{ text-align: left; }}\n\
          img {{ max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }}\n\

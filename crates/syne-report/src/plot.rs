@@ -58,12 +58,24 @@ where
 
 /// Lines over a shared x axis, one per named series, with a legend.
 pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<String> {
+    lines_with_ticks(title, x_desc, y_desc, series, None)
+}
+
+/// [`lines`] over the positions 0..=`last` of a categorical axis (one tick each).
+pub fn category_lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], last: usize) -> Result<String> {
+    lines_with_ticks(title, x_desc, y_desc, series, Some(last))
+}
+
+fn lines_with_ticks(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], categories: Option<usize>) -> Result<String> {
     let points = series.iter().flat_map(|s| s.1.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
     for &(x, y) in points.filter(|p| p.0.is_finite() && p.1.is_finite()) {
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
     }
-    let (x0, x1) = padded(x0, x1);
+    let (x0, x1) = match categories {
+        Some(last) => (-0.25, last as f64 + 0.25),
+        None => padded(x0, x1),
+    };
     let (y0, y1) = padded(y0, y1);
     draw(title, |root| {
         let mut chart = ChartBuilder::on(root)
@@ -77,6 +89,7 @@ pub fn lines(title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f6
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
+            .x_labels(categories.map_or(10, |n| n + 1))
             .x_label_formatter(&|x| crate::fmt_tokens(*x))
             .y_label_formatter(&|y| format!("{y:.3}"))
             .light_line_style(WHITE.mix(0.0))

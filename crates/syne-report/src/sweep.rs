@@ -130,17 +130,18 @@ pub fn write_sweep_report(dir: &Path, s: &SweepSummary) -> Result<Report> {
                             let c = v.metrics.iter().find(|m| &m.key == k)?.vs_control.as_ref()?;
                             Some((x, c.delta))
                         })
-                        .collect();
-                    (k.clone(), pts)
+                        .collect::<Vec<(f64, f64)>>();
+                    // The control sits at 0, by definition no change.
+                    (k.clone(), std::iter::once((0.0, 0.0)).chain(pts).collect())
                 })
-                .filter(|(_, p): &(String, Vec<(f64, f64)>)| !p.is_empty())
+                .filter(|(_, p): &(String, Vec<(f64, f64)>)| p.len() > 1)
                 .collect();
             if series.is_empty() {
                 continue;
             }
             let stem = format!("axis-{}-{}", axis.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), if wanted { "bpc" } else { "acc" });
             let title = format!("{axis}: change against the control, {group}");
-            push_plot(&mut blocks, &title, &stem, plot::lines(&title, "axis value", "change", &series)?);
+            push_plot(&mut blocks, &title, &stem, plot::category_lines(&title, "axis value (0: the control)", "change", &series, labels.len())?);
         }
     }
 
