@@ -167,8 +167,7 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", std::fs::read_to_string(&md).map_err(|e| syne_data::DataError::io(&md, "cannot read the report", e))?);
         }
         Command::Sweep { cmd: Some(cli::SweepCmd::Report { dir, json: as_json }), .. } => {
-            let summary = syne_pipeline::sweep::summarise(&dir)?;
-            let r = syne_report::sweep::write_sweep_report(&dir, &summary)?;
+            let (summary, r) = syne_pipeline::sweep::report(&dir)?;
             if as_json {
                 println!("{}", json(&summary));
             } else {
@@ -192,9 +191,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut observer = bars("syne sweep");
             let opts = syne_pipeline::sweep::SweepOptions { parallel, pipeline: options(c) };
             syne_pipeline::sweep::run_sweep(&spec, opts, &mut observer)?;
-            let dir = &spec.sweep.output;
-            let summary = syne_pipeline::sweep::summarise(dir)?;
-            let r = syne_report::sweep::write_sweep_report(dir, &summary)?;
+            let (_, r) = syne_pipeline::sweep::report(&spec.sweep.output)?;
             print!("{}", std::fs::read_to_string(&r.markdown).map_err(|e| syne_data::DataError::io(&r.markdown, "cannot read the report", e))?);
             observer.say(&format!("report: {} and {}", r.markdown.display(), r.html.display()));
         }

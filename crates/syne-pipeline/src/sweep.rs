@@ -216,23 +216,17 @@ pub fn run_sweep(spec: &SweepSpec, options: SweepOptions, observer: &mut dyn Run
     };
     let parallel = options.parallel.max(1);
     let mut queue: VecDeque<usize> = todo.into_iter().collect();
-    // The first cell runs alone: it fills the cache the others read.
-    if let Some(i) = queue.pop_front() {
+    // One after another: every cell, or with `parallel` the first alone (it fills the cache
+    // the others read).
+    let one_by_one = if parallel == 1 { queue.len() } else { 1 };
+    for i in queue.drain(..one_by_one.min(queue.len())).collect::<Vec<_>>() {
         observer.say(&format!("sweep: {} seed {} ({})", cells[i].variant.name, cells[i].seed, cells[i].recipe.run.output.display()));
         let (seconds, m) = run_cell(i, options.pipeline, observer)?;
         record(&mut manifest, i, seconds, m);
         write_manifest(&manifest_path, &manifest)?;
         observer.say(&format!("sweep: {} seed {} finished in {seconds:.0} s", cells[i].variant.name, cells[i].seed));
     }
-    if parallel == 1 {
-        while let Some(i) = queue.pop_front() {
-            observer.say(&format!("sweep: {} seed {} ({})", cells[i].variant.name, cells[i].seed, cells[i].recipe.run.output.display()));
-            let (seconds, m) = run_cell(i, options.pipeline, observer)?;
-            record(&mut manifest, i, seconds, m);
-            write_manifest(&manifest_path, &manifest)?;
-            observer.say(&format!("sweep: {} seed {} finished in {seconds:.0} s", cells[i].variant.name, cells[i].seed));
-        }
-    } else {
+    if !queue.is_empty() {
         let threads = options.pipeline.threads;
         let total = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
         let opts = PipelineOptions { threads: (total / parallel).max(1), progress: false, ..options.pipeline };
@@ -275,6 +269,13 @@ pub fn run_sweep(spec: &SweepSpec, options: SweepOptions, observer: &mut dyn Run
         return Err(run_err(&manifest_path, "some cells did not finish"));
     }
     Ok(manifest)
+}
+
+/// The summary of the sweep in `dir` and its report (`DIR/report/sweep.{md,html,json}`).
+pub fn report(dir: &Path) -> Result<(SweepSummary, syne_report::Report)> {
+    let summary = summarise(dir)?;
+    let report = syne_report::sweep::write_sweep_report(dir, &summary)?;
+    Ok((summary, report))
 }
 
 /// Per-seed differences `(delta, paired stderr)` combined into one [`Comparison`]. With two or

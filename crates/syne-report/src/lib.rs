@@ -281,19 +281,25 @@ pub fn write_report(dir: &Path) -> Result<Report> {
     tokens_section(&run, &mut blocks)?;
     curriculum_section(&run, &mut blocks)?;
 
+    let title = format!("syne run report: {}", run.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    write_blocks(&out, "report", &title, &blocks)
+}
+
+/// Write `blocks` under `out`: every plot as `out/plots/*.svg`, then `out/STEM.md` and the
+/// self-contained `out/STEM.html`.
+fn write_blocks(out: &Path, stem: &str, title: &str, blocks: &[Block]) -> Result<Report> {
     let mut files = Vec::new();
-    for b in &blocks {
+    for b in blocks {
         if let Block::Plot { file, svg, .. } = b {
             let p = out.join(file);
             write_atomic(&p, svg.as_bytes())?;
             files.push(p);
         }
     }
-    let title = format!("syne run report: {}", run.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-    let markdown = out.join("report.md");
-    write_atomic(&markdown, render_markdown(&title, &blocks).as_bytes())?;
-    let html = out.join("report.html");
-    write_atomic(&html, render_html(&title, &blocks).as_bytes())?;
+    let markdown = out.join(format!("{stem}.md"));
+    write_atomic(&markdown, render_markdown(title, blocks).as_bytes())?;
+    let html = out.join(format!("{stem}.html"));
+    write_atomic(&html, render_html(title, blocks).as_bytes())?;
     Ok(Report { markdown, html, plots: files })
 }
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use syne_recipe::records::eval::LedgerKind;
 use syne_recipe::records::sweep::{Comparison, MetricSummary, NoiseBasis, SweepSummary, Verdict};
 
-use crate::{plot, push_plot, render_html, render_markdown, write_atomic, Block, Report, ReportError, Result};
+use crate::{plot, push_plot, write_atomic, write_blocks, Block, Report, ReportError, Result};
 
 /// The metrics a variant's row shows: bits per character of the held-out and retention sets,
 /// accuracy of the benchmarks.
@@ -177,19 +177,7 @@ pub fn write_sweep_report(dir: &Path, s: &SweepSummary) -> Result<Report> {
             .into(),
     ));
 
-    let mut files = Vec::new();
-    for b in &blocks {
-        if let Block::Plot { file, svg, .. } = b {
-            let p = out.join(file);
-            write_atomic(&p, svg.as_bytes())?;
-            files.push(p);
-        }
-    }
-    let title = format!("syne sweep report: {}", s.name);
-    let markdown = out.join("sweep.md");
-    write_atomic(&markdown, render_markdown(&title, &blocks).as_bytes())?;
-    let html = out.join("sweep.html");
-    write_atomic(&html, render_html(&title, &blocks).as_bytes())?;
+    let report = write_blocks(&out, "sweep", &format!("syne sweep report: {}", s.name), &blocks)?;
     write_atomic(&out.join("sweep.json"), serde_json::to_string_pretty(s).expect("summary serialises").as_bytes())?;
-    Ok(Report { markdown, html, plots: files })
+    Ok(report)
 }
