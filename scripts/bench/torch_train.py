@@ -3,11 +3,14 @@
 (GQA by repeating K/V as transformers does, RoPE, RMSNorm in f32, SwiGLU, tied or untied head,
 F.scaled_dot_product_attention), the same shapes from train_configs.json, random tokens over a
 64-symbol alphabet, AdamW (0.9/0.95, eps 1e-8, wd 0.1 except norms, PyTorch's default
-implementation for the device), clip 1.0, optional bf16 autocast and activation checkpointing.
-Needs only torch (runs on the GPU machine's own PyTorch).
+implementation for the device, or `--fused`), clip 1.0, optional bf16 autocast and activation
+checkpointing, optionally `--compile`d (torch.compile of the model and loss: Inductor fuses the
+element-wise work into generated C++/OpenMP kernels on the CPU and Triton kernels on CUDA; the
+compilation happens in the warm-up steps, which are not timed). Needs only torch (runs on the
+GPU machine's own PyTorch).
 
 Usage: torch_train.py CONFIG [--steps N] [--warm N] [--threads N] [--device cpu|cuda]
-                      [--precision f32|bf16] [--checkpointing]"""
+                      [--precision f32|bf16] [--checkpointing] [--compile] [--fused]"""
 import argparse
 import json
 import math
@@ -28,6 +31,8 @@ p.add_argument("--threads", type=int, default=2)
 p.add_argument("--device", default="cpu")
 p.add_argument("--precision", default="f32")
 p.add_argument("--checkpointing", action="store_true")
+p.add_argument("--compile", action="store_true")
+p.add_argument("--fused", action="store_true")
 p.add_argument("--configs", default=str(Path(__file__).with_name("train_configs.json")))
 a = p.parse_args()
 torch.set_num_threads(a.threads)
@@ -112,7 +117,17 @@ nparams = sum(p.numel() for p in m.parameters())
 decay = [p for n, p in m.named_parameters() if "norm" not in n]
 no_decay = [p for n, p in m.named_parameters() if "norm" in n]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                        lr=3e-4, betas=(0.9, 0.95), eps=1e-8)
+                        lr=3e-4, betas=(0.9, 0.95), eps=1e-8, **({"fused": True} if a.fused else {}))
+
+
+def forward_loss(x, y):
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+        logits = m(x)
+    return F.cross_entropy(logits.float().view(-1, C["vocab_size"]), y.reshape(-1))
+
+
+if a.compile:
+    forward_loss = torch.compile(forward_loss)
 g = torch.Generator().manual_seed(1)
 first = last = 0.0
 timed = 0.0
@@ -120,9 +135,7 @@ for step in range(a.warm + a.steps):
     t0 = time.perf_counter()
     batch = torch.randint(0, 64, (B, T + 1), generator=g).to(dev)
     x, y = batch[:, :-1], batch[:, 1:]
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
-        logits = m(x)
-    loss = F.cross_entropy(logits.float().view(-1, C["vocab_size"]), y.reshape(-1))
+    loss = forward_loss(x, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
@@ -139,5 +152,5 @@ toks = a.steps * B * T
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 gpu = f" gpu_peak_alloc_mib={torch.cuda.max_memory_allocated() / 2**20:.0f}" if dev.type == "cuda" else ""
 print(f"RESULT framework=pytorch-{torch.__version__} cfg={a.config} device={a.device} precision={a.precision} "
-      f"checkpointing={a.checkpointing} params={nparams} steps={a.steps} secs={timed:.3f} tok_per_s={toks / timed:.1f} "
+      f"checkpointing={a.checkpointing} compile={a.compile} fused={a.fused} params={nparams} steps={a.steps} secs={timed:.3f} tok_per_s={toks / timed:.1f} "
       f"loss_first={first:.4f} loss_last={last:.4f} peak_rss_mib={rss:.0f}{gpu}")

@@ -5,6 +5,7 @@
 //! - [`llama`]: the model (GQA, RoPE with `linear`/`llama3` scaling, RMSNorm, SwiGLU), packed-
 //!   document attention, activation checkpointing, bf16 compute over f32 masters, HF saving;
 //!   logits equal transformers' on the reference fixtures.
+//! - [`native`]: libtorch facilities tch does not bind (fused AdamW, a CPU caching allocator).
 //! - [`lm`]: the `LanguageModel` trait scoring and generation use (another engine can be added
 //!   behind it); [`score`] and [`ppl`]: batch-invariant document scoring and `syne ppl`;
 //!   [`generate`]: KV-cache decoding (greedy, temperature, top-k/p, repetition penalty, stops);
@@ -31,6 +32,7 @@ pub mod generate;
 pub mod heldout;
 pub mod llama;
 pub mod lm;
+pub mod native;
 pub mod ppl;
 pub mod score;
 pub mod weights;

@@ -4,5 +4,6 @@
 mod common;
 mod dequant_reference;
 mod forward_variants;
+mod native;
 mod ppl_resume;
 mod reference_numerics;

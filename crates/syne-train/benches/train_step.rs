@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench -p syne-train --bench train_step -- CONFIG [--steps N] [--warm N] [--threads N]
 //!     [--device cpu|cuda] [--precision f32|bf16] [--checkpointing] [--head-chunk TOKENS]
+//!     [--cpu-cache-mib MIB (0: glibc's allocator alone)]
 //! ```
 //! Prints one `RESULT key=value ...` line: tokens/s over the timed steps, FLOP/token
 //! (6N + 12 L T d, the framework-spike convention), peak RSS.
@@ -37,6 +38,11 @@ fn main() {
     let device = if arg(&args, "--device", String::from("cpu")) == "cuda" { Device::Cuda(0) } else { Device::Cpu };
     let precision = if arg(&args, "--precision", String::from("f32")) == "bf16" { Precision::Bf16 } else { Precision::F32 };
     let checkpointing = args.iter().any(|a| a == "--checkpointing");
+    // As `syne` does (syne_pipeline::device::torch_device), unless `--cpu-cache-mib 0`.
+    let cpu_cache_mib: usize = arg(&args, "--cpu-cache-mib", syne_model::native::DEFAULT_CPU_CACHE_BYTES >> 20);
+    if cpu_cache_mib > 0 {
+        syne_model::native::install_cpu_caching_allocator(cpu_cache_mib << 20);
+    }
     tch::set_num_threads(threads);
 
     let configs = std::env::var_os("SYNE_TRAIN_CONFIGS")
@@ -109,9 +115,11 @@ fn main() {
     let flop_per_token = 6.0 * n_matmul + 12.0 * l * seq as f64 * d;
     let params: i64 = model.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     println!(
-        "RESULT framework=syne-tch cfg={name} device={device:?} precision={precision:?} checkpointing={checkpointing} head_chunk={head_chunk} params={params} \
+        "RESULT framework=syne-tch cfg={name} device={device:?} precision={precision:?} checkpointing={checkpointing} head_chunk={head_chunk} cpu_cache_mib={cpu_cache_mib} params={params} \
          steps={steps} secs={timed:.3} tok_per_s={:.1} flop_per_token={flop_per_token:.4e} loss_first={first:.4} loss_last={last:.4} peak_rss_mib={:.0}",
         (steps as u64 * tokens_per_step) as f64 / timed,
         peak_rss_mib()
     );
+    let cache = syne_model::native::cpu_caching_allocator_stats();
+    println!("CPU cache: {} hits, {} misses, {:.0} MiB held", cache.hits, cache.misses, cache.cached_bytes as f64 / 1048576.0);
 }

@@ -31,6 +31,14 @@ pub enum TrainError {
         /// The loss.
         loss: f64,
     },
+    /// libtorch rejected the optimizer update.
+    #[error("optimizer step {step}: {detail}")]
+    Optimizer {
+        /// The optimizer step that failed.
+        step: u64,
+        /// libtorch's message.
+        detail: String,
+    },
     /// From the model.
     #[error(transparent)]
     Model(#[from] syne_model::ModelError),

@@ -268,7 +268,7 @@ pub fn train_step(
     }
     let grad_norm = opt.clip_grad_norm(cfg.clip);
     let lr = cfg.schedule.lr(state.tokens);
-    opt.step(lr);
+    opt.step(lr).map_err(|detail| TrainError::Optimizer { step: state.step + 1, detail })?;
     state.step += 1;
     state.adam_step = opt.step;
     state.tokens += cfg.global_batch_tokens;

@@ -39,7 +39,7 @@ fn train(model: &Llama, opt: &mut AdamW, ids: &Tensor, steps: usize, lr: f64, cl
         let l = loss(model, ids);
         l.backward();
         norms.push(opt.clip_grad_norm(Some(clip)));
-        opt.step(lr);
+        opt.step(lr).expect("adamw step");
         losses.push(f64::try_from(l).unwrap());
     }
     (losses, norms)

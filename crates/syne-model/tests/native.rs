@@ -1,0 +1,55 @@
+//! The libtorch facilities of `syne_model::native`: the CPU caching allocator reuses freed
+//! blocks (and a reused block holds what the new tensor's operation wrote, never the old
+//! contents), and the fused AdamW step equals the textbook update computed here.
+
+use syne_model::native::{adamw, cpu_caching_allocator_stats, install_cpu_caching_allocator, AdamWBuffers, AdamWStep};
+use tch::{Kind, Tensor};
+
+#[test]
+fn the_cpu_caching_allocator_reuses_freed_blocks_with_fresh_contents() {
+    // Tests in this binary share the process: other tests' tensors may come from the cache
+    // too, which is the point (everything must still compute the same).
+    install_cpu_caching_allocator(256 << 20);
+    let n = 3 << 20; // 12 MiB of f32: above glibc's default mmap threshold.
+    let before = cpu_caching_allocator_stats();
+    for i in 0..5 {
+        let a = Tensor::full([n], i as f64, (Kind::Float, tch::Device::Cpu));
+        assert_eq!(f64::try_from(a.sum(Kind::Double)).unwrap(), (i * n) as f64);
+        let z = Tensor::zeros([n], (Kind::Float, tch::Device::Cpu));
+        assert_eq!(f64::try_from(z.abs().max()).unwrap(), 0.0, "a reused block must be zeroed by zeros()");
+    }
+    let after = cpu_caching_allocator_stats();
+    assert!(after.hits >= before.hits + 8, "blocks were not reused: {before:?} -> {after:?}");
+    assert!(after.cached_bytes <= 256 << 20, "the cache holds more than its bound: {after:?}");
+    // More than the bound freed at once: the cache keeps at most its bound.
+    let big: Vec<Tensor> = (0..30).map(|_| Tensor::ones([n], (Kind::Float, tch::Device::Cpu))).collect();
+    drop(big);
+    assert!(cpu_caching_allocator_stats().cached_bytes <= 256 << 20);
+}
+
+#[test]
+fn fused_adamw_matches_the_update_rule() {
+    tch::manual_seed(7);
+    let p0 = Tensor::randn([1000], (Kind::Float, tch::Device::Cpu));
+    let g = Tensor::randn([1000], (Kind::Float, tch::Device::Cpu));
+    let (m0, v0) = (Tensor::randn([1000], (Kind::Float, tch::Device::Cpu)) * 0.1, Tensor::rand([1000], (Kind::Float, tch::Device::Cpu)) * 0.01);
+    let (p, grad, m, v) = (p0.copy(), g.copy(), m0.copy(), v0.copy());
+    let step = Tensor::from(3.0f32);
+    let h = AdamWStep { lr: 1e-2, beta1: 0.9, beta2: 0.95, weight_decay: 0.1, eps: 1e-8 };
+    let scale = Tensor::from(2.0f32);
+    adamw(&AdamWBuffers { params: &[&p], grads: &[&grad], exp_avgs: &[&m], exp_avg_sqs: &[&v], steps: &[&step] }, h, Some(&scale)).unwrap();
+    // By hand, in f64: gradient divided by the scale, decoupled decay, bias-corrected moments.
+    let d = |t: &Tensor| t.to_kind(Kind::Double);
+    let gs = d(&g) / 2.0;
+    let m_want = d(&m0) * 0.9 + &gs * 0.1;
+    let v_want = d(&v0) * 0.95 + gs.square() * 0.05;
+    let (bc1, bc2) = (1.0 - 0.9f64.powi(3), 1.0 - 0.95f64.powi(3));
+    let p_want = d(&p0) * (1.0 - 1e-2 * 0.1) - (&m_want / bc1) / ((&v_want / bc2).sqrt() + 1e-8) * 1e-2;
+    for (name, got, want) in [("param", &p, &p_want), ("exp_avg", &m, &m_want), ("exp_avg_sq", &v, &v_want), ("grad", &grad, &gs)] {
+        let err = f64::try_from((d(got) - want).abs().max()).unwrap();
+        assert!(err < 1e-6, "{name}: max error {err}");
+    }
+    // Mismatched lists are refused with a message, not a crash.
+    let e = adamw(&AdamWBuffers { params: &[&p], grads: &[], exp_avgs: &[&m], exp_avg_sqs: &[&v], steps: &[&step] }, h, None).unwrap_err();
+    assert!(e.contains("1 parameters"), "{e}");
+}

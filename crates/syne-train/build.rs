@@ -1,5 +1,0 @@
-include!("../syne-model/build_torch.rs");
-
-fn main() {
-    link_libtorch();
-}
