@@ -1,0 +1,5 @@
+include!("../syne-model/build_torch.rs");
+
+fn main() {
+    link_libtorch();
+}
