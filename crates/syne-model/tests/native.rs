@@ -29,17 +29,29 @@ fn the_cpu_caching_allocator_reuses_freed_blocks_with_fresh_contents() {
 
 #[test]
 fn fused_adamw_matches_the_update_rule() {
+    fused_adamw_on(tch::Device::Cpu);
+    // The same kernel's CUDA implementation where a GPU is present (SYNE_REQUIRE_CUDA=1 makes
+    // its absence a failure, as in the other GPU checks).
+    if tch::Cuda::is_available() {
+        fused_adamw_on(tch::Device::Cuda(0));
+    } else {
+        assert!(std::env::var_os("SYNE_REQUIRE_CUDA").is_none(), "SYNE_REQUIRE_CUDA is set but libtorch sees no GPU");
+    }
+}
+
+fn fused_adamw_on(device: tch::Device) {
     tch::manual_seed(7);
     let p0 = Tensor::randn([1000], (Kind::Float, tch::Device::Cpu));
     let g = Tensor::randn([1000], (Kind::Float, tch::Device::Cpu));
     let (m0, v0) = (Tensor::randn([1000], (Kind::Float, tch::Device::Cpu)) * 0.1, Tensor::rand([1000], (Kind::Float, tch::Device::Cpu)) * 0.01);
-    let (p, grad, m, v) = (p0.copy(), g.copy(), m0.copy(), v0.copy());
-    let step = Tensor::from(3.0f32);
+    let on = |t: &Tensor| t.to_device(device);
+    let (p, grad, m, v) = (on(&p0), on(&g), on(&m0), on(&v0));
+    let step = on(&Tensor::from(3.0f32));
     let h = AdamWStep { lr: 1e-2, beta1: 0.9, beta2: 0.95, weight_decay: 0.1, eps: 1e-8 };
-    let scale = Tensor::from(2.0f32);
+    let scale = on(&Tensor::from(2.0f32));
     adamw(&AdamWBuffers { params: &[&p], grads: &[&grad], exp_avgs: &[&m], exp_avg_sqs: &[&v], steps: &[&step] }, h, Some(&scale)).unwrap();
     // By hand, in f64: gradient divided by the scale, decoupled decay, bias-corrected moments.
-    let d = |t: &Tensor| t.to_kind(Kind::Double);
+    let d = |t: &Tensor| t.to_device(tch::Device::Cpu).to_kind(Kind::Double);
     let gs = d(&g) / 2.0;
     let m_want = d(&m0) * 0.9 + &gs * 0.1;
     let v_want = d(&v0) * 0.95 + gs.square() * 0.05;
@@ -47,7 +59,7 @@ fn fused_adamw_matches_the_update_rule() {
     let p_want = d(&p0) * (1.0 - 1e-2 * 0.1) - (&m_want / bc1) / ((&v_want / bc2).sqrt() + 1e-8) * 1e-2;
     for (name, got, want) in [("param", &p, &p_want), ("exp_avg", &m, &m_want), ("exp_avg_sq", &v, &v_want), ("grad", &grad, &gs)] {
         let err = f64::try_from((d(got) - want).abs().max()).unwrap();
-        assert!(err < 1e-6, "{name}: max error {err}");
+        assert!(err < 1e-6, "{name} on {device:?}: max error {err}");
     }
     // Mismatched lists are refused with a message, not a crash.
     let e = adamw(&AdamWBuffers { params: &[&p], grads: &[], exp_avgs: &[&m], exp_avg_sqs: &[&v], steps: &[&step] }, h, None).unwrap_err();
