@@ -1,6 +1,9 @@
 // libtorch facilities tch does not bind, called from `syne_model::native` through a C ABI:
 //  - the fused AdamW step (tch skips functions that modify lists of tensors);
-//  - a caching allocator for CPU tensor storage.
+//  - a caching allocator for CPU tensor storage;
+//  - RMSNorm on the CPU as one autograd node with hand-written loops (forward: one read of x,
+//    one write of y; backward: one pass), where the composed version runs six kernels forward
+//    and about ten backward over the hidden states and keeps their intermediates.
 // Tensors arrive as tch's `*mut C_tensor`, which is a `torch::Tensor*` (torch-sys's
 // torch_api.h). Every C++ exception is caught here and returned as a message.
 #include <ATen/core/Tensor.h>
@@ -8,6 +11,13 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/zeros.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
 
 #include <cstdint>
 #include <cstring>
@@ -162,6 +172,68 @@ class CachingCpuAllocator final : public c10::Allocator {
 
 CachingCpuAllocator *CachingCpuAllocator::instance = nullptr;
 std::once_flag install_once;
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+// y = x * rsqrt(mean(x^2, last dim) + eps) * w over contiguous f32 rows of length d (HF's
+// LlamaRMSNorm in f32). Sums of squares and the backward's dot products accumulate in double.
+// Saves x, w and the per-row rsqrt for backward:
+//   dx_j = r * g_j - x_j * r^3 / d * sum_k g_k x_k,  g = dy * w;   dw = sum over rows dy * x * r.
+struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &x_in, const at::Tensor &w_in, double eps) {
+    at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
+    const int64_t d = x.size(-1), rows = x.numel() / d;
+    at::Tensor y = at::empty_like(x), rstd = at::empty({rows}, x.options());
+    const float *xp = x.const_data_ptr<float>(), *wp = w.const_data_ptr<float>();
+    float *yp = y.data_ptr<float>(), *rp = rstd.data_ptr<float>();
+    at::parallel_for(0, rows, 32, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const float *xr = xp + r * d;
+        float *yr = yp + r * d;
+        double ss = 0;
+        for (int64_t k = 0; k < d; ++k) ss += double(xr[k]) * xr[k];
+        const float rs = float(1.0 / std::sqrt(ss / double(d) + eps));
+        rp[r] = rs;
+        for (int64_t k = 0; k < d; ++k) yr[k] = (xr[k] * rs) * wp[k];
+      }
+    });
+    ctx->save_for_backward({x, w, rstd});
+    return y;
+  }
+
+  static tensor_list backward(AutogradContext *ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[1], &rstd = saved[2];
+    at::Tensor dy = grads[0].contiguous();
+    const int64_t d = x.size(-1), rows = x.numel() / d;
+    at::Tensor dx = at::empty_like(x);
+    // Per-thread partial sums of dw, added up at the end (no shared writes in the loop).
+    const int64_t threads = at::get_num_threads();
+    at::Tensor dw_parts = at::zeros({threads, d}, x.options().dtype(at::kDouble));
+    const float *xp = x.const_data_ptr<float>(), *wp = w.const_data_ptr<float>(), *rp = rstd.const_data_ptr<float>();
+    const float *gp = dy.const_data_ptr<float>();
+    float *dxp = dx.data_ptr<float>();
+    double *partp = dw_parts.data_ptr<double>();
+    at::parallel_for(0, rows, 32, [&](int64_t begin, int64_t end) {
+      double *dwp = partp + at::get_thread_num() * d;
+      for (int64_t r = begin; r < end; ++r) {
+        const float *xr = xp + r * d, *gr = gp + r * d;
+        float *dxr = dxp + r * d;
+        const float rs = rp[r];
+        double dot = 0;
+        for (int64_t k = 0; k < d; ++k) dot += double(gr[k]) * wp[k] * xr[k];
+        const float c = float(dot * double(rs) * rs * rs / double(d));
+        for (int64_t k = 0; k < d; ++k) {
+          dxr[k] = rs * (gr[k] * wp[k]) - xr[k] * c;
+          dwp[k] += double(gr[k]) * xr[k] * rs;
+        }
+      }
+    });
+    at::Tensor dw = dw_parts.sum(0).to(at::kFloat).view(w.sizes());
+    return {dx, dw, at::Tensor()};
+  }
+};
 }  // namespace
 
 extern "C" {
@@ -179,6 +251,22 @@ int syne_install_cpu_caching_allocator(size_t limit_bytes) {
     installed = 1;
   });
   return installed;
+}
+
+// RMSNorm of `x` (f32, CPU, last dimension normalised) with weight `w` as one autograd node.
+// Writes a new tensor to `*out`; returns 0, or 1 with the error message in `err`.
+int syne_rms_norm(at::Tensor *x, at::Tensor *w, double eps, at::Tensor **out, char *err, size_t err_len) {
+  try {
+    TORCH_CHECK(x->device().is_cpu() && w->device().is_cpu(), "syne_rms_norm: CPU tensors only");
+    TORCH_CHECK(x->scalar_type() == at::kFloat && w->scalar_type() == at::kFloat, "syne_rms_norm: f32 tensors only");
+    TORCH_CHECK(x->dim() >= 1 && w->dim() == 1 && w->size(0) == x->size(-1), "syne_rms_norm: weight of ", w->sizes(),
+                " for input of ", x->sizes());
+    *out = new at::Tensor(RmsNormFn::apply(*x, *w, eps));
+    return 0;
+  } catch (const std::exception &e) {
+    write_error(e.what(), err, err_len);
+    return 1;
+  }
 }
 
 // Hits, misses and bytes held of the caching allocator (zeros if it is not installed).

@@ -399,8 +399,13 @@ impl Llama {
         x.linear(&self.w(w), None::<Tensor>)
     }
 
-    /// RMSNorm in f32 (as HF computes it), returned in the compute precision.
+    /// RMSNorm in f32 (as HF computes it), returned in the compute precision. On the CPU in
+    /// f32 it is one fused autograd node ([`crate::native::rms_norm`]); elsewhere composed of
+    /// libtorch operations.
     fn rms_norm(&self, x: &Tensor, w: &Tensor) -> Tensor {
+        if self.precision == Precision::F32 && x.device() == Device::Cpu && x.kind() == Kind::Float && w.kind() == Kind::Float {
+            return crate::native::rms_norm(x, w, self.config.rms_norm_eps).expect("fused RMSNorm of f32 CPU tensors of matching widths");
+        }
         let x = x.to_kind(Kind::Float);
         let var = x.square().mean_dim(-1, true, Kind::Float);
         (x * (var + self.config.rms_norm_eps).rsqrt() * w).to_kind(self.compute_kind())

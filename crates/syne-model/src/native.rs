@@ -1,7 +1,8 @@
 //! Safe wrappers over libtorch facilities tch does not bind, compiled from `csrc/native.cpp`
 //! by the crate's build script against the libtorch torch-sys links: PyTorch's fused AdamW
-//! step ([`adamw`]) and a caching allocator for CPU tensor storage
-//! ([`install_cpu_caching_allocator`]).
+//! step ([`adamw`]), a caching allocator for CPU tensor storage
+//! ([`install_cpu_caching_allocator`]) and RMSNorm on the CPU as one autograd node
+//! ([`rms_norm`]).
 
 use std::ffi::{c_char, c_int, CStr};
 
@@ -11,6 +12,7 @@ use torch_sys::C_tensor;
 extern "C" {
     fn syne_install_cpu_caching_allocator(limit_bytes: usize) -> c_int;
     fn syne_cpu_caching_allocator_stats(out: *mut u64);
+    fn syne_rms_norm(x: *mut C_tensor, w: *mut C_tensor, eps: f64, out: *mut *mut C_tensor, err: *mut c_char, err_len: usize) -> c_int;
     fn syne_fused_adamw(
         params: *const *mut C_tensor,
         grads: *const *mut C_tensor,
@@ -138,3 +140,23 @@ pub fn cpu_caching_allocator_stats() -> CacheStats {
 
 /// The default bound on what the CPU caching allocator holds: 4 GiB (a SmolLM2-135M training step at 2,048 tokens frees ~4.7 GiB of cacheable blocks; the cache holds memory that was live at the step's peak, so it does not raise it).
 pub const DEFAULT_CPU_CACHE_BYTES: usize = 4 << 30;
+
+/// RMSNorm over the last dimension of `x` (`x * rsqrt(mean(x^2) + eps) * w`, HF's
+/// `LlamaRMSNorm` in f32), for f32 CPU tensors, as one autograd node with hand-written loops:
+/// the forward reads `x` once and writes the output once, the backward is one pass, and only
+/// `x` and one value per row are kept for backward (the composed version runs six kernels
+/// forward and about ten backward, and keeps their intermediates). Gradients reach `x` and `w`.
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor, String> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    let mut err = vec![0 as c_char; 1024];
+    // SAFETY: `x` and `w` are live tensors for the call; on success the C++ side writes a newly
+    // allocated tensor handle to `out`, which `Tensor::from_ptr` takes ownership of.
+    let rc = unsafe { syne_rms_norm(x.as_ptr() as *mut C_tensor, w.as_ptr() as *mut C_tensor, eps, &mut out, err.as_mut_ptr(), err.len()) };
+    if rc == 0 && !out.is_null() {
+        // SAFETY: see above.
+        Ok(unsafe { Tensor::from_ptr(out) })
+    } else {
+        // SAFETY: the C++ side NUL-terminates the buffer.
+        Err(unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned())
+    }
+}

@@ -44,7 +44,8 @@ fn fused_adamw_on(device: tch::Device) {
     let p0 = Tensor::randn([1000], (Kind::Float, tch::Device::Cpu));
     let g = Tensor::randn([1000], (Kind::Float, tch::Device::Cpu));
     let (m0, v0) = (Tensor::randn([1000], (Kind::Float, tch::Device::Cpu)) * 0.1, Tensor::rand([1000], (Kind::Float, tch::Device::Cpu)) * 0.01);
-    let on = |t: &Tensor| t.to_device(device);
+    // `to_device` to the same device returns the same tensor: copy, so the originals stay put.
+    let on = |t: &Tensor| t.to_device(device).copy();
     let (p, grad, m, v) = (on(&p0), on(&g), on(&m0), on(&v0));
     let step = on(&Tensor::from(3.0f32));
     let h = AdamWStep { lr: 1e-2, beta1: 0.9, beta2: 0.95, weight_decay: 0.1, eps: 1e-8 };
@@ -64,4 +65,34 @@ fn fused_adamw_on(device: tch::Device) {
     // Mismatched lists are refused with a message, not a crash.
     let e = adamw(&AdamWBuffers { params: &[&p], grads: &[], exp_avgs: &[&m], exp_avg_sqs: &[&v], steps: &[&step] }, h, None).unwrap_err();
     assert!(e.contains("1 parameters"), "{e}");
+}
+
+#[test]
+fn fused_rms_norm_equals_the_composed_one_with_its_gradients() {
+    tch::manual_seed(3);
+    let x0 = Tensor::randn([3, 7, 96], (Kind::Float, tch::Device::Cpu)) * 2.0;
+    let w0 = Tensor::rand([96], (Kind::Float, tch::Device::Cpu)) + 0.5;
+    let dy = Tensor::randn([3, 7, 96], (Kind::Float, tch::Device::Cpu));
+    let eps = 1e-5;
+    let run = |fused: bool| {
+        let x = x0.copy().set_requires_grad(true);
+        let w = w0.copy().set_requires_grad(true);
+        let y = if fused { syne_model::native::rms_norm(&x, &w, eps).unwrap() } else { &x * (x.square().mean_dim(-1, true, Kind::Float) + eps).rsqrt() * &w };
+        (&y * &dy).sum(Kind::Float).backward();
+        (y.detach(), x.grad(), w.grad())
+    };
+    let (fy, fx, fw) = run(true);
+    let (cy, cx, cw) = run(false);
+    for (name, a, b) in [("output", &fy, &cy), ("grad x", &fx, &cx), ("grad w", &fw, &cw)] {
+        let err = f64::try_from((a - b).abs().max()).unwrap();
+        let scale = f64::try_from(b.abs().max()).unwrap();
+        assert!(err <= 1e-5 * scale.max(1.0), "{name}: max difference {err} (scale {scale})");
+    }
+    // Without a graph (inference) it is the same function.
+    let y = tch::no_grad(|| syne_model::native::rms_norm(&x0, &w0, eps).unwrap());
+    assert!(!y.requires_grad());
+    assert!(f64::try_from((y - &cy).abs().max()).unwrap() <= 1e-5 * 10.0);
+    // Wrong widths are refused with a message naming the shapes.
+    let e = syne_model::native::rms_norm(&x0, &Tensor::ones([95], (Kind::Float, tch::Device::Cpu)), eps).unwrap_err();
+    assert!(e.contains("95"), "{e}");
 }
