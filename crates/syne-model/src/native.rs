@@ -77,10 +77,9 @@ pub fn adamw(buffers: &AdamWBuffers, step: AdamWStep, grad_scale: Option<&Tensor
     let ptrs = |l: &[&Tensor]| l.iter().map(|t| t.as_ptr() as *mut C_tensor).collect::<Vec<_>>();
     let (p, g, m, v, s) = (ptrs(buffers.params), ptrs(buffers.grads), ptrs(buffers.exp_avgs), ptrs(buffers.exp_avg_sqs), ptrs(buffers.steps));
     let scale = grad_scale.map_or(std::ptr::null_mut(), |t| t.as_ptr() as *mut C_tensor);
-    let mut err = vec![0 as c_char; 1024];
     // SAFETY: every pointer is a live tch tensor borrowed for the duration of the call; the
-    // lists have `n` entries each (checked above); `err` is writable for its length.
-    let rc = unsafe {
+    // lists have `n` entries each (checked above).
+    call_shim(|err, err_len| unsafe {
         syne_fused_adamw(
             p.as_ptr(),
             g.as_ptr(),
@@ -94,11 +93,17 @@ pub fn adamw(buffers: &AdamWBuffers, step: AdamWStep, grad_scale: Option<&Tensor
             step.weight_decay,
             step.eps,
             scale,
-            err.as_mut_ptr(),
-            err.len(),
+            err,
+            err_len,
         )
-    };
-    if rc == 0 {
+    })
+}
+
+/// Run a shim function that returns 0, or non-zero with a NUL-terminated message written to the
+/// error buffer it is given (every C++ exception is caught on the other side).
+fn call_shim(call: impl FnOnce(*mut c_char, usize) -> c_int) -> Result<(), String> {
+    let mut err = vec![0 as c_char; 1024];
+    if call(err.as_mut_ptr(), err.len()) == 0 {
         Ok(())
     } else {
         // SAFETY: the C++ side NUL-terminates the buffer.
@@ -148,15 +153,12 @@ pub const DEFAULT_CPU_CACHE_BYTES: usize = 4 << 30;
 /// forward and about ten backward, and keeps their intermediates). Gradients reach `x` and `w`.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor, String> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
-    let mut err = vec![0 as c_char; 1024];
     // SAFETY: `x` and `w` are live tensors for the call; on success the C++ side writes a newly
-    // allocated tensor handle to `out`, which `Tensor::from_ptr` takes ownership of.
-    let rc = unsafe { syne_rms_norm(x.as_ptr() as *mut C_tensor, w.as_ptr() as *mut C_tensor, eps, &mut out, err.as_mut_ptr(), err.len()) };
-    if rc == 0 && !out.is_null() {
-        // SAFETY: see above.
-        Ok(unsafe { Tensor::from_ptr(out) })
-    } else {
-        // SAFETY: the C++ side NUL-terminates the buffer.
-        Err(unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned())
+    // allocated tensor handle to `out`.
+    call_shim(|err, err_len| unsafe { syne_rms_norm(x.as_ptr() as *mut C_tensor, w.as_ptr() as *mut C_tensor, eps, &mut out, err, err_len) })?;
+    if out.is_null() {
+        return Err("syne_rms_norm returned no tensor".into());
     }
+    // SAFETY: `out` is a fresh `at::Tensor*` nothing else owns; `from_ptr` takes it over.
+    Ok(unsafe { Tensor::from_ptr(out) })
 }

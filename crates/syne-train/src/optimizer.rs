@@ -161,7 +161,9 @@ impl AdamW {
         let total_value = f64::try_from(&total).expect("scalar");
         if let Some(max) = max_norm {
             if max / (total_value + 1e-6) < 1.0 {
-                // Kept on the device (no host round trip inside the update).
+                // Derived from the norm tensor itself, on the buffers' device, so the fused
+                // update reads its divisor there (the norm was already read back above, for
+                // the step's metrics).
                 self.grad_scale = Some(tch::no_grad(|| (total + 1e-6) / max));
             }
         }
