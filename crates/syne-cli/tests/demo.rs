@@ -87,7 +87,7 @@ fn the_shrunken_demo_runs_end_to_end_and_its_report_renders() {
 
     // The report: Markdown, and a self-contained page that renders in a real browser.
     let md = std::fs::read_to_string(out.join("report/report.md")).unwrap();
-    for section in ["## Before and after", "## Training", "## Topic mixture", "## Tokens per source and stage", "## Perplexity curriculum"] {
+    for section in ["## Before and after", "## Training", "## Topic and source mixture", "## Tokens per source and stage", "## Perplexity curriculum"] {
         assert!(md.contains(section), "{section} missing from the report");
     }
     assert!(md.contains("| synthetic-enhancement | synthesis-en |"), "{md}");

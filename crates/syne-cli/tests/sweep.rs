@@ -122,10 +122,11 @@ output = "{name}"
 seeds = [5]
 control_seeds = [5, 6]
 
+# ODM over Wikipedia's topics and over the English sources (the group's share held fixed).
 [[axes]]
 name = "mixer"
-key = "topics.mixer"
-values = ["odm"]
+labels = ["odm"]
+values = [{{ "topics.mixer" = "odm", "source_mixing.groups" = ["en"], "source_mixing.mixer" = "odm", "source_mixing.interval_tokens" = 512 }}]
 
 [[axes]]
 name = "curriculum"
@@ -213,6 +214,16 @@ fn a_sweep_shares_its_common_work_resumes_after_kills_and_reports() {
     }
     let odm = json(&d.join("one/runs/mixer=odm/seed-5/train/account.json"));
     assert!(odm["topics"]["en-wiki"]["mixer"]["odm"].is_object(), "{odm}");
+    // The English sources mixed online: ODM's state and its moves of the group's source ratios,
+    // and the group's share of the stage exactly the plan's.
+    let group = &odm["groups"]["en"];
+    assert_eq!(group["topics"], serde_json::json!(["en-docs", "en-wiki"]), "{odm}");
+    assert!(group["mixer"]["odm"].is_object() && group["ratios"] != group["initial_ratios"], "{odm}");
+    let stage = &odm["stages"][0];
+    let en = |k: &str| ["en-docs", "en-wiki"].iter().map(|s| stage[k][s].as_u64().or(stage[k][s]["tokens"].as_u64()).unwrap_or(0)).sum::<u64>();
+    assert_eq!(en("consumed"), en("planned_tokens"), "{stage}");
+    let log = std::fs::read_to_string(d.join("one/runs/mixer=odm/seed-5/train/mixture.jsonl")).unwrap();
+    assert!(log.contains("\"source\":\"group:en\""), "{log}");
     // Started again, a finished sweep runs nothing.
     let again = sweep(&file).output().unwrap();
     let said = String::from_utf8_lossy(&again.stderr);

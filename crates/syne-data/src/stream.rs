@@ -36,9 +36,10 @@ pub trait SequenceSource {
         None
     }
 
-    /// A validation point at `tokens` trained tokens with per-topic losses keyed
-    /// `domain/topic`; returns what the source changed, to be logged (empty: nothing).
-    fn observe_validation(&mut self, _tokens: u64, _topic_losses: &BTreeMap<String, f64>) -> Result<Vec<MixtureEvent>> {
+    /// A validation point at `tokens` trained tokens with each domain's loss keyed by its name
+    /// and per-topic losses keyed `domain/topic`; returns what the source changed, to be logged
+    /// (empty: nothing).
+    fn observe_validation(&mut self, _tokens: u64, _losses: &BTreeMap<String, f64>) -> Result<Vec<MixtureEvent>> {
         Ok(Vec::new())
     }
 

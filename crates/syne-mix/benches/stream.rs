@@ -22,7 +22,7 @@ use syne_data::stream::SequenceSource;
 use syne_mix::plan::Plan;
 use syne_mix::recipe::Recipe;
 use syne_mix::sampler::Schedule;
-use syne_mix::stream::{DocNote, MixtureStream, SourceInput, StreamSettings};
+use syne_mix::stream::{DocNote, GroupMixing, MixtureStream, SourceInput, StreamSettings};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -90,7 +90,13 @@ fn main() {
             }
         })
         .collect();
-    let settings = StreamSettings { seq_len, seed: 1, curriculum: recipe.curriculum.clone(), topics: recipe.topics.clone() };
+    let settings = StreamSettings {
+        seq_len,
+        seed: 1,
+        curriculum: recipe.curriculum.clone(),
+        topics: recipe.topics.clone(),
+        source_mixing: GroupMixing::from_recipe(&recipe),
+    };
     let built = Instant::now();
     let mut stream = MixtureStream::new(schedule, inputs, settings).expect("stream");
     let build_s = built.elapsed().as_secs_f64();

@@ -9,7 +9,8 @@
 //!   corpora's manifests: a source short of its quota is an error unless it may repeat.
 //! - [`reweight`]: the paper's topic re-weighting rule.
 //! - [`mixer`]: the topic mixers as one trait — the paper's rule, static shares, stratified,
-//!   ODM (EXP3, arXiv 2312.02406) and ADO (per-topic scaling laws, arXiv 2410.11820).
+//!   ODM (EXP3, arXiv 2312.02406) and ADO (per-topic scaling laws, arXiv 2410.11820), over a
+//!   source's topics or over the sources of a language group (`[source_mixing]`).
 //! - [`sampler`]: the schedule of sources per training sequence (exact quotas, smooth weighted
 //!   round-robin, sources read on across stages, cursors recomputed exactly from a position).
 //! - [`stream`]: the schedule as the trainer's packed sequences (syne-data's `SequenceSource`):

@@ -32,6 +32,13 @@
 //!   handful of points). `π̄`'s running mean counts updates, not steps.
 //!
 //! An exhausted topic (no data left) has ratio 0 in every mixer and the others share its weight.
+//!
+//! The same rules mix the sources of a language group (`[source_mixing]`,
+//! [`source_mixer_for`]): the "topics" are then the group's sources, the losses each source's
+//! held-out loss, the starting shares the group's `[mixture.GROUP]`; the group's share of every
+//! stage stays the plan's ([`crate::stream`]).
+
+use std::collections::BTreeMap;
 
 use argmin::core::{CostFunction, Executor};
 use argmin::solver::neldermead::NelderMead;
@@ -39,8 +46,9 @@ use argmin::solver::neldermead::NelderMead;
 use crate::error::{MixError, Result};
 use crate::recipe::TopicSettings;
 use crate::reweight::reweight;
+use syne_recipe::recipe::ReweightConfig;
 use syne_recipe::records::mixture::{LossPoint, MixerDetail, MixerState, MixerUpdate, MixtureEvent, PowerLaw, TopicState};
-use syne_recipe::{AdoConfig, OdmConfig, TopicMixer};
+use syne_recipe::{AdoConfig, OdmConfig, SourceMixing, TopicMixer};
 
 /// What a mixer sees at a validation point.
 #[derive(Debug, Clone, Copy)]
@@ -80,14 +88,24 @@ pub trait Mixer: Send {
     fn update(&self, state: &mut TopicState, obs: &Observation) -> Result<Option<MixtureEvent>>;
 }
 
-/// The mixer `settings.mixer` names, with its settings.
+/// The mixer `settings.mixer` names over a source's topics, with its settings.
 pub fn mixer_for(settings: &TopicSettings) -> Box<dyn Mixer> {
-    match settings.mixer {
-        TopicMixer::Syne => Box::new(SyneRule { settings: settings.clone() }),
+    mixer_of(settings.mixer, &settings.reweight, &settings.weights, &settings.odm, &settings.ado)
+}
+
+/// The mixer `settings.mixer` names over a group's sources (`[source_mixing]`).
+pub fn source_mixer_for(settings: &SourceMixing) -> Box<dyn Mixer> {
+    mixer_of(settings.mixer, &settings.reweight, &settings.weights, &settings.odm, &settings.ado)
+}
+
+/// Mixer `kind` with its settings (`weights`: the paper's rule's per-domain weights).
+pub fn mixer_of(kind: TopicMixer, reweight: &ReweightConfig, weights: &BTreeMap<String, f64>, odm: &OdmConfig, ado: &AdoConfig) -> Box<dyn Mixer> {
+    match kind {
+        TopicMixer::Syne => Box::new(SyneRule { reweight: reweight.clone(), weights: weights.clone() }),
         TopicMixer::Static => Box::new(StaticShares),
         TopicMixer::Stratified => Box::new(Stratified),
-        TopicMixer::Odm => Box::new(Odm { config: settings.odm.clone() }),
-        TopicMixer::Ado => Box::new(Ado { config: settings.ado.clone() }),
+        TopicMixer::Odm => Box::new(Odm { config: odm.clone() }),
+        TopicMixer::Ado => Box::new(Ado { config: ado.clone() }),
     }
 }
 
@@ -95,10 +113,13 @@ fn mixer_err(source: &str, detail: impl std::fmt::Display) -> MixError {
     MixError::Plan(format!("source `{source}`: topic mixer: {detail}"))
 }
 
-/// The paper's rule ([`crate::reweight`]) with `[topics.reweight]` and `[topics] weights`.
+/// The paper's rule ([`crate::reweight`]) with `[topics.reweight]` and `[topics] weights`
+/// (or `[source_mixing]`'s).
 pub struct SyneRule {
-    /// `[topics]`.
-    pub settings: TopicSettings,
+    /// The rule's settings.
+    pub reweight: ReweightConfig,
+    /// Per-domain (topic or source) weights `w_i` (default 1).
+    pub weights: BTreeMap<String, f64>,
 }
 
 impl Mixer for SyneRule {
@@ -118,8 +139,8 @@ impl Mixer for SyneRule {
                 _ => (1.0, 1.0),
             })
             .unzip();
-        let weights: Vec<f64> = state.topics.iter().map(|t| self.settings.weights.get(t).copied().unwrap_or(1.0)).collect();
-        let adjustment = reweight(&state.ratios, &prev, &cur, &weights, &state.exhausted, &self.settings.reweight).map_err(|e| mixer_err(obs.source, e))?;
+        let weights: Vec<f64> = state.topics.iter().map(|t| self.weights.get(t).copied().unwrap_or(1.0)).collect();
+        let adjustment = reweight(&state.ratios, &prev, &cur, &weights, &state.exhausted, &self.reweight).map_err(|e| mixer_err(obs.source, e))?;
         state.ratios = adjustment.ratios.clone();
         Ok(Some(MixtureEvent::Adjustment { source: obs.source.to_string(), topics: state.topics.clone(), adjustment }))
     }

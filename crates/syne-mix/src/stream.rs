@@ -16,6 +16,11 @@
 //!   `topics.interval_tokens`, from the per-topic held-out losses the trainer reports
 //!   (`SOURCE/TOPIC` keys). A topic that
 //!   has given all its tokens (times `max_epochs`) is exhausted: its ratio drops to 0.
+//! - a group mixed online (`[source_mixing]`, [`GroupMixing`]) keeps the schedule's slots of the
+//!   group (so its share of every stage is exactly the plan's) but draws which of its sources
+//!   fills each slot by smooth weighted round-robin over source ratios that a mixer moves from
+//!   each source's held-out loss (the domain named after the source), by the same rules and
+//!   with the same exhaustion as topics. Its events are logged as `group:NAME`.
 //!
 //! Documents marked held out are never trained on. Everything is deterministic given the seed:
 //! the state saved with a checkpoint (topic ratios, credits, reads and consumption counters) and
@@ -29,8 +34,10 @@ use syne_data::DataError;
 
 use crate::curriculum::{self, Order};
 use crate::error::{MixError, Result};
-use crate::recipe::{CurriculumSettings, TopicSettings};
+use crate::recipe::{CurriculumSettings, Recipe, TopicSettings};
 use crate::sampler::{Cursor, Schedule};
+use syne_recipe::records::mixture::group_label;
+use syne_recipe::SourceMixing;
 
 /// What the run knows of one document of a source (in shard order).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -70,6 +77,30 @@ pub struct StreamSettings {
     pub curriculum: Option<CurriculumSettings>,
     /// Topic re-weighting, when the recipe has it.
     pub topics: Option<TopicSettings>,
+    /// Online mixing of the sources within groups, when the recipe has it.
+    pub source_mixing: Option<GroupMixing>,
+}
+
+/// `[source_mixing]` with the sources of its groups resolved.
+#[derive(Debug, Clone)]
+pub struct GroupMixing {
+    /// The recipe's `[source_mixing]`.
+    pub settings: SourceMixing,
+    /// Mixed group → its sources with their share of the group (`[mixture.GROUP]`).
+    pub groups: BTreeMap<String, Vec<(String, f64)>>,
+}
+
+impl GroupMixing {
+    /// The recipe's `[source_mixing]`, when it has one.
+    pub fn from_recipe(recipe: &Recipe) -> Option<GroupMixing> {
+        let settings = recipe.source_mixing.clone()?;
+        let groups = settings
+            .groups
+            .iter()
+            .map(|g| (g.clone(), recipe.mixture.get(g).map(|m| m.iter().map(|(s, r)| (s.clone(), *r)).collect()).unwrap_or_default()))
+            .collect();
+        Some(GroupMixing { settings, groups })
+    }
 }
 
 /// One arrangement of a sub-stream's documents, packed.
@@ -118,6 +149,11 @@ pub struct MixtureStream {
     sources: Vec<SourceData>,
     state: MixtureState,
     accounts: BTreeMap<String, SourceAccount>,
+    /// Per mixed group in `state.groups` order: its name and the schedule indices of its sources
+    /// (in the order of its state's `topics`).
+    group_members: Vec<(String, Vec<usize>)>,
+    /// Per schedule source: its mixed group (an index into `group_members`).
+    group_of: Vec<Option<usize>>,
 }
 
 fn data_err(detail: String) -> DataError {
@@ -135,14 +171,19 @@ impl MixtureStream {
         let mut sources = Vec::new();
         let mut accounts = BTreeMap::new();
         let mut topic_states = BTreeMap::new();
+        let mixed: BTreeMap<&str, &str> =
+            settings.source_mixing.iter().flat_map(|m| m.groups.iter().flat_map(|(g, srcs)| srcs.iter().map(move |(s, _)| (s.as_str(), g.as_str())))).collect();
+        let mut quotas = Vec::new();
         for name in &schedule.sources {
             let input = by_name.remove(name).ok_or_else(|| MixError::Plan(format!("source `{name}` of the plan has no prepared shards")))?;
             // The quota of the whole run must fit what the source may give.
             let quota: u64 =
                 schedule.stages.iter().flat_map(|st| st.sources.iter().zip(&st.quotas).filter(|(s, _)| schedule.sources[**s] == *name).map(|(_, q)| *q)).sum();
             let (data, account, topic_state) = SourceData::build(input, &settings, quota)?;
-            let allowed: u64 = data.subs.iter().map(|s| s.allowed).sum();
-            if quota > allowed {
+            let allowed = data.allowed();
+            quotas.push(quota);
+            // A mixed group's sources answer for the group's quota together (below).
+            if quota > allowed && !mixed.contains_key(name.as_str()) {
                 return Err(MixError::Plan(format!(
                     "source `{name}`: the plan takes {quota} sequences of {seq_len} tokens but its {} training tokens allow {allowed} (max_epochs {}); lower its share or allow more epochs",
                     account.train_tokens,
@@ -155,8 +196,64 @@ impl MixtureStream {
             accounts.insert(name.clone(), account);
             sources.push(data);
         }
+        let (group_members, group_states) = Self::mixed_groups(&schedule, &sources, &quotas, &settings)?;
+        let mut group_of = vec![None; sources.len()];
+        for (g, (_, members)) in group_members.iter().enumerate() {
+            members.iter().for_each(|&s| group_of[s] = Some(g));
+        }
         let consumed = vec![BTreeMap::new(); schedule.stages.len()];
-        Ok(MixtureStream { cursor: schedule.cursor(0), settings, sources, state: MixtureState { position: 0, topics: topic_states, consumed }, accounts })
+        let state = MixtureState { position: 0, topics: topic_states, groups: group_states, consumed };
+        Ok(MixtureStream { cursor: schedule.cursor(0), settings, sources, state, accounts, group_members, group_of })
+    }
+
+    /// The groups mixed online that the schedule draws from: their members (schedule indices)
+    /// and starting states. A group's sources together must allow the group's whole quota.
+    #[allow(clippy::type_complexity)]
+    fn mixed_groups(
+        schedule: &Schedule,
+        sources: &[SourceData],
+        quotas: &[u64],
+        settings: &StreamSettings,
+    ) -> Result<(Vec<(String, Vec<usize>)>, BTreeMap<String, TopicState>)> {
+        let (mut members_of, mut states) = (Vec::new(), BTreeMap::new());
+        let Some(mixing) = &settings.source_mixing else { return Ok((members_of, states)) };
+        let mixer = crate::mixer::source_mixer_for(&mixing.settings);
+        for (group, shares) in &mixing.groups {
+            let (members, shares): (Vec<usize>, Vec<f64>) =
+                shares.iter().filter_map(|(name, share)| schedule.sources.iter().position(|s| s == name).map(|i| (i, *share))).unzip();
+            if members.is_empty() {
+                continue;
+            }
+            let allowed: Vec<u64> = members.iter().map(|&i| sources[i].allowed()).collect();
+            let quota: u64 = members.iter().map(|&i| quotas[i]).sum();
+            if quota > allowed.iter().sum::<u64>() {
+                return Err(MixError::Plan(format!(
+                    "group `{group}`: the plan takes {quota} sequences of {} tokens but its sources allow {} together; lower its share or allow more epochs",
+                    schedule.seq_len,
+                    allowed.iter().sum::<u64>()
+                )));
+            }
+            let total: f64 = shares.iter().sum();
+            let shares: Vec<f64> = shares.iter().map(|s| if total > 0.0 { s / total } else { 0.0 }).collect();
+            let with_data: Vec<bool> = allowed.iter().map(|&a| a > 0).collect();
+            let ratios = mixer.initial_ratios(&shares, &with_data);
+            states.insert(
+                group.clone(),
+                TopicState {
+                    topics: members.iter().map(|&i| sources[i].name.clone()).collect(),
+                    credits: vec![0.0; ratios.len()],
+                    reads: vec![0; ratios.len()],
+                    exhausted: allowed.iter().map(|&a| a == 0).collect(),
+                    last_losses: None,
+                    last_adjusted_tokens: 0,
+                    mixer: mixer.initial_state(&ratios),
+                    initial_ratios: ratios.clone(),
+                    ratios,
+                },
+            );
+            members_of.push((group.clone(), members));
+        }
+        Ok((members_of, states))
     }
 
     /// Planned against consumed, per stage, source, topic and bucket.
@@ -177,6 +274,7 @@ impl MixtureStream {
                 })
                 .collect(),
             topics: self.state.topics.clone(),
+            groups: self.state.groups.clone(),
             sources: self.accounts.clone(),
         }
     }
@@ -184,35 +282,89 @@ impl MixtureStream {
     fn topic_draw(&mut self, source: usize) -> Result<usize> {
         let src = &self.sources[source];
         let Some(ts) = self.state.topics.get_mut(&src.name) else { return Ok(0) };
-        // Newly exhausted topics leave the mixture; the others share their weight.
-        for (i, sub) in src.subs.iter().enumerate() {
-            if !ts.exhausted[i] && ts.reads[i] >= sub.allowed {
-                ts.exhausted[i] = true;
-                ts.ratios[i] = 0.0;
-                let total: f64 = ts.ratios.iter().sum();
-                if total > 0.0 {
-                    ts.ratios.iter_mut().for_each(|r| *r /= total);
-                }
-            }
-        }
-        let live: Vec<usize> = (0..ts.ratios.len()).filter(|&i| !ts.exhausted[i] && ts.ratios[i] > 0.0).collect();
-        if live.is_empty() {
-            return Err(MixError::Plan(format!("source `{}`: every topic is exhausted", src.name)));
-        }
-        let mut best = live[0];
-        for &i in &live {
-            ts.credits[i] += ts.ratios[i];
-            if ts.credits[i] > ts.credits[best] {
-                best = i;
-            }
-        }
-        ts.credits[best] -= live.iter().map(|&i| ts.ratios[i]).sum::<f64>();
-        ts.reads[best] += 1;
-        Ok(best)
+        let allowed: Vec<u64> = src.subs.iter().map(|s| s.allowed).collect();
+        draw_weighted(ts, &allowed).ok_or_else(|| MixError::Plan(format!("source `{}`: every topic is exhausted", src.name)))
+    }
+
+    /// Which source of mixed group `g` fills the group's slot; returns its schedule index and
+    /// how many sequences the group has read from it before.
+    fn group_draw(&mut self, g: usize) -> Result<(usize, u64)> {
+        let (name, members) = &self.group_members[g];
+        let ts = self.state.groups.get_mut(name).expect("a state per mixed group");
+        let allowed: Vec<u64> = members.iter().map(|&s| self.sources[s].allowed()).collect();
+        let k = draw_weighted(ts, &allowed).ok_or_else(|| MixError::Plan(format!("group `{name}`: every source is exhausted")))?;
+        Ok((members[k], ts.reads[k] - 1))
     }
 }
 
+/// Smooth weighted round-robin over `ts.ratios`: one draw, counted in `ts.reads`. An item that
+/// has given its `allowed` reads is exhausted first (ratio 0, the others share its weight).
+/// `None`: every item is exhausted.
+fn draw_weighted(ts: &mut TopicState, allowed: &[u64]) -> Option<usize> {
+    for (i, &a) in allowed.iter().enumerate() {
+        if !ts.exhausted[i] && ts.reads[i] >= a {
+            ts.exhausted[i] = true;
+            ts.ratios[i] = 0.0;
+            let total: f64 = ts.ratios.iter().sum();
+            if total > 0.0 {
+                ts.ratios.iter_mut().for_each(|r| *r /= total);
+            }
+        }
+    }
+    let live: Vec<usize> = (0..ts.ratios.len()).filter(|&i| !ts.exhausted[i] && ts.ratios[i] > 0.0).collect();
+    let mut best = *live.first()?;
+    for &i in &live {
+        ts.credits[i] += ts.ratios[i];
+        if ts.credits[i] > ts.credits[best] {
+            best = i;
+        }
+    }
+    ts.credits[best] -= live.iter().map(|&i| ts.ratios[i]).sum::<f64>();
+    ts.reads[best] += 1;
+    Some(best)
+}
+
+/// One mixture (a topic source's or a mixed group's) at a validation point: the first point
+/// sets the baseline, a point past the next interval lets `mixer` move the ratios.
+#[allow(clippy::too_many_arguments)]
+fn observe_mixture(
+    label: &str,
+    ts: &mut TopicState,
+    losses: Vec<Option<f64>>,
+    tokens: u64,
+    sequences: u64,
+    interval_tokens: u64,
+    mixer: &dyn crate::mixer::Mixer,
+    events: &mut Vec<MixtureEvent>,
+) -> Result<()> {
+    if losses.iter().all(Option::is_none) {
+        return Ok(());
+    }
+    let Some(previous) = ts.last_losses.clone() else {
+        // The first validation sets the baseline; items without held-out text have none and are
+        // never moved by their own loss.
+        ts.last_losses = Some(losses);
+        ts.last_adjusted_tokens = tokens;
+        events.push(MixtureEvent::Baseline { source: label.to_string(), baseline: ts.last_losses.clone() });
+        return Ok(());
+    };
+    if tokens / interval_tokens <= ts.last_adjusted_tokens / interval_tokens {
+        return Ok(());
+    }
+    let obs = crate::mixer::Observation { source: label, tokens, sequences, losses: &losses };
+    let event = mixer.update(ts, &obs)?;
+    ts.last_losses = Some(losses.iter().zip(&previous).map(|(c, p)| c.or(*p)).collect());
+    ts.last_adjusted_tokens = tokens;
+    events.extend(event);
+    Ok(())
+}
+
 impl SourceData {
+    /// Sequences the run may read from the source (every topic, every epoch allowed).
+    fn allowed(&self) -> u64 {
+        self.subs.iter().map(|s| s.allowed).sum()
+    }
+
     fn build(input: SourceInput, settings: &StreamSettings, quota: u64) -> Result<(SourceData, SourceAccount, Option<TopicState>)> {
         let name = input.name.clone();
         let mut table = Vec::new();
@@ -419,14 +571,18 @@ impl SequenceSource for MixtureStream {
         }
         let draw = self.cursor.next().ok_or_else(|| data_err(format!("the plan's {} sequences are all drawn", self.cursor.schedule().sequences())))?;
         let seq_len = self.settings.seq_len as u64;
-        let src_name = self.cursor.schedule().sources[draw.source].clone();
-        let source = draw.source;
+        // A mixed group's slot goes to the source its mixer draws.
+        let (source, group_read) = match self.group_of[draw.source] {
+            Some(g) => self.group_draw(g).map(|(s, read)| (s, Some(read))).map_err(|e| data_err(e.to_string()))?,
+            None => (draw.source, None),
+        };
+        let src_name = self.cursor.schedule().sources[source].clone();
         let has_topics = self.state.topics.contains_key(&src_name);
         let (t, index) = if has_topics {
             let t = self.topic_draw(source).map_err(|e| data_err(e.to_string()))?;
             (t, self.state.topics[&src_name].reads[t] - 1)
         } else {
-            (0, draw.index)
+            (0, group_read.unwrap_or(draw.index))
         };
         let mut buckets = BTreeMap::new();
         let seq = self.sources[source].read(t, index, &self.settings, with_segments, &mut buckets).map_err(|e| data_err(e.to_string()))?;
@@ -447,32 +603,25 @@ impl SequenceSource for MixtureStream {
         Some(self.cursor.schedule().sequences())
     }
 
-    fn observe_validation(&mut self, tokens: u64, topic_losses: &BTreeMap<String, f64>) -> syne_data::Result<Vec<MixtureEvent>> {
-        let Some(settings) = self.settings.topics.clone() else { return Ok(Vec::new()) };
-        let mixer = crate::mixer::mixer_for(&settings);
+    fn observe_validation(&mut self, tokens: u64, losses: &BTreeMap<String, f64>) -> syne_data::Result<Vec<MixtureEvent>> {
         let sequences = tokens / self.settings.seq_len as u64;
         let mut events = Vec::new();
-        for (source, ts) in &mut self.state.topics {
-            let losses: Vec<Option<f64>> = ts.topics.iter().map(|t| topic_losses.get(&format!("{source}/{t}")).copied()).collect();
-            if losses.iter().all(Option::is_none) {
-                continue;
+        if let Some(settings) = &self.settings.topics {
+            let mixer = crate::mixer::mixer_for(settings);
+            for (source, ts) in &mut self.state.topics {
+                let topic_losses = ts.topics.iter().map(|t| losses.get(&format!("{source}/{t}")).copied()).collect();
+                observe_mixture(source, ts, topic_losses, tokens, sequences, settings.interval_tokens, mixer.as_ref(), &mut events)
+                    .map_err(|e| data_err(e.to_string()))?;
             }
-            let Some(previous) = ts.last_losses.clone() else {
-                // The first validation sets the baseline; topics without held-out text have none
-                // and are never moved by their own loss.
-                ts.last_losses = Some(losses.clone());
-                ts.last_adjusted_tokens = tokens;
-                events.push(MixtureEvent::Baseline { source: source.clone(), baseline: ts.last_losses.clone() });
-                continue;
-            };
-            if tokens / settings.interval_tokens <= ts.last_adjusted_tokens / settings.interval_tokens {
-                continue;
+        }
+        if let Some(mixing) = &self.settings.source_mixing {
+            let mixer = crate::mixer::source_mixer_for(&mixing.settings);
+            for (group, ts) in &mut self.state.groups {
+                let source_losses = ts.topics.iter().map(|s| losses.get(s).copied()).collect();
+                let label = group_label(group);
+                observe_mixture(&label, ts, source_losses, tokens, sequences, mixing.settings.interval_tokens, mixer.as_ref(), &mut events)
+                    .map_err(|e| data_err(e.to_string()))?;
             }
-            let obs = crate::mixer::Observation { source, tokens, sequences, losses: &losses };
-            let event = mixer.update(ts, &obs).map_err(|e| data_err(e.to_string()))?;
-            ts.last_losses = Some(losses.iter().zip(&previous).map(|(c, p)| c.or(*p)).collect());
-            ts.last_adjusted_tokens = tokens;
-            events.extend(event);
         }
         Ok(events)
     }
@@ -488,6 +637,9 @@ impl SequenceSource for MixtureStream {
         }
         if saved.consumed.len() != self.state.consumed.len() || saved.topics.keys().ne(self.state.topics.keys()) {
             return Err(data_err("the checkpoint's mixture state belongs to another plan (stages or topic sources differ)".into()));
+        }
+        if saved.groups.len() != self.state.groups.len() || saved.groups.iter().zip(&self.state.groups).any(|(a, b)| a.0 != b.0 || a.1.topics != b.1.topics) {
+            return Err(data_err("the checkpoint's mixture state belongs to another plan (the groups mixed over their sources differ)".into()));
         }
         for (name, ts) in &saved.topics {
             if ts.topics != self.state.topics[name].topics {

@@ -77,7 +77,11 @@ fn stream_of(dir: &std::path::Path, r: &Recipe, notes: Vec<DocNote>, max_epochs:
     };
     let book =
         SourceInput { name: "book".into(), shards: vec![shard(dir, "book", BOOK, 60, 50)], topics: vec![], notes: vec![], curriculum: false, max_epochs };
-    MixtureStream::new(schedule, vec![web, book], StreamSettings { seq_len: SEQ, seed: 3, curriculum: r.curriculum.clone(), topics: r.topics.clone() })
+    MixtureStream::new(
+        schedule,
+        vec![web, book],
+        StreamSettings { seq_len: SEQ, seed: 3, curriculum: r.curriculum.clone(), topics: r.topics.clone(), source_mixing: GroupMixing::from_recipe(r) },
+    )
 }
 
 fn draw_all(s: &mut MixtureStream, from: u64, to: u64) -> Vec<PackedSequence> {
@@ -319,4 +323,170 @@ fn static_and_stratified_mixers_never_move_their_ratios() {
     // The paper's rule moves them.
     let (start, end, _) = run("syne");
     assert_ne!(start, end);
+}
+
+const NEWS: u32 = 300_000;
+
+/// Sources `web` (3 topics) and `book` in group `en`, `news` in group `zh`; `[source_mixing]`
+/// over `en` with `mixer`, plus `extra` recipe text.
+fn mixed_text(mixer: &str, extra: &str) -> String {
+    format!(
+        r#"
+[run]
+name = "t"
+output = "out"
+[sources.web]
+language = "en"
+topics = true
+max_epochs = 2.0
+[sources.book]
+language = "en"
+heldout_docs = 4
+max_epochs = 2.0
+[sources.news]
+language = "zh"
+max_epochs = 2.0
+[[stages]]
+name = "one"
+tokens = 3200
+groups = {{ en = 0.75, zh = 0.25 }}
+[[stages]]
+name = "two"
+tokens = 1600
+groups = {{ en = 0.5, zh = 0.5 }}
+[mixture.en]
+web = 0.75
+book = 0.25
+[mixture.zh]
+news = 1.0
+[topics]
+interval_tokens = 320
+mixer = "static"
+[source_mixing]
+groups = ["en"]
+mixer = "{mixer}"
+interval_tokens = 320
+{extra}
+"#
+    )
+}
+
+fn mixed_recipe(mixer: &str, extra: &str) -> std::result::Result<Recipe, String> {
+    Recipe::from_str_at(&mixed_text(mixer, extra), std::path::Path::new("t.toml")).map_err(|e| e.to_string())
+}
+
+fn mixed_stream(dir: &std::path::Path, r: &Recipe) -> Result<MixtureStream> {
+    let schedule = Schedule::from_plan(&Plan::new(r), SEQ as u64, 1).unwrap();
+    let notes = (0..120).map(|d| DocNote { topic: Some((d % 3) as u16), perplexity: None, heldout: d % 10 == 9 }).collect();
+    let web = SourceInput {
+        name: "web".into(),
+        shards: vec![shard(dir, "web", WEB, 120, 40)],
+        topics: vec!["a".into(), "b".into(), "c".into()],
+        notes,
+        curriculum: false,
+        max_epochs: 2.0,
+    };
+    let book =
+        SourceInput { name: "book".into(), shards: vec![shard(dir, "book", BOOK, 60, 50)], topics: vec![], notes: vec![], curriculum: false, max_epochs: 2.0 };
+    let news =
+        SourceInput { name: "news".into(), shards: vec![shard(dir, "news", NEWS, 60, 50)], topics: vec![], notes: vec![], curriculum: false, max_epochs: 2.0 };
+    let settings = StreamSettings { seq_len: SEQ, seed: 3, curriculum: None, topics: r.topics.clone(), source_mixing: GroupMixing::from_recipe(r) };
+    MixtureStream::new(schedule, vec![web, book, news], settings)
+}
+
+/// Per-domain losses: the book's held-out loss high and falling slowly, the web's low.
+fn domain_losses(tokens: u64) -> Option<BTreeMap<String, f64>> {
+    tokens.is_multiple_of(320).then(|| {
+        let n = (tokens / SEQ as u64).max(1) as f64;
+        let mut l = web_losses(2.0, 2.0, 2.0);
+        l.insert("web".into(), 1.5 + 2.0 / n.powf(0.6));
+        l.insert("book".into(), 3.0 + 1.0 / n.powf(0.2));
+        l.insert("news".into(), 2.5);
+        l
+    })
+}
+
+/// Every sequence of the mixed run, validated every 320 tokens; killed before `stop_at` and
+/// restored from the JSON round-tripped state when given.
+fn run_mixed(dir: &std::path::Path, r: &Recipe, stop_at: Option<u64>) -> (Vec<PackedSequence>, Account, Vec<MixtureEvent>) {
+    let mut s = mixed_stream(dir, r).unwrap();
+    let n = s.planned_sequences().unwrap();
+    let (mut out, mut events) = (Vec::new(), Vec::new());
+    for p in 0..n {
+        if let Some(l) = domain_losses(p * SEQ as u64) {
+            events.extend(s.observe_validation(p * SEQ as u64, &l).unwrap());
+        }
+        if Some(p) == stop_at {
+            let state: Option<MixtureState> = serde_json::from_str(&serde_json::to_string(&s.state()).unwrap()).unwrap();
+            s = mixed_stream(dir, r).unwrap();
+            s.restore(p, state.as_ref()).unwrap();
+        }
+        out.push(s.sequence(p, false).unwrap());
+    }
+    (out, s.account(), events)
+}
+
+#[test]
+fn source_mixing_moves_sources_within_a_group_and_holds_the_group_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = mixed_recipe("odm", "").unwrap();
+    let (all, acc, events) = run_mixed(dir.path(), &r, None);
+    let from = |q: &PackedSequence, base: u32, docs: i64| q.tokens.iter().all(|&t| (base as i64..base as i64 + docs).contains(&t));
+    // The groups' shares of each stage are the plan's exactly: 150 + 50 en and zh sequences in
+    // stage one, 50 + 50 in stage two.
+    assert_eq!(all[..200].iter().filter(|q| from(q, NEWS, 60)).count(), 50);
+    assert_eq!(all[200..].iter().filter(|q| from(q, NEWS, 60)).count(), 50);
+    assert!(all.iter().all(|q| from(q, WEB, 120) || from(q, BOOK, 60) || from(q, NEWS, 60)));
+    for st in &acc.stages {
+        let en = |m: &BTreeMap<String, Consumed>| m.get("web").map_or(0, |c| c.tokens) + m.get("book").map_or(0, |c| c.tokens);
+        let planned_en: u64 = ["web", "book"].iter().map(|s| st.planned_tokens.get(*s).copied().unwrap_or(0)).sum();
+        assert_eq!(en(&st.consumed), planned_en, "stage {}", st.name);
+        assert_eq!(st.consumed["news"].tokens, st.planned_tokens["news"]);
+    }
+    // ODM draws the source with the higher loss more: the book gains on its 0.25 start.
+    let g = &acc.groups["en"];
+    assert_eq!(g.topics, ["book", "web"]);
+    assert!((g.initial_ratios[0] - 0.25).abs() < 1e-12, "{g:?}");
+    assert!(g.ratios[0] > 0.3 && (g.ratios.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{g:?}");
+    let book: u64 = acc.stages.iter().map(|st| st.consumed["book"].tokens).sum();
+    let web: u64 = acc.stages.iter().map(|st| st.consumed["web"].tokens).sum();
+    assert!(book as f64 / (book + web) as f64 > 0.28, "book {book} web {web}");
+    // Its events are logged under `group:en`, beside the topic source's baseline.
+    assert!(events.iter().any(|e| e.source() == "group:en" && e.ratios_after().is_some()));
+    assert!(events.iter().any(|e| e.source() == "web"));
+    // Killed anywhere, a restored stream draws the same sequences.
+    for k in [1u64, 20, 41, 150, 299] {
+        let (resumed, acc2, _) = run_mixed(dir.path(), &r, Some(k));
+        assert_eq!(resumed, all, "resumed at {k}");
+        assert_eq!(acc2, acc, "account after resuming at {k}");
+    }
+    // `static` keeps the recipe's shares: the book gets a quarter of the en slots.
+    let (_, acc, events) = run_mixed(dir.path(), &mixed_recipe("static", "").unwrap(), None);
+    assert!(events.iter().all(|e| e.source() != "group:en" || e.ratios_after().is_none()));
+    let book: u64 = acc.stages.iter().map(|st| st.consumed["book"].tokens).sum();
+    let web: u64 = acc.stages.iter().map(|st| st.consumed["web"].tokens).sum();
+    assert!((book as f64 / (book + web) as f64 - 0.25).abs() < 0.01, "book {book} web {web}");
+    // A checkpoint of a run without the group mixing is refused.
+    let mut plain = stream(dir.path(), 1.0).unwrap();
+    let mut mixed = mixed_stream(dir.path(), &r).unwrap();
+    mixed.sequence(0, false).unwrap();
+    plain.sequence(0, false).unwrap();
+    assert!(mixed.restore(1, plain.state().as_ref()).is_err());
+}
+
+#[test]
+fn source_mixing_recipes_are_checked() {
+    let parse = |text: String| Recipe::from_str_at(&text, std::path::Path::new("t.toml")).map(|_| ()).map_err(|e| e.to_string());
+    parse(mixed_text("odm", "")).unwrap();
+    let e = parse(mixed_text("odm", "weights = { news = 2.0 }")).unwrap_err();
+    assert!(e.contains("source_mixing.weights.news"), "{e}");
+    // A source of a group a moving mixer reads needs a held-out set; `static` needs none.
+    let e = parse(mixed_text("ado", "").replace("heldout_docs = 4\n", "")).unwrap_err();
+    assert!(e.contains("sources.book.heldout_docs"), "{e}");
+    parse(mixed_text("static", "").replace("heldout_docs = 4\n", "")).unwrap();
+    // One source mixture over the stages.
+    let e = parse(mixed_text("odm", "").replace("en = 0.5, zh = 0.5 }", "en = 0.5, zh = 0.5 }\nmixture = { en = { web = 0.5, book = 0.5 } }")).unwrap_err();
+    assert!(e.contains("stages[1].mixture.en"), "{e}");
+    let e = parse(mixed_text("odm", "").replace("groups = [\"en\"]", "groups = [\"fr\"]")).unwrap_err();
+    assert!(e.contains("source_mixing.groups[0]") && e.contains("fr"), "{e}");
 }

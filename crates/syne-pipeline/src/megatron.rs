@@ -97,14 +97,14 @@ impl Pipeline {
         let mixture_path = dir.join("train/mixture.jsonl");
         let validations: Vec<ValidationReport> = if validation_path.exists() { read_jsonl(&validation_path)? } else { Vec::new() };
         let logged: Vec<MixtureLogLine> = if mixture_path.exists() { read_jsonl(&mixture_path)? } else { Vec::new() };
-        if recipe.topics.is_some() && validations.is_empty() {
-            observer.say(&format!("megatron: no run in {} to replay: the topic ratios stay at their starting values", dir.display()));
+        if (recipe.topics.is_some() || recipe.source_mixing.is_some()) && validations.is_empty() {
+            observer.say(&format!("megatron: no run in {} to replay: the topic and source ratios stay at their starting values", dir.display()));
         }
         let mut replayed: Vec<MixtureLogLine> = Vec::new();
         let mut next_validation = 0;
         // What the trainer did at a validation: the mixture's events, logged when there are any.
         let mut replay = |stream: &mut MixtureStream, v: &ValidationReport| -> Result<()> {
-            let event = stream.observe_validation(v.tokens, &v.topic_losses())?;
+            let event = stream.observe_validation(v.tokens, &v.mixture_losses())?;
             if !event.is_empty() {
                 replayed.push(MixtureLogLine { step: v.step, tokens: v.tokens, event });
             }

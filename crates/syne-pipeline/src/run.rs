@@ -29,7 +29,7 @@ use syne_data::tokenizer::TextTokenizer;
 use syne_data::DataError;
 use syne_mix::plan::Plan;
 use syne_mix::sampler::Schedule;
-use syne_mix::stream::{DocNote, MixtureStream, SourceInput, StreamSettings};
+use syne_mix::stream::{DocNote, GroupMixing, MixtureStream, SourceInput, StreamSettings};
 use syne_mix::topics::{ClassifierSettings, TopicModel};
 use syne_model::llama::Llama;
 use syne_recipe::records::mixture::Account;
@@ -212,7 +212,13 @@ impl Pipeline {
     /// The mixture stream of `schedule` over `inputs`, with the recipe's curriculum and topics.
     pub(crate) fn mixture_stream(&self, schedule: Schedule, inputs: Vec<SourceInput>, train: &TrainSettings) -> Result<MixtureStream> {
         let recipe = &self.recipe;
-        let settings = StreamSettings { seq_len: train.seq_len, seed: train.seed, curriculum: recipe.curriculum.clone(), topics: recipe.topics.clone() };
+        let settings = StreamSettings {
+            seq_len: train.seq_len,
+            seed: train.seed,
+            curriculum: recipe.curriculum.clone(),
+            topics: recipe.topics.clone(),
+            source_mixing: GroupMixing::from_recipe(recipe),
+        };
         Ok(MixtureStream::new(schedule, inputs, settings)?)
     }
 
@@ -291,8 +297,10 @@ impl Pipeline {
             });
         }
         if train.validate_every_tokens.is_none() {
-            // Validation follows the topic interval: the re-weighting reads its losses.
-            train.validate_every_tokens = recipe.topics.as_ref().map(|t| t.interval_tokens);
+            // Validation follows the mixers' intervals (their greatest common divisor when both
+            // the topics and the sources are mixed): they read its losses.
+            let intervals = recipe.topics.iter().map(|t| t.interval_tokens).chain(recipe.source_mixing.iter().map(|m| m.interval_tokens));
+            train.validate_every_tokens = intervals.reduce(gcd);
         }
         observer.say(&format!(
             "plan: {} tokens in {} stages → {} sequences of {} tokens",
@@ -610,5 +618,14 @@ impl Pipeline {
             eval.insert("ledger".to_string(), eval_dir.join("ledger.json"));
         }
         Ok(eval)
+    }
+}
+
+/// Greatest common divisor (Euclid).
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }

@@ -316,7 +316,7 @@ fn trajectories(run: &Path) -> Result<Vec<Trajectory>> {
     }
     let account: Account = syne_recipe::records::read_json(&account_path)?;
     let mut out: Vec<Trajectory> =
-        account.topics.iter().map(|(s, t)| Trajectory { source: s.clone(), topics: t.topics.clone(), points: vec![(0, t.initial_ratios.clone())] }).collect();
+        account.mixtures().map(|(s, t)| Trajectory { source: s, topics: t.topics.clone(), points: vec![(0, t.initial_ratios.clone())] }).collect();
     let log = run.join("train/mixture.jsonl");
     let lines: Vec<MixtureLogLine> = if log.exists() { syne_recipe::records::read_jsonl(&log)? } else { Vec::new() };
     for line in lines {

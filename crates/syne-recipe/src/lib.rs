@@ -77,6 +77,8 @@ pub mod train;
 pub use error::{RecipeError, Result};
 pub use eval::{EvalSettings, PplTask};
 pub use prepare::{clean_path, PrepareSettings, SourceLanguage};
-pub use recipe::{AdoConfig, CurriculumOrder, CurriculumSettings, OdmConfig, Recipe, SourceSpec, Stage, Taxonomy, TopicMixer, TopicSettings, DEFAULT_TAXONOMY};
+pub use recipe::{
+    AdoConfig, CurriculumOrder, CurriculumSettings, OdmConfig, Recipe, SourceMixing, SourceSpec, Stage, Taxonomy, TopicMixer, TopicSettings, DEFAULT_TAXONOMY,
+};
 pub use synth::SynthSettings;
 pub use train::{LrSchedule, TrainSettings};

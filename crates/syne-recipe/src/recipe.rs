@@ -325,6 +325,54 @@ impl TopicMixer {
     pub fn is_syne(&self) -> bool {
         *self == TopicMixer::Syne
     }
+
+    /// The name a recipe gives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicMixer::Syne => "syne",
+            TopicMixer::Static => "static",
+            TopicMixer::Stratified => "stratified",
+            TopicMixer::Odm => "odm",
+            TopicMixer::Ado => "ado",
+        }
+    }
+}
+
+/// Online mixing of the sources within language groups (`[source_mixing]`): in the named
+/// groups, the source of each of the group's sequences is drawn by a mixer ([`TopicMixer`]'s
+/// rules, applied to sources instead of topics) from each source's held-out loss, while the
+/// group's share of every stage stays exactly what `[[stages]] groups` says. The ratios start at
+/// the group's `[mixture.GROUP]` shares (uniform for `stratified`).
+///
+/// ```toml
+/// [source_mixing]
+/// groups = ["zh"]             # the groups whose sources move
+/// mixer = "odm"               # syne | static | stratified | odm | ado
+/// interval_tokens = 16_384    # tokens between updates (validation follows it)
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceMixing {
+    /// The groups whose sources the mixer moves (each needs the same `[mixture.GROUP]` in every
+    /// stage, and, for a mixer that moves, a held-out set per source).
+    pub groups: Vec<String>,
+    /// The rule.
+    #[serde(default)]
+    pub mixer: TopicMixer,
+    /// Tokens between updates.
+    pub interval_tokens: u64,
+    /// The paper's rule's settings (`mixer = "syne"`).
+    #[serde(default)]
+    pub reweight: ReweightConfig,
+    /// ODM's settings (`mixer = "odm"`).
+    #[serde(default, skip_serializing_if = "OdmConfig::is_default")]
+    pub odm: OdmConfig,
+    /// ADO's settings (`mixer = "ado"`).
+    #[serde(default, skip_serializing_if = "AdoConfig::is_default")]
+    pub ado: AdoConfig,
+    /// Per-source weights `w_i` of the paper's rule (default 1).
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
 }
 
 /// One `[topics.taxonomies.NAME]`: what labels the documents of the sources that name it.
@@ -460,6 +508,9 @@ pub struct Recipe {
     /// output).
     #[serde(default)]
     pub synth: Option<SynthSettings>,
+    /// `[source_mixing]`: online mixing of the sources within groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_mixing: Option<SourceMixing>,
     /// The file it was read from (set by [`Recipe::load`] / [`Recipe::from_str_at`]).
     #[serde(skip)]
     pub path: PathBuf,
@@ -629,6 +680,70 @@ impl Recipe {
         m
     }
 
+    /// ODM's and ADO's settings under `prefix` (`topics`, `source_mixing`).
+    fn check_mixer_settings(&self, prefix: &str, odm: &OdmConfig, ado: &AdoConfig) -> Result<()> {
+        let bad = [
+            (!(odm.reward_scale > 0.0 && odm.reward_scale.is_finite()), "odm.reward_scale", "must be positive"),
+            (ado.min_points < 2, "ado.min_points", "must be at least 2 (the law has three parameters; 3 is the default)"),
+            (!(0.0..1.0).contains(&ado.history_decay), "ado.history_decay", "must be in [0, 1)"),
+            (!(0.0..1.0).contains(&ado.smoothing), "ado.smoothing", "must be in [0, 1)"),
+            (!(0.0..0.5).contains(&ado.min_probability), "ado.min_probability", "must be in [0, 0.5)"),
+            (!(ado.min_exponent >= 0.0 && ado.min_exponent.is_finite()), "ado.min_exponent", "must be non-negative"),
+        ];
+        match bad.iter().find(|b| b.0) {
+            Some((_, key, detail)) => Err(self.key_err(format!("{prefix}.{key}"), *detail)),
+            None => Ok(()),
+        }
+    }
+
+    /// `[source_mixing]`: its groups exist, keep one source mixture over the stages, and (for a
+    /// mixer that moves) every source has a held-out set to be measured on.
+    fn check_source_mixing(&self, m: &SourceMixing) -> Result<()> {
+        if m.interval_tokens == 0 {
+            return Err(self.key_err("source_mixing.interval_tokens", "must be positive"));
+        }
+        if m.groups.is_empty() {
+            return Err(self.key_err("source_mixing.groups", "must name at least one group"));
+        }
+        self.check_mixer_settings("source_mixing", &m.odm, &m.ado)?;
+        for (i, g) in m.groups.iter().enumerate() {
+            let key = format!("source_mixing.groups[{i}]");
+            if m.groups[..i].contains(g) {
+                return Err(self.key_err(key, format!("group `{g}` is named twice")));
+            }
+            let Some(sources) = self.mixture.get(g) else {
+                return Err(self.key_err(key, format!("no [mixture.{g}] says which sources make up group `{g}`")));
+            };
+            if let Some((s, _)) = self.stages.iter().enumerate().find(|(_, st)| st.mixture.get(g).is_some_and(|r| r != sources)) {
+                return Err(self.key_err(
+                    format!("stages[{s}].mixture.{g}"),
+                    format!("group `{g}` is mixed online ([source_mixing]): its sources start from [mixture.{g}] in every stage; remove the stage's override"),
+                ));
+            }
+            let moves = !matches!(m.mixer, TopicMixer::Static | TopicMixer::Stratified);
+            for name in sources.keys() {
+                let Some(src) = self.sources.get(name) else {
+                    return Err(self.key_err(format!("mixture.{g}.{name}"), format!("no [sources.{name}]")));
+                };
+                if moves && !src.topics && src.heldout_docs == 0 {
+                    return Err(self.key_err(
+                        format!("sources.{name}.heldout_docs"),
+                        format!(
+                            "source `{name}` of group `{g}` is mixed online by `{}` from its held-out loss: hold out documents (heldout_docs > 0)",
+                            m.mixer.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+        for name in m.weights.keys() {
+            if !m.groups.iter().any(|g| self.mixture.get(g).is_some_and(|s| s.contains_key(name))) {
+                return Err(self.key_err(format!("source_mixing.weights.{name}"), "is not a source of a mixed group"));
+            }
+        }
+        Ok(())
+    }
+
     /// Every check that needs no data: keys, ratios, groups, sections.
     pub fn validate(&self) -> Result<()> {
         let section = |r: std::result::Result<(), (String, String)>| r.map_err(|(k, d)| self.key_err(k, d));
@@ -696,18 +811,7 @@ impl Recipe {
             if t.interval_tokens == 0 {
                 return Err(self.key_err("topics.interval_tokens", "must be positive"));
             }
-            let ado = &t.ado;
-            let bad = [
-                (!(t.odm.reward_scale > 0.0 && t.odm.reward_scale.is_finite()), "topics.odm.reward_scale", "must be positive"),
-                (ado.min_points < 2, "topics.ado.min_points", "must be at least 2 (the law has three parameters; 3 is the default)"),
-                (!(0.0..1.0).contains(&ado.history_decay), "topics.ado.history_decay", "must be in [0, 1)"),
-                (!(0.0..1.0).contains(&ado.smoothing), "topics.ado.smoothing", "must be in [0, 1)"),
-                (!(0.0..0.5).contains(&ado.min_probability), "topics.ado.min_probability", "must be in [0, 0.5)"),
-                (!(ado.min_exponent >= 0.0 && ado.min_exponent.is_finite()), "topics.ado.min_exponent", "must be non-negative"),
-            ];
-            if let Some((_, key, detail)) = bad.iter().find(|b| b.0) {
-                return Err(self.key_err(*key, *detail));
-            }
+            self.check_mixer_settings("topics", &t.odm, &t.ado)?;
             if t.classifier.is_some() && t.seed.is_some() {
                 return Err(self.key_err("topics", "give one of `classifier` (a trained model) or `seed` (labelled JSONL), not both"));
             }
@@ -720,6 +824,9 @@ impl Recipe {
                     return Err(self.key_err(key, "give one of `classifier` (a trained model) or `seed` (labelled JSONL)"));
                 }
             }
+        }
+        if let Some(m) = &self.source_mixing {
+            self.check_source_mixing(m)?;
         }
         if let Some(e) = &self.eval {
             for (i, r) in e.retention.iter().enumerate() {

@@ -231,7 +231,7 @@ impl Run {
             })
             .collect();
         let mut topic_weights: BTreeMap<String, TopicWeights> =
-            manifest.account.topics.iter().map(|(source, t)| (source.clone(), (t.topics.clone(), vec![(0.0, t.initial_ratios.clone())]))).collect();
+            manifest.account.mixtures().map(|(source, t)| (source, (t.topics.clone(), vec![(0.0, t.initial_ratios.clone())]))).collect();
         for line in read_jsonl::<MixtureLogLine>(&dir.join("train/mixture.jsonl"))? {
             for ev in line.event {
                 if let (Some(ratios), Some((_, series))) = (ev.ratios_after(), topic_weights.get_mut(ev.source())) {
@@ -445,20 +445,31 @@ fn topics_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
     if run.topic_weights.is_empty() {
         return Ok(());
     }
-    blocks.push(Block::Heading("Topic mixture".into()));
+    blocks.push(Block::Heading("Topic and source mixture".into()));
     for (source, (names, series)) in &run.topic_weights {
+        // A group mixed over its sources (`group:NAME`) moves from each source's held-out loss.
+        let group = source.strip_prefix("group:");
+        let (item, whole, stem) = match group {
+            Some(g) => ("source", format!("group {g}"), format!("group-{g}")),
+            None => ("topic", source.clone(), source.clone()),
+        };
         let mut per_topic: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         for (t, ds) in &run.validations {
-            if let Some(d) = ds.get(source) {
-                for (topic, loss) in &d.topics {
-                    per_topic.entry(topic.clone()).or_default().push((*t, *loss));
+            match group {
+                Some(_) => names.iter().filter_map(|n| ds.get(n).map(|d| (n, d.loss))).for_each(|(n, l)| per_topic.entry(n.clone()).or_default().push((*t, l))),
+                None => {
+                    if let Some(d) = ds.get(source) {
+                        for (topic, loss) in &d.topics {
+                            per_topic.entry(topic.clone()).or_default().push((*t, *loss));
+                        }
+                    }
                 }
             }
         }
         if !per_topic.is_empty() {
             let s: Vec<(String, Vec<(f64, f64)>)> = per_topic.into_iter().collect();
-            let svg = plot::lines(&format!("{source}: validation loss per topic"), "tokens", "loss (nats/token)", &s)?;
-            push_plot(blocks, &format!("{source}: per-topic validation loss over tokens"), &format!("topic-loss-{source}"), svg);
+            let svg = plot::lines(&format!("{whole}: validation loss per {item}"), "tokens", "loss (nats/token)", &s)?;
+            push_plot(blocks, &format!("{whole}: per-{item} validation loss over tokens"), &format!("{item}-loss-{stem}"), svg);
         }
         // Ratios hold from one adjustment to the next: draw them as steps.
         let end = run.metrics.last().map_or(0.0, |m| m.0);
@@ -472,8 +483,9 @@ fn topics_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
                 }
             }
         }
-        let svg = plot::lines(&format!("{source}: topic weights"), "tokens", "share of the source's tokens", &weights)?;
-        push_plot(blocks, &format!("{source}: topic weights over time"), &format!("topic-weights-{source}"), svg);
+        let share = if group.is_some() { "share of the group's tokens" } else { "share of the source's tokens" };
+        let svg = plot::lines(&format!("{whole}: {item} weights"), "tokens", share, &weights)?;
+        push_plot(blocks, &format!("{whole}: {item} weights over time"), &format!("{item}-weights-{stem}"), svg);
         let rows = names
             .iter()
             .enumerate()
@@ -483,11 +495,9 @@ fn topics_section(run: &Run, blocks: &mut Vec<Block>) -> Result<()> {
                 vec![n.clone(), format!("{first:.4}"), format!("{last:.4}")]
             })
             .collect();
-        blocks.push(Block::Text(format!(
-            "{source}: {} re-weightings; the weights at the start (the topics' token shares) and after the last:",
-            series.len() - 1
-        )));
-        blocks.push(Block::Table { header: ["topic", "initial", "final"].map(String::from).to_vec(), rows });
+        let start = if group.is_some() { "the group's [mixture] shares" } else { "the topics' token shares" };
+        blocks.push(Block::Text(format!("{whole}: {} re-weightings; the weights at the start ({start}) and after the last:", series.len() - 1)));
+        blocks.push(Block::Table { header: [item, "initial", "final"].map(String::from).to_vec(), rows });
     }
     Ok(())
 }

@@ -152,8 +152,13 @@ pub fn write_sweep_report(dir: &Path, s: &SweepSummary) -> Result<Report> {
         for (v, t) in moving {
             let series: Vec<(String, Vec<(f64, f64)>)> =
                 t.topics.iter().enumerate().map(|(i, topic)| (topic.clone(), t.points.iter().map(|(x, r)| (*x as f64, r[i])).collect())).collect();
-            let title = format!("{}: {} topic weights", v.name, t.source);
-            let stem = format!("topics-{}-{}", v.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), t.source);
+            // A group mixed over its sources carries `group:NAME`: its weights are its sources'.
+            let title = match t.source.strip_prefix("group:") {
+                Some(g) => format!("{}: group {g} source weights", v.name),
+                None => format!("{}: {} topic weights", v.name, t.source),
+            };
+            let file_safe = |x: &str| x.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
+            let stem = format!("topics-{}-{}", file_safe(&v.name), file_safe(&t.source));
             push_plot(&mut blocks, &title, &stem, plot::lines(&title, "tokens trained", "weight", &series)?);
         }
     }

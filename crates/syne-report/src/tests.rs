@@ -37,11 +37,16 @@ fn fixture(dir: &Path) {
     };
     w("train/validation.jsonl", lines(vec![val(0, 3.0, 2.5), val(4096, 2.6, 2.5), val(8192, 2.4, 2.45)]));
     let adjust = |tokens: u64, ratios: Vec<f64>| {
-        let adjustment = Adjustment { before: vec![], previous_losses: vec![], losses: vec![], changes: vec![], factors: vec![], ratios };
+        let adjustment = |ratios| Adjustment { before: vec![], previous_losses: vec![], losses: vec![], changes: vec![], factors: vec![], ratios };
+        // The group `all` mixed over its two sources moves beside the topics.
+        let group = vec![1.0 - ratios[0] / 2.0, ratios[0] / 2.0];
         json(&MixtureLogLine {
             step: tokens / 1024,
             tokens,
-            event: vec![MixtureEvent::Adjustment { source: "en-wiki".into(), topics: vec!["STEM".into(), "Humanities".into()], adjustment }],
+            event: vec![
+                MixtureEvent::Adjustment { source: "en-wiki".into(), topics: vec!["STEM".into(), "Humanities".into()], adjustment: adjustment(ratios) },
+                MixtureEvent::Adjustment { source: "group:all".into(), topics: vec!["en-wiki".into(), "zh-news".into()], adjustment: adjustment(group) },
+            ],
         })
     };
     w("train/mixture.jsonl", lines(vec![adjust(4096, vec![0.55, 0.45]), adjust(8192, vec![0.6, 0.4])]));
@@ -91,7 +96,8 @@ fn fixture(dir: &Path) {
         position: 32,
         planned_sequences: 32,
         stages: vec![stage("one", 2048, 4096, &[("0", 1024), ("1", 1024)]), stage("two", 1024, 1024, &[("2", 512), ("3", 512)])],
-        topics: [("en-wiki".to_string(), topics)].into(),
+        topics: [("en-wiki".to_string(), topics.clone())].into(),
+        groups: [("all".to_string(), TopicState { topics: vec!["en-wiki".into(), "zh-news".into()], initial_ratios: vec![0.5, 0.5], ..topics.clone() })].into(),
         sources: [
             ("zh-news".to_string(), source(vec![bucket(0, 5.0, 14.0), bucket(1, 15.0, 24.0), bucket(2, 25.0, 34.0), bucket(3, 35.0, 44.0)])),
             ("en-wiki".to_string(), source(vec![])),
@@ -145,7 +151,18 @@ fn the_report_shows_every_section_from_the_run_files() {
     assert!(md.contains("| two | zh-news | 1,024 | 1,024 | = |"), "{md}");
     // The curriculum's buckets with the tokens each stage read from them.
     assert!(md.contains("| 2 | 10 | 25.00 | 34.00 | 0 | 512 |"), "{md}");
-    let plots = ["training-loss", "validation-loss", "topic-loss-en-wiki", "topic-weights-en-wiki", "tokens-per-source", "curriculum-zh-news"];
+    // A group mixed over its sources: its weights from the [mixture] shares, and the sources' losses.
+    assert!(md.contains("group all: 2 re-weightings") && md.contains("| zh-news | 0.5000 | 0.3000 |"), "{md}");
+    let plots = [
+        "training-loss",
+        "validation-loss",
+        "source-loss-group-all",
+        "source-weights-group-all",
+        "topic-loss-en-wiki",
+        "topic-weights-en-wiki",
+        "tokens-per-source",
+        "curriculum-zh-news",
+    ];
     for p in plots {
         assert!(md.contains(&format!("(plots/{p}.svg)")), "{p}");
         let svg = std::fs::read_to_string(dir.path().join(format!("report/plots/{p}.svg"))).unwrap();

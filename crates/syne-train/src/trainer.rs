@@ -441,7 +441,7 @@ pub fn train_on(cfg: &TrainSettings, resume: bool, device: Device, observer: &mu
         };
         append_line(&mut validation_log, &validation_path, &report)?;
         observer.on_validation(&report);
-        let event = data.observe_validation(state.tokens, &report.topic_losses())?;
+        let event = data.observe_validation(state.tokens, &report.mixture_losses())?;
         if !event.is_empty() {
             append_line(&mut mixture_log, &mixture_path, &MixtureLogLine { step: state.step, tokens: state.tokens, event })?;
         }

@@ -22,7 +22,14 @@ pub struct Adjustment {
     pub ratios: Vec<f64>,
 }
 
-/// What a validation point did to one topic source's mixture.
+/// The `source` of the events of a group mixed over its sources: `group:NAME` (source names
+/// hold no `:`).
+pub fn group_label(group: &str) -> String {
+    format!("group:{group}")
+}
+
+/// What a validation point did to one topic source's mixture (or a mixed group's: its `source`
+/// is [`group_label`], its `topics` the group's sources).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 // Untagged, as the log has always been written; `Adjustment` comes first because a
 // `Baseline` (whose one other field is optional) would match any event.
@@ -84,7 +91,8 @@ pub struct MixtureLogLine {
     pub event: Vec<MixtureEvent>,
 }
 
-/// Topic mixture state of a source with topics (saved in checkpoints).
+/// Mixture state of a source with topics, or of a group mixed over its sources
+/// (`[source_mixing]`; then `topics` holds the group's source names), saved in checkpoints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicState {
     /// The source's topics.
@@ -221,6 +229,9 @@ pub struct MixtureState {
     pub position: u64,
     /// Per topic source, its mixture state.
     pub topics: BTreeMap<String, TopicState>,
+    /// Per group mixed over its sources (`[source_mixing]`), its state (`topics` = sources).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, TopicState>,
     /// Stage → source → consumption.
     pub consumed: Vec<BTreeMap<String, Consumed>>,
 }
@@ -239,8 +250,19 @@ pub struct Account {
     pub stages: Vec<StageAccount>,
     /// Per topic source, its mixture state at the end.
     pub topics: BTreeMap<String, TopicState>,
+    /// Per group mixed over its sources, its state at the end (`topics` = sources).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, TopicState>,
     /// Per source: documents held out, trained on, and per curriculum bucket the perplexity range.
     pub sources: BTreeMap<String, SourceAccount>,
+}
+
+impl Account {
+    /// Every mixture's final state under the `source` its events carry: the topic sources by
+    /// name, the groups mixed over their sources as [`group_label`].
+    pub fn mixtures(&self) -> impl Iterator<Item = (String, &TopicState)> {
+        self.topics.iter().map(|(s, t)| (s.clone(), t)).chain(self.groups.iter().map(|(g, t)| (group_label(g), t)))
+    }
 }
 
 /// One stage of the account.

@@ -72,8 +72,10 @@ pub struct ValidationReport {
 }
 
 impl ValidationReport {
-    /// Per-topic losses over all domains, keyed `domain/topic` (what the topic mixture reads).
-    pub fn topic_losses(&self) -> BTreeMap<String, f64> {
-        self.domains.iter().flat_map(|d| d.topics.iter().map(move |(t, l)| (format!("{}/{t}", d.name), l.loss))).collect()
+    /// What the mixers read: every domain's loss keyed by its name (a source's held-out set is
+    /// named after the source) and its per-topic losses keyed `domain/topic`.
+    pub fn mixture_losses(&self) -> BTreeMap<String, f64> {
+        let topics = self.domains.iter().flat_map(|d| d.topics.iter().map(move |(t, l)| (format!("{}/{t}", d.name), l.loss)));
+        self.domains.iter().map(|d| (d.name.clone(), d.loss)).chain(topics).collect()
     }
 }
