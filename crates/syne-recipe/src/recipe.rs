@@ -24,8 +24,8 @@
 //! web-cn = 1.0                   # override them with its own `mixture` table)
 //! ```
 //!
-//! `[prepare]`, `[topics]`, `[curriculum]`, `[train]`, `[eval]` and `[synth]` are typed
-//! sections ([`crate::prepare`], [`crate::train`], [`crate::eval`], [`crate::synth`]); `syne
+//! `[prepare]`, `[topics]`, `[source_mixing]` ([`SourceMixing`]), `[curriculum]`, `[train]`,
+//! `[eval]` and `[synth]` are typed sections ([`crate::prepare`], [`crate::train`], [`crate::eval`], [`crate::synth`]); `syne
 //! plan` needs only `[sources]`, `[[stages]]` and `[mixture]`.
 
 use std::collections::BTreeMap;
