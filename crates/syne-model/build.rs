@@ -18,6 +18,10 @@ fn main() {
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
+        // The element-wise loops vectorise only at -O3 and when FP compares may be if-converted
+        // (no FP exception flags are read anywhere).
+        .opt_level(3)
+        .flag("-fno-trapping-math")
         .file("csrc/native.cpp")
         .compile("syne_native");
 }

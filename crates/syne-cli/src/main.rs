@@ -234,6 +234,10 @@ fn run(cli: Cli) -> Result<()> {
                     .as_ref()
                     .and_then(|m| m.parent())
                     .ok_or_else(|| usage("--megatron needs the recipe's `syne prepare` output ([prepare] output with a manifest.json)"))?;
+                if recipe.source_mixing.is_some() {
+                    // Blends are fixed per stage: the online source mixing exists only in the stream.
+                    eprintln!("--blends: the [source_mixing] groups are blended at their planned source shares; `syne plan --megatron DIR` (no --blends) writes the run's exact stream, online mixing included");
+                }
                 let topics = if topics_from_run { syne_pipeline::topics::topic_datasets(&recipe, &out)? } else { Vec::new() };
                 for e in syne_mix::megatron::export_with_topics(&recipe, &plan, prepared, &topics, &out)? {
                     eprintln!("stage `{}`: {} and {}", e.stage, e.blend.display(), e.launch.display());

@@ -3,7 +3,11 @@
 //  - a caching allocator for CPU tensor storage;
 //  - RMSNorm on the CPU as one autograd node with hand-written loops (forward: one read of x,
 //    one write of y; backward: one pass), where the composed version runs six kernels forward
-//    and about ten backward over the hidden states and keeps their intermediates.
+//    and about ten backward over the hidden states and keeps their intermediates;
+//  - SwiGLU and the down projection on the CPU as one autograd node that keeps only the gate
+//    and up projections for backward (recomputing the product there);
+//  - the output head and cross-entropy as one autograd node, chunk by chunk over tokens, on any
+//    device: the gradients are made in the forward pass, so no chunk's logits outlive it.
 // Tensors arrive as tch's `*mut C_tensor`, which is a `torch::Tensor*` (torch-sys's
 // torch_api.h). Every C++ exception is caught here and returned as a message.
 #include <ATen/core/Tensor.h>
@@ -15,6 +19,10 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/empty_like.h>
 #include <ATen/ops/zeros.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/logsumexp.h>
+#include <ATen/ops/matmul.h>
+#include <ATen/ops/mm.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
@@ -234,6 +242,153 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     return {dx, dw, at::Tensor()};
   }
 };
+
+// exp(x) for f32 without a library call, branch-free so that the loops below vectorise: Cephes'
+// expf (round x / ln 2 to n by the 1.5 * 2^23 trick, a degree-6 polynomial on the remainder,
+// scale by 2^n through the exponent bits), relative error about 2e-7 over the clamped range.
+__attribute__((always_inline)) inline float exp_f32(float x) {
+  // Ternaries, not fmin/fmax, so that they vectorise (NaN passes through and stays NaN).
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.3f ? 88.3f : x;
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float t = x * 1.44269504088896341f + magic;
+  const float n = t - magic;
+  const int32_t i = __builtin_bit_cast(int32_t, t) - __builtin_bit_cast(int32_t, magic);
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  return p * __builtin_bit_cast(float, (i + 127) << 23);
+}
+
+// The SwiGLU loops, compiled twice (AVX2 + FMA, and the x86-64 baseline) and chosen at load
+// time by the CPU, so the same library runs on any x86-64 machine.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SYNE_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define SYNE_CLONES
+#endif
+
+// h = silu(g) * u over n values, and s = sigmoid(g) where `s` is given (two loops, so that
+// neither holds a branch and both vectorise).
+SYNE_CLONES void swiglu_forward(const float *__restrict g, const float *__restrict u, float *__restrict h,
+                                float *__restrict s, int64_t n) {
+  if (s == nullptr) {
+    for (int64_t i = 0; i < n; ++i) h[i] = g[i] * u[i] / (1.0f + exp_f32(-g[i]));
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const float sg = 1.0f / (1.0f + exp_f32(-g[i]));
+    s[i] = sg;
+    h[i] = g[i] * sg * u[i];
+  }
+}
+
+// From dh (the gradient of h = silu(g) * u) and s = sigmoid(g): dg = dh * u * s * (1 + g (1 - s))
+// written over dh, du = dh * g * s written over s.
+SYNE_CLONES void swiglu_backward(const float *__restrict g, const float *__restrict u, float *__restrict dh_dg,
+                                 float *__restrict s_du, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float sg = s_du[i], dh = dh_dg[i], gi = g[i];
+    dh_dg[i] = dh * u[i] * sg * (1.0f + gi * (1.0f - sg));
+    s_du[i] = dh * gi * sg;
+  }
+}
+
+// y = (silu(g) * u) @ w^T for f32 CPU tensors g, u [..., I] and w [D, I] (the Llama MLP after its
+// gate and up projections). Saves g, u and w; the backward recomputes h = silu(g) * u for the
+// weight gradient, so neither silu(g) nor h is kept between the passes (the composed version
+// keeps g, silu(g), u and h: two tensors of the MLP's width per token more).
+struct SwigluDownFn : public torch::autograd::Function<SwigluDownFn> {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &g_in, const at::Tensor &u_in, const at::Tensor &w) {
+    at::Tensor g = g_in.contiguous(), u = u_in.contiguous();
+    const int64_t n = g.numel();
+    at::Tensor h = at::empty_like(g);
+    const float *gp = g.const_data_ptr<float>(), *up = u.const_data_ptr<float>();
+    float *hp = h.data_ptr<float>();
+    at::parallel_for(0, n, 1 << 14, [&](int64_t begin, int64_t end) {
+      swiglu_forward(gp + begin, up + begin, hp + begin, nullptr, end - begin);
+    });
+    ctx->save_for_backward({g, u, w});
+    return at::matmul(h, w.t());
+  }
+
+  static tensor_list backward(AutogradContext *ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &g = saved[0], &u = saved[1], &w = saved[2];
+    const int64_t inner = g.size(-1), n = g.numel(), rows = n / inner;
+    at::Tensor dy = grads[0].contiguous().view({rows, w.size(0)});
+    at::Tensor h = at::empty_like(g), s = at::empty_like(g);
+    const float *gp = g.const_data_ptr<float>(), *up = u.const_data_ptr<float>();
+    float *hp = h.data_ptr<float>(), *sp = s.data_ptr<float>();
+    at::parallel_for(0, n, 1 << 14, [&](int64_t begin, int64_t end) {
+      swiglu_forward(gp + begin, up + begin, hp + begin, sp + begin, end - begin);
+    });
+    at::Tensor dw = at::mm(dy.t(), h.view({rows, inner}));
+    h.reset();
+    at::Tensor dh = at::mm(dy, w).view(g.sizes());
+    float *dp = dh.data_ptr<float>();
+    at::parallel_for(0, n, 1 << 14, [&](int64_t begin, int64_t end) {
+      swiglu_backward(gp + begin, up + begin, dp + begin, sp + begin, end - begin);
+    });
+    return {dh, s, dw};
+  }
+};
+
+// The mean cross-entropy of `targets` [n] (int64, each in [0, V)) under logits h @ w^T for h [n, d]
+// and w [V, d] (same dtype: f32, or bf16 as autocast computes), the logits made and reduced in
+// f32, `chunk` tokens at a time. The forward also makes the gradients (the softmax minus the
+// one-hot target, divided by n, written over each chunk's logits and multiplied back through the
+// two products), so each chunk's logits are dropped before the next: memory of one chunk's
+// logits plus the gradients of h and w, where autograd's chunks each keep their logits,
+// log-softmax and gradient alive until the head's backward. The backward scales them by the
+// incoming gradient (in place: the node is run backward once, its saved tensors then freed).
+struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntropyFn> {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &h, const at::Tensor &w, const at::Tensor &targets, int64_t chunk) {
+    const int64_t n = h.size(0);
+    const bool f32 = w.scalar_type() == at::kFloat;
+    at::Tensor dh = at::empty_like(h);
+    at::Tensor dw = at::zeros(w.sizes(), w.options().dtype(at::kFloat));
+    at::Tensor total = at::zeros({}, h.options().dtype(at::kFloat));
+    for (int64_t start = 0; start < n; start += chunk) {
+      const int64_t len = std::min(chunk, n - start);
+      at::Tensor hc = h.narrow(0, start, len), tc = targets.narrow(0, start, len).unsqueeze(1);
+      at::Tensor logits = at::mm(hc, w.t());
+      if (!f32) logits = logits.to(at::kFloat);
+      at::Tensor lse = at::logsumexp(logits, {1}, /*keepdim=*/true);
+      total.add_(lse.sub(logits.gather(1, tc)).sum());
+      // softmax - one-hot, over n: the gradient of the mean loss with respect to the logits.
+      logits.sub_(lse).exp_();
+      logits.scatter_add_(1, tc, at::full({len, 1}, -1.0f, logits.options()));
+      logits.mul_(1.0 / double(n));
+      at::Tensor gl = f32 ? logits : logits.to(w.scalar_type());
+      at::Tensor dhc = dh.narrow(0, start, len);
+      at::mm_out(dhc, gl, w);
+      if (f32) {
+        dw.addmm_(gl.t(), hc);
+      } else {
+        dw.add_(at::mm(gl.t(), hc));
+      }
+    }
+    ctx->save_for_backward({dh, dw});
+    ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
+    return total.div_(double(n));
+  }
+
+  static tensor_list backward(AutogradContext *ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    at::Tensor dh = saved[0], dw = saved[1];
+    const at::Tensor &go = grads[0];
+    const auto w_dtype = static_cast<at::ScalarType>(ctx->saved_data["w_dtype"].toInt());
+    dh.mul_(go.to(dh.scalar_type()));
+    dw.mul_(go);
+    return {dh, dw.to(w_dtype), at::Tensor(), at::Tensor()};
+  }
+};
 }  // namespace
 
 extern "C" {
@@ -262,6 +417,49 @@ int syne_rms_norm(at::Tensor *x, at::Tensor *w, double eps, at::Tensor **out, ch
     TORCH_CHECK(x->dim() >= 1 && w->dim() == 1 && w->size(0) == x->size(-1), "syne_rms_norm: weight of ", w->sizes(),
                 " for input of ", x->sizes());
     *out = new at::Tensor(RmsNormFn::apply(*x, *w, eps));
+    return 0;
+  } catch (const std::exception &e) {
+    write_error(e.what(), err, err_len);
+    return 1;
+  }
+}
+
+// (silu(g) * u) @ w^T as one autograd node (f32, CPU; g and u of equal shapes [..., I], w [D, I]).
+// Writes a new tensor to `*out`; returns 0, or 1 with the error message in `err`.
+int syne_swiglu_down(at::Tensor *g, at::Tensor *u, at::Tensor *w, at::Tensor **out, char *err, size_t err_len) {
+  try {
+    for (const at::Tensor *t : {g, u, w}) {
+      TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat, "syne_swiglu_down: f32 CPU tensors only, got ",
+                  t->scalar_type(), " on ", t->device());
+    }
+    TORCH_CHECK(g->sizes() == u->sizes() && g->dim() >= 1, "syne_swiglu_down: gate ", g->sizes(), " and up ", u->sizes(),
+                " differ");
+    TORCH_CHECK(w->dim() == 2 && w->size(1) == g->size(-1), "syne_swiglu_down: down weight ", w->sizes(),
+                " for a product of width ", g->size(-1));
+    *out = new at::Tensor(SwigluDownFn::apply(*g, *u, *w));
+    return 0;
+  } catch (const std::exception &e) {
+    write_error(e.what(), err, err_len);
+    return 1;
+  }
+}
+
+// Mean cross-entropy of `targets` under h @ w^T, `chunk` tokens at a time, as one autograd node.
+// Writes the scalar loss to `*out`; returns 0, or 1 with the error message in `err`.
+int syne_linear_cross_entropy(at::Tensor *h, at::Tensor *w, at::Tensor *targets, int64_t chunk, at::Tensor **out,
+                              char *err, size_t err_len) {
+  try {
+    TORCH_CHECK(h->dim() == 2 && w->dim() == 2 && h->size(1) == w->size(1), "syne_linear_cross_entropy: hidden states ",
+                h->sizes(), " for a head of ", w->sizes());
+    TORCH_CHECK(h->scalar_type() == w->scalar_type(), "syne_linear_cross_entropy: hidden states in ", h->scalar_type(),
+                " but head in ", w->scalar_type());
+    TORCH_CHECK(targets->dim() == 1 && targets->size(0) == h->size(0) && targets->scalar_type() == at::kLong,
+                "syne_linear_cross_entropy: ", h->size(0), " hidden states but targets ", targets->sizes(), " of ",
+                targets->scalar_type());
+    TORCH_CHECK(h->device() == w->device() && h->device() == targets->device(), "syne_linear_cross_entropy: tensors on ",
+                h->device(), ", ", w->device(), " and ", targets->device());
+    TORCH_CHECK(chunk >= 1 && h->size(0) >= 1, "syne_linear_cross_entropy: chunk ", chunk, " over ", h->size(0), " tokens");
+    *out = new at::Tensor(LinearCrossEntropyFn::apply(*h, *w, *targets, chunk));
     return 0;
   } catch (const std::exception &e) {
     write_error(e.what(), err, err_len);

@@ -461,7 +461,12 @@ impl Llama {
         let y = y.transpose(1, 2).contiguous().view([b, t, nh * hd]);
         let h = h + self.lin(&y, &l.o).to_kind(Kind::Float);
         let a = self.rms_norm(&h, &l.post_norm);
-        let ff = self.lin(&(self.lin(&a, &l.gate).silu() * self.lin(&a, &l.up)), &l.down);
+        let (gate, up) = (self.lin(&a, &l.gate), self.lin(&a, &l.up));
+        let ff = if self.precision == Precision::F32 && gate.device() == Device::Cpu {
+            crate::native::swiglu_down(&gate, &up, &l.down).expect("fused SwiGLU of f32 CPU tensors of matching shapes")
+        } else {
+            self.lin(&(gate.silu() * up), &l.down)
+        };
         h + ff.to_kind(Kind::Float)
     }
 
@@ -543,11 +548,11 @@ impl Llama {
     }
 
     /// [`Llama::loss_backward`] with the output head computed `chunk` tokens at a time: the f32
-    /// logits of at most `chunk` tokens exist at once (forward and backward), instead of
-    /// `b x t x vocab` — the memory and bandwidth that dominate small models with large
-    /// vocabularies. The loss and gradients are the same sums, accumulated chunk by chunk (equal
-    /// to the unchunked ones to rounding; a batch of at most `chunk` tokens takes the unchunked
-    /// path unchanged).
+    /// logits of at most `chunk` tokens exist at once, instead of `b x t x vocab` — the memory
+    /// and bandwidth that dominate small models with large vocabularies. Head and cross-entropy
+    /// are one autograd node ([`crate::native::linear_cross_entropy`]) that makes their
+    /// gradients chunk by chunk in the forward pass, so no logits are kept for backward; the
+    /// loss and gradients are the same sums as unchunked, to rounding (tested).
     pub fn loss_backward_chunked(&self, inputs: &Tensor, targets: &Tensor, attention: &Attention, scale: f64, checkpoint: bool, chunk: i64) -> f64 {
         let (b, t) = (inputs.size()[0], inputs.size()[1]);
         let (positions, mask) = self.attention_inputs(b, t, inputs.device(), attention);
@@ -587,38 +592,24 @@ impl Llama {
 
     /// Mean cross-entropy of `targets` under the head applied to hidden states `h` (`[b, t,
     /// d]`, with or without a graph behind it), its gradient x `scale` backpropagated into the
-    /// head and through `h`; the logits are made `chunk` tokens at a time.
+    /// head and through `h`; the logits are made `chunk` tokens at a time by the fused node.
     fn head_loss_backward(&self, h: &Tensor, targets: &Tensor, scale: f64, chunk: i64) -> f64 {
         let targets = targets.reshape([-1]);
         let n = targets.size()[0];
-        if n <= chunk {
-            let loss = self.head(h).view([n, -1]).cross_entropy_for_logits(&targets);
-            (&loss * scale).backward();
-            return f64::try_from(loss.to_kind(Kind::Double)).expect("scalar loss");
-        }
-        // The final norm once, with its graph; the head chunk by chunk from detached slices of
-        // it, whose gradients are then passed back through the norm (and `h`'s graph) at once.
         let normed = self.rms_norm(h, &self.norm).reshape([n, -1]);
-        let w = self.lm_head.as_ref().unwrap_or(&self.embed);
-        let (mut loss, mut grads) = (0.0, Vec::new());
-        for start in (0..n).step_by(chunk as usize) {
-            let len = chunk.min(n - start);
-            let part = normed.narrow(0, start, len).detach().set_requires_grad(true);
-            let mean = self.lin(&part, w).to_kind(Kind::Float).cross_entropy_for_logits(&targets.narrow(0, start, len));
-            let weight = len as f64 / n as f64;
-            (&mean * (scale * weight)).backward();
-            loss += weight * f64::try_from(mean.to_kind(Kind::Double)).expect("scalar loss");
-            grads.push(part.grad());
-        }
-        (normed * Tensor::cat(&grads, 0)).sum(Kind::Float).backward();
-        loss
+        let w = self.w(self.lm_head.as_ref().unwrap_or(&self.embed));
+        let loss =
+            crate::native::linear_cross_entropy(&normed, &w, &targets.to_kind(Kind::Int64), chunk).expect("fused head and cross-entropy of matching shapes");
+        (&loss * scale).backward();
+        f64::try_from(loss.to_kind(Kind::Double)).expect("scalar loss")
     }
 }
 
-/// Tokens of one chunk of the output head in training: 4,096 x a 49,152-entry vocabulary is
-/// 0.8 GB of f32 logits (and as much for their gradient), against 3.2 GB for SmolLM2's
-/// 2,048 x 8 micro-batch at once.
-pub const HEAD_CHUNK_TOKENS: i64 = 4096;
+/// Tokens of one chunk of the output head in training: 1,024 x a 49,152-entry vocabulary is
+/// 0.2 GB of f32 logits (their gradient is written over them), against 3.2 GB for SmolLM2's
+/// 2,048 x 8 micro-batch at once; 0.5 GB for Llama-3's 128,256 entries. A 1,024-row product
+/// still runs the GEMMs at full speed.
+pub const HEAD_CHUNK_TOKENS: i64 = 1024;
 
 /// How tokens attend to each other.
 pub enum Attention {

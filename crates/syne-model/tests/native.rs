@@ -96,3 +96,77 @@ fn fused_rms_norm_equals_the_composed_one_with_its_gradients() {
     let e = syne_model::native::rms_norm(&x0, &Tensor::ones([95], (Kind::Float, tch::Device::Cpu)), eps).unwrap_err();
     assert!(e.contains("95"), "{e}");
 }
+
+#[test]
+fn fused_swiglu_down_equals_the_composed_one_with_its_gradients() {
+    tch::manual_seed(5);
+    let cpu = (Kind::Float, tch::Device::Cpu);
+    // Values out to +-12 reach both tails of the sigmoid; 5 x 37 x 70 = 12,950 values cross the
+    // vector and thread chunk boundaries unevenly.
+    let g0 = Tensor::randn([5, 37, 70], cpu) * 4.0;
+    let u0 = Tensor::randn([5, 37, 70], cpu);
+    let w0 = Tensor::randn([24, 70], cpu) * 0.1;
+    let dy = Tensor::randn([5, 37, 24], cpu);
+    let run = |fused: bool| {
+        let (g, u, w) = (g0.copy().set_requires_grad(true), u0.copy().set_requires_grad(true), w0.copy().set_requires_grad(true));
+        let y = if fused { syne_model::native::swiglu_down(&g, &u, &w).unwrap() } else { (g.silu() * &u).linear(&w, None::<Tensor>) };
+        (&y * &dy).sum(Kind::Float).backward();
+        (y.detach(), g.grad(), u.grad(), w.grad())
+    };
+    let (fy, fg, fu, fw) = run(true);
+    let (cy, cg, cu, cw) = run(false);
+    for (name, a, b) in [("output", &fy, &cy), ("grad gate", &fg, &cg), ("grad up", &fu, &cu), ("grad down", &fw, &cw)] {
+        let err = f64::try_from((a - b).abs().max()).unwrap();
+        let scale = f64::try_from(b.abs().max()).unwrap();
+        assert!(err <= 2e-6 * scale.max(1.0), "{name}: max difference {err} (scale {scale})");
+    }
+    // Extreme gates stay finite and go to the limits: silu(-100) ~ 0, silu(100) = 100.
+    let g = Tensor::from_slice(&[-100.0f32, 100.0, 0.0]).view([1, 3]);
+    let y = tch::no_grad(|| syne_model::native::swiglu_down(&g, &Tensor::ones([1, 3], cpu), &Tensor::eye(3, cpu)).unwrap());
+    let y = Vec::<f32>::try_from(y.view([-1])).unwrap();
+    assert!(y[0].abs() < 1e-30 && y[1] == 100.0 && y[2] == 0.0, "{y:?}");
+    // Mismatched shapes are refused with a message naming them.
+    let e = syne_model::native::swiglu_down(&g0, &u0, &Tensor::zeros([24, 69], cpu)).unwrap_err();
+    assert!(e.contains("69"), "{e}");
+}
+
+#[test]
+fn fused_linear_cross_entropy_equals_the_composed_one_with_its_gradients() {
+    tch::manual_seed(7);
+    let cpu = (Kind::Float, tch::Device::Cpu);
+    let (n, d, vocab) = (23, 16, 301);
+    let h0 = Tensor::randn([n, d], cpu);
+    let w0 = Tensor::randn([vocab, d], cpu) * 0.5;
+    let targets = Tensor::randint(vocab, [n], (Kind::Int64, tch::Device::Cpu));
+    let run = |chunk: Option<i64>| {
+        let (h, w) = (h0.copy().set_requires_grad(true), w0.copy().set_requires_grad(true));
+        let loss = match chunk {
+            Some(c) => syne_model::native::linear_cross_entropy(&h, &w, &targets, c).unwrap(),
+            None => h.linear(&w, None::<Tensor>).cross_entropy_for_logits(&targets),
+        };
+        // A scale other than 1 on the way back, as the trainer's accumulation applies.
+        (&loss * 0.37).backward();
+        (f64::try_from(loss).unwrap(), h.grad(), w.grad())
+    };
+    let (cl, ch, cw) = run(None);
+    // One chunk, uneven chunks (the last of 23 tokens holds 2), one token at a time.
+    for chunk in [64, 7, 1] {
+        let (fl, fh, fw) = run(Some(chunk));
+        assert!((fl - cl).abs() <= 1e-6 * cl.abs(), "chunk {chunk}: loss {fl} vs {cl}");
+        for (name, a, b) in [("grad h", &fh, &ch), ("grad w", &fw, &cw)] {
+            let err = f64::try_from((a - b).abs().max()).unwrap();
+            let scale = f64::try_from(b.abs().max()).unwrap();
+            assert!(err <= 1e-5 * scale, "chunk {chunk}, {name}: max difference {err} (scale {scale})");
+        }
+    }
+    // bf16 hidden states and head (autocast's products), the loss reduced in f32.
+    let (hb, wb) = (h0.to_kind(Kind::BFloat16).set_requires_grad(true), w0.to_kind(Kind::BFloat16).set_requires_grad(true));
+    let loss = syne_model::native::linear_cross_entropy(&hb, &wb, &targets, 7).unwrap();
+    assert_eq!(loss.kind(), Kind::Float);
+    loss.backward();
+    assert_eq!(wb.grad().kind(), Kind::BFloat16);
+    assert!((f64::try_from(&loss).unwrap() - cl).abs() < 0.05 * cl, "bf16 loss {loss:?} vs {cl}");
+    // Targets that do not match the hidden states are refused with a message naming them.
+    let e = syne_model::native::linear_cross_entropy(&h0, &w0, &targets.narrow(0, 0, 5), 7).unwrap_err();
+    assert!(e.contains("23 hidden states"), "{e}");
+}
