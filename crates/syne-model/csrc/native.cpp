@@ -4,6 +4,7 @@
 //  - RMSNorm on the CPU as one autograd node with hand-written loops (forward: one read of x,
 //    one write of y; backward: one pass), where the composed version runs six kernels forward
 //    and about ten backward over the hidden states and keeps their intermediates;
+//  - RoPE on the CPU as one autograd node (one pass each way, nothing of x kept);
 //  - SwiGLU and the down projection on the CPU as one autograd node that keeps only the gate
 //    and up projections for backward (recomputing the product there);
 //  - the output head and cross-entropy as one autograd node, chunk by chunk over tokens, on any
@@ -265,18 +266,14 @@ __attribute__((always_inline)) inline float exp_f32(float x) {
   return p * __builtin_bit_cast(float, (i + 127) << 23);
 }
 
-// The SwiGLU loops, compiled twice (AVX2 + FMA, and the x86-64 baseline) and chosen at load
-// time by the CPU, so the same library runs on any x86-64 machine.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SYNE_CLONES __attribute__((target_clones("arch=haswell", "default")))
-#else
-#define SYNE_CLONES
-#endif
+// The SwiGLU loops: bodies inlined into an AVX2 + FMA build and an x86-64 baseline build of each,
+// the first chosen when the CPU has both (checked once). Not `target_clones("arch=haswell")`:
+// its resolver asks whether the CPU *is* a Haswell, so AMD's AVX2 machines got the baseline.
 
 // h = silu(g) * u over n values, and s = sigmoid(g) where `s` is given (two loops, so that
 // neither holds a branch and both vectorise).
-SYNE_CLONES void swiglu_forward(const float *__restrict g, const float *__restrict u, float *__restrict h,
-                                float *__restrict s, int64_t n) {
+__attribute__((always_inline)) inline void swiglu_forward_body(const float *__restrict g, const float *__restrict u,
+                                                               float *__restrict h, float *__restrict s, int64_t n) {
   if (s == nullptr) {
     for (int64_t i = 0; i < n; ++i) h[i] = g[i] * u[i] / (1.0f + exp_f32(-g[i]));
     return;
@@ -290,13 +287,42 @@ SYNE_CLONES void swiglu_forward(const float *__restrict g, const float *__restri
 
 // From dh (the gradient of h = silu(g) * u) and s = sigmoid(g): dg = dh * u * s * (1 + g (1 - s))
 // written over dh, du = dh * g * s written over s.
-SYNE_CLONES void swiglu_backward(const float *__restrict g, const float *__restrict u, float *__restrict dh_dg,
-                                 float *__restrict s_du, int64_t n) {
+__attribute__((always_inline)) inline void swiglu_backward_body(const float *__restrict g, const float *__restrict u,
+                                                                float *__restrict dh_dg, float *__restrict s_du, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float sg = s_du[i], dh = dh_dg[i], gi = g[i];
     dh_dg[i] = dh * u[i] * sg * (1.0f + gi * (1.0f - sg));
     s_du[i] = dh * gi * sg;
   }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SYNE_X86_DISPATCH 1
+__attribute__((target("avx2,fma"))) void swiglu_forward_avx2(const float *g, const float *u, float *h, float *s, int64_t n) {
+  swiglu_forward_body(g, u, h, s, n);
+}
+__attribute__((target("avx2,fma"))) void swiglu_backward_avx2(const float *g, const float *u, float *dh_dg, float *s_du,
+                                                               int64_t n) {
+  swiglu_backward_body(g, u, dh_dg, s_du, n);
+}
+bool cpu_has_avx2_fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+#endif
+
+void swiglu_forward(const float *g, const float *u, float *h, float *s, int64_t n) {
+#ifdef SYNE_X86_DISPATCH
+  if (cpu_has_avx2_fma()) return swiglu_forward_avx2(g, u, h, s, n);
+#endif
+  swiglu_forward_body(g, u, h, s, n);
+}
+
+void swiglu_backward(const float *g, const float *u, float *dh_dg, float *s_du, int64_t n) {
+#ifdef SYNE_X86_DISPATCH
+  if (cpu_has_avx2_fma()) return swiglu_backward_avx2(g, u, dh_dg, s_du, n);
+#endif
+  swiglu_backward_body(g, u, dh_dg, s_du, n);
 }
 
 // y = (silu(g) * u) @ w^T for f32 CPU tensors g, u [..., I] and w [D, I] (the Llama MLP after its
@@ -389,6 +415,52 @@ struct LinearCrossEntropyFn : public torch::autograd::Function<LinearCrossEntrop
     return {dh, dw.to(w_dtype), at::Tensor(), at::Tensor()};
   }
 };
+// Rotary position embedding over contiguous f32 x [b, t, heads, head_dim] with tables cos/sin
+// [pb, t, head_dim] (pb = b, or 1 broadcast over the batch): out = x * cos + rot(x) * sin,
+// rot(x) = cat(-x[half:], x[:half]). Backward (cos/sin take no gradient):
+//   dx_i = dy_i cos_i + (i < half ? dy_{i+half} sin_{i+half} : -dy_{i-half} sin_{i-half}).
+void rope_rows(const float *xp, const float *cp, const float *sp, float *op, int64_t b, int64_t t, int64_t heads,
+               int64_t hd, int64_t pb, bool backward) {
+  const int64_t half = hd / 2;
+  at::parallel_for(0, b * t, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t bt = begin; bt < end; ++bt) {
+      const int64_t bi = bt / t, ti = bt % t;
+      const float *c = cp + ((pb == 1 ? 0 : bi) * t + ti) * hd;
+      const float *s = sp + ((pb == 1 ? 0 : bi) * t + ti) * hd;
+      for (int64_t h = 0; h < heads; ++h) {
+        const float *x = xp + (bt * heads + h) * hd;
+        float *o = op + (bt * heads + h) * hd;
+        if (!backward) {
+          for (int64_t i = 0; i < half; ++i) o[i] = x[i] * c[i] + (-x[i + half]) * s[i];
+          for (int64_t i = half; i < hd; ++i) o[i] = x[i] * c[i] + x[i - half] * s[i];
+        } else {
+          for (int64_t i = 0; i < half; ++i) o[i] = x[i] * c[i] + x[i + half] * s[i + half];
+          for (int64_t i = half; i < hd; ++i) o[i] = x[i] * c[i] - x[i - half] * s[i - half];
+        }
+      }
+    }
+  });
+}
+
+struct RopeFn : public torch::autograd::Function<RopeFn> {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &x_in, const at::Tensor &cos_in, const at::Tensor &sin_in) {
+    at::Tensor x = x_in.contiguous(), cos = cos_in.contiguous(), sin = sin_in.contiguous();
+    at::Tensor out = at::empty_like(x);
+    rope_rows(x.const_data_ptr<float>(), cos.const_data_ptr<float>(), sin.const_data_ptr<float>(), out.data_ptr<float>(),
+              x.size(0), x.size(1), x.size(2), x.size(3), cos.size(0), false);
+    ctx->save_for_backward({cos, sin});
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext *ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    at::Tensor dy = grads[0].contiguous();
+    at::Tensor dx = at::empty_like(dy);
+    rope_rows(dy.const_data_ptr<float>(), saved[0].const_data_ptr<float>(), saved[1].const_data_ptr<float>(),
+              dx.data_ptr<float>(), dy.size(0), dy.size(1), dy.size(2), dy.size(3), saved[0].size(0), true);
+    return {dx, at::Tensor(), at::Tensor()};
+  }
+};
 }  // namespace
 
 extern "C" {
@@ -460,6 +532,25 @@ int syne_linear_cross_entropy(at::Tensor *h, at::Tensor *w, at::Tensor *targets,
                 h->device(), ", ", w->device(), " and ", targets->device());
     TORCH_CHECK(chunk >= 1 && h->size(0) >= 1, "syne_linear_cross_entropy: chunk ", chunk, " over ", h->size(0), " tokens");
     *out = new at::Tensor(LinearCrossEntropyFn::apply(*h, *w, *targets, chunk));
+    return 0;
+  } catch (const std::exception &e) {
+    write_error(e.what(), err, err_len);
+    return 1;
+  }
+}
+
+// RoPE of `x` [b, t, heads, head_dim] (f32, CPU) with tables [1 or b, t, head_dim] as one
+// autograd node. Writes a new tensor to `*out`; returns 0, or 1 with the error in `err`.
+int syne_rope(at::Tensor *x, at::Tensor *cos, at::Tensor *sin, at::Tensor **out, char *err, size_t err_len) {
+  try {
+    TORCH_CHECK(x->device().is_cpu() && cos->device().is_cpu() && sin->device().is_cpu(), "syne_rope: CPU tensors only");
+    TORCH_CHECK(x->scalar_type() == at::kFloat && cos->scalar_type() == at::kFloat && sin->scalar_type() == at::kFloat,
+                "syne_rope: f32 tensors only");
+    TORCH_CHECK(x->dim() == 4 && x->size(3) % 2 == 0, "syne_rope: input must be [b, t, heads, even head_dim], got ", x->sizes());
+    TORCH_CHECK(cos->sizes() == sin->sizes() && cos->dim() == 3 && (cos->size(0) == 1 || cos->size(0) == x->size(0)) &&
+                    cos->size(1) == x->size(1) && cos->size(2) == x->size(3),
+                "syne_rope: tables of ", cos->sizes(), " for input of ", x->sizes());
+    *out = new at::Tensor(RopeFn::apply(*x, *cos, *sin));
     return 0;
   } catch (const std::exception &e) {
     write_error(e.what(), err, err_len);

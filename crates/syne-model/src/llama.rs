@@ -432,14 +432,23 @@ impl Llama {
         let c = &self.config;
         let (nh, kv, hd) = (c.num_attention_heads as i64, c.num_key_value_heads as i64, c.head_dim() as i64);
         let (cos, sin) = rope;
+        // `x` is a projection `[b, t, heads, head_dim]`; the result is `[b, heads, t, head_dim]`.
+        // On the CPU in f32 one fused node on the contiguous layout, else composed (the tables
+        // are `[1 or b, 1, t, head_dim]`).
+        let fused = self.precision == Precision::F32 && h.device() == Device::Cpu;
         let apply_rope = |x: &Tensor| {
+            if fused {
+                let (c, s) = (cos.squeeze_dim(1), sin.squeeze_dim(1));
+                return crate::native::rope(x, &c, &s).expect("fused RoPE of f32 CPU tensors of matching shapes").transpose(1, 2);
+            }
+            let x = x.transpose(1, 2);
             let half = hd / 2;
             let rot = Tensor::cat(&[x.narrow(3, half, half).neg(), x.narrow(3, 0, half)], 3);
-            x * cos + rot * sin
+            &x * cos + rot * sin
         };
         let a = self.rms_norm(h, &l.input_norm);
-        let q = apply_rope(&self.lin(&a, &l.q).view([b, t, nh, hd]).transpose(1, 2));
-        let mut k = apply_rope(&self.lin(&a, &l.k).view([b, t, kv, hd]).transpose(1, 2));
+        let q = apply_rope(&self.lin(&a, &l.q).view([b, t, nh, hd]));
+        let mut k = apply_rope(&self.lin(&a, &l.k).view([b, t, kv, hd]));
         let mut v = self.lin(&a, &l.v).view([b, t, kv, hd]).transpose(1, 2);
         if let Some(cache) = cache {
             if let Some((pk, pv)) = cache.take() {
@@ -448,15 +457,20 @@ impl Llama {
             }
             *cache = Some((k.shallow_clone(), v.shallow_clone()));
         }
-        let (k, v) = if kv != nh {
+        // Grouped-query attention: on the CPU the attention kernel reads each key/value head for
+        // its group of query heads itself (`enable_gqa`), so the repeated keys and values are
+        // neither copied nor kept for backward; elsewhere they are repeated as transformers does
+        // (not every CUDA attention backend takes `enable_gqa`).
+        let gqa = kv != nh && q.device() == Device::Cpu;
+        let (k, v) = if kv != nh && !gqa {
             let rep = nh / kv;
             (k.repeat_interleave_self_int(rep, 1, None), v.repeat_interleave_self_int(rep, 1, None))
         } else {
             (k, v)
         };
         let y = match mask {
-            Some(m) => Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), 0.0, false, None, false),
-            None => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, true, None, false),
+            Some(m) => Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), 0.0, false, None, gqa),
+            None => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, true, None, gqa),
         };
         let y = y.transpose(1, 2).contiguous().view([b, t, nh * hd]);
         let h = h + self.lin(&y, &l.o).to_kind(Kind::Float);

@@ -1,9 +1,10 @@
 //! Safe wrappers over libtorch facilities tch does not bind, compiled from `csrc/native.cpp`
 //! by the crate's build script against the libtorch torch-sys links: PyTorch's fused AdamW
 //! step ([`adamw`]), a caching allocator for CPU tensor storage
-//! ([`install_cpu_caching_allocator`]), RMSNorm ([`rms_norm`]) and SwiGLU with the down
-//! projection ([`swiglu_down`]) on the CPU as single autograd nodes, and the output head with
-//! its cross-entropy, chunked over tokens, on any device ([`linear_cross_entropy`]).
+//! ([`install_cpu_caching_allocator`]), RMSNorm ([`rms_norm`]), rotary position embedding
+//! ([`rope`]) and SwiGLU with the down projection ([`swiglu_down`]) on the CPU as single
+//! autograd nodes, and the output head with its cross-entropy, chunked over tokens, on any
+//! device ([`linear_cross_entropy`]).
 
 use std::ffi::{c_char, c_int, CStr};
 
@@ -23,6 +24,7 @@ extern "C" {
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
+    fn syne_rope(x: *mut C_tensor, cos: *mut C_tensor, sin: *mut C_tensor, out: *mut *mut C_tensor, err: *mut c_char, err_len: usize) -> c_int;
     fn syne_rms_norm(x: *mut C_tensor, w: *mut C_tensor, eps: f64, out: *mut *mut C_tensor, err: *mut c_char, err_len: usize) -> c_int;
     fn syne_fused_adamw(
         params: *const *mut C_tensor,
@@ -204,4 +206,14 @@ fn new_tensor(name: &str, call: impl FnOnce(*mut *mut C_tensor, *mut c_char, usi
     }
     // SAFETY: `out` is a fresh `at::Tensor*` nothing else owns; `from_ptr` takes it over.
     Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// Rotary position embedding of `x` `[b, t, heads, head_dim]` with tables `cos`, `sin`
+/// `[1 or b, t, head_dim]` (`x * cos + cat(-x2, x1) * sin`, HF's `rotate_half` convention), for
+/// f32 CPU tensors, as one autograd node: one pass forward and one backward over `x`, nothing of
+/// `x` kept for backward (the composed version runs five kernels each way and keeps the rotated
+/// copy). Gradients reach `x` only (the tables are constants).
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor, String> {
+    // SAFETY: the three tensors are live for the call.
+    new_tensor("syne_rope", |out, err, err_len| unsafe { syne_rope(ptr(x), ptr(cos), ptr(sin), out, err, err_len) })
 }

@@ -170,3 +170,35 @@ fn fused_linear_cross_entropy_equals_the_composed_one_with_its_gradients() {
     let e = syne_model::native::linear_cross_entropy(&h0, &w0, &targets.narrow(0, 0, 5), 7).unwrap_err();
     assert!(e.contains("23 hidden states"), "{e}");
 }
+
+#[test]
+fn fused_rope_equals_the_composed_one_with_its_gradient() {
+    tch::manual_seed(5);
+    let (b, t, heads, hd) = (2, 6, 3, 8);
+    let x0 = Tensor::randn([b, t, heads, hd], (Kind::Float, tch::Device::Cpu));
+    let dy = Tensor::randn([b, t, heads, hd], (Kind::Float, tch::Device::Cpu));
+    for tables in [1, b] {
+        let ang = Tensor::rand([tables, t, hd], (Kind::Float, tch::Device::Cpu)) * 6.0;
+        let (cos, sin) = (ang.cos(), ang.sin());
+        let run = |fused: bool| {
+            let x = x0.copy().set_requires_grad(true);
+            let y = if fused {
+                syne_model::native::rope(&x, &cos, &sin).unwrap()
+            } else {
+                let half = hd / 2;
+                let rot = Tensor::cat(&[x.narrow(3, half, half).neg(), x.narrow(3, 0, half)], 3);
+                &x * cos.unsqueeze(2) + rot * sin.unsqueeze(2)
+            };
+            (&y * &dy).sum(Kind::Float).backward();
+            (y.detach(), x.grad())
+        };
+        let ((fy, fx), (cy, cx)) = (run(true), run(false));
+        for (name, a, c) in [("output", &fy, &cy), ("grad", &fx, &cx)] {
+            let err = f64::try_from((a - c).abs().max()).unwrap();
+            assert!(err <= 1e-6, "{name} with {tables} table row(s): max difference {err}");
+        }
+    }
+    let bad = Tensor::ones([1, t + 1, hd], (Kind::Float, tch::Device::Cpu));
+    let e = syne_model::native::rope(&x0, &bad, &bad).unwrap_err();
+    assert!(e.contains("tables"), "{e}");
+}
