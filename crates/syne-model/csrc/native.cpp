@@ -461,6 +461,18 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
     return {dx, at::Tensor(), at::Tensor()};
   }
 };
+// Run `body`; 0, or 1 with the message of the C++ exception it threw written to `err` (every
+// entry point below returns through this: no exception crosses the C ABI).
+template <class Body>
+int guarded(char *err, size_t err_len, Body &&body) {
+  try {
+    body();
+    return 0;
+  } catch (const std::exception &e) {
+    write_error(e.what(), err, err_len);
+    return 1;
+  }
+}
 }  // namespace
 
 extern "C" {
@@ -483,23 +495,19 @@ int syne_install_cpu_caching_allocator(size_t limit_bytes) {
 // RMSNorm of `x` (f32, CPU, last dimension normalised) with weight `w` as one autograd node.
 // Writes a new tensor to `*out`; returns 0, or 1 with the error message in `err`.
 int syne_rms_norm(at::Tensor *x, at::Tensor *w, double eps, at::Tensor **out, char *err, size_t err_len) {
-  try {
+  return guarded(err, err_len, [&] {
     TORCH_CHECK(x->device().is_cpu() && w->device().is_cpu(), "syne_rms_norm: CPU tensors only");
     TORCH_CHECK(x->scalar_type() == at::kFloat && w->scalar_type() == at::kFloat, "syne_rms_norm: f32 tensors only");
     TORCH_CHECK(x->dim() >= 1 && w->dim() == 1 && w->size(0) == x->size(-1), "syne_rms_norm: weight of ", w->sizes(),
                 " for input of ", x->sizes());
     *out = new at::Tensor(RmsNormFn::apply(*x, *w, eps));
-    return 0;
-  } catch (const std::exception &e) {
-    write_error(e.what(), err, err_len);
-    return 1;
-  }
+  });
 }
 
 // (silu(g) * u) @ w^T as one autograd node (f32, CPU; g and u of equal shapes [..., I], w [D, I]).
 // Writes a new tensor to `*out`; returns 0, or 1 with the error message in `err`.
 int syne_swiglu_down(at::Tensor *g, at::Tensor *u, at::Tensor *w, at::Tensor **out, char *err, size_t err_len) {
-  try {
+  return guarded(err, err_len, [&] {
     for (const at::Tensor *t : {g, u, w}) {
       TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == at::kFloat, "syne_swiglu_down: f32 CPU tensors only, got ",
                   t->scalar_type(), " on ", t->device());
@@ -509,18 +517,14 @@ int syne_swiglu_down(at::Tensor *g, at::Tensor *u, at::Tensor *w, at::Tensor **o
     TORCH_CHECK(w->dim() == 2 && w->size(1) == g->size(-1), "syne_swiglu_down: down weight ", w->sizes(),
                 " for a product of width ", g->size(-1));
     *out = new at::Tensor(SwigluDownFn::apply(*g, *u, *w));
-    return 0;
-  } catch (const std::exception &e) {
-    write_error(e.what(), err, err_len);
-    return 1;
-  }
+  });
 }
 
 // Mean cross-entropy of `targets` under h @ w^T, `chunk` tokens at a time, as one autograd node.
 // Writes the scalar loss to `*out`; returns 0, or 1 with the error message in `err`.
 int syne_linear_cross_entropy(at::Tensor *h, at::Tensor *w, at::Tensor *targets, int64_t chunk, at::Tensor **out,
                               char *err, size_t err_len) {
-  try {
+  return guarded(err, err_len, [&] {
     TORCH_CHECK(h->dim() == 2 && w->dim() == 2 && h->size(1) == w->size(1), "syne_linear_cross_entropy: hidden states ",
                 h->sizes(), " for a head of ", w->sizes());
     TORCH_CHECK(h->scalar_type() == w->scalar_type(), "syne_linear_cross_entropy: hidden states in ", h->scalar_type(),
@@ -532,17 +536,13 @@ int syne_linear_cross_entropy(at::Tensor *h, at::Tensor *w, at::Tensor *targets,
                 h->device(), ", ", w->device(), " and ", targets->device());
     TORCH_CHECK(chunk >= 1 && h->size(0) >= 1, "syne_linear_cross_entropy: chunk ", chunk, " over ", h->size(0), " tokens");
     *out = new at::Tensor(LinearCrossEntropyFn::apply(*h, *w, *targets, chunk));
-    return 0;
-  } catch (const std::exception &e) {
-    write_error(e.what(), err, err_len);
-    return 1;
-  }
+  });
 }
 
 // RoPE of `x` [b, t, heads, head_dim] (f32, CPU) with tables [1 or b, t, head_dim] as one
 // autograd node. Writes a new tensor to `*out`; returns 0, or 1 with the error in `err`.
 int syne_rope(at::Tensor *x, at::Tensor *cos, at::Tensor *sin, at::Tensor **out, char *err, size_t err_len) {
-  try {
+  return guarded(err, err_len, [&] {
     TORCH_CHECK(x->device().is_cpu() && cos->device().is_cpu() && sin->device().is_cpu(), "syne_rope: CPU tensors only");
     TORCH_CHECK(x->scalar_type() == at::kFloat && cos->scalar_type() == at::kFloat && sin->scalar_type() == at::kFloat,
                 "syne_rope: f32 tensors only");
@@ -551,11 +551,7 @@ int syne_rope(at::Tensor *x, at::Tensor *cos, at::Tensor *sin, at::Tensor **out,
                     cos->size(1) == x->size(1) && cos->size(2) == x->size(3),
                 "syne_rope: tables of ", cos->sizes(), " for input of ", x->sizes());
     *out = new at::Tensor(RopeFn::apply(*x, *cos, *sin));
-    return 0;
-  } catch (const std::exception &e) {
-    write_error(e.what(), err, err_len);
-    return 1;
-  }
+  });
 }
 
 // Hits, misses and bytes held of the caching allocator (zeros if it is not installed).
@@ -573,7 +569,7 @@ void syne_cpu_caching_allocator_stats(uint64_t *out) {
 int syne_fused_adamw(at::Tensor **params, at::Tensor **grads, at::Tensor **exp_avgs, at::Tensor **exp_avg_sqs,
                      at::Tensor **steps, size_t n, double lr, double beta1, double beta2, double weight_decay,
                      double eps, at::Tensor *grad_scale, char *err, size_t err_len) {
-  try {
+  return guarded(err, err_len, [&] {
     std::vector<at::Tensor> p, g, m, v, s;
     for (size_t i = 0; i < n; ++i) {
       p.push_back(*params[i]);
@@ -586,10 +582,6 @@ int syne_fused_adamw(at::Tensor **params, at::Tensor **grads, at::Tensor **exp_a
     if (grad_scale != nullptr) scale = *grad_scale;
     at::_fused_adamw_(p, g, m, v, /*max_exp_avg_sqs=*/{}, s, lr, beta1, beta2, weight_decay, eps,
                       /*amsgrad=*/false, /*maximize=*/false, scale, /*found_inf=*/std::nullopt);
-    return 0;
-  } catch (const std::exception &e) {
-    write_error(e.what(), err, err_len);
-    return 1;
-  }
+  });
 }
 }

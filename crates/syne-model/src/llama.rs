@@ -399,11 +399,17 @@ impl Llama {
         x.linear(&self.w(w), None::<Tensor>)
     }
 
+    /// Whether the hand-written single-node versions of RMSNorm, RoPE and SwiGLU
+    /// ([`crate::native`]) apply to activations like `x`: f32 compute on the CPU.
+    fn fused_on_cpu(&self, x: &Tensor) -> bool {
+        self.precision == Precision::F32 && x.device() == Device::Cpu
+    }
+
     /// RMSNorm in f32 (as HF computes it), returned in the compute precision. On the CPU in
     /// f32 it is one fused autograd node ([`crate::native::rms_norm`]); elsewhere composed of
     /// libtorch operations.
     fn rms_norm(&self, x: &Tensor, w: &Tensor) -> Tensor {
-        if self.precision == Precision::F32 && x.device() == Device::Cpu && x.kind() == Kind::Float && w.kind() == Kind::Float {
+        if self.fused_on_cpu(x) && x.kind() == Kind::Float && w.kind() == Kind::Float {
             return crate::native::rms_norm(x, w, self.config.rms_norm_eps).expect("fused RMSNorm of f32 CPU tensors of matching widths");
         }
         let x = x.to_kind(Kind::Float);
@@ -435,11 +441,10 @@ impl Llama {
         // `x` is a projection `[b, t, heads, head_dim]`; the result is `[b, heads, t, head_dim]`.
         // On the CPU in f32 one fused node on the contiguous layout, else composed (the tables
         // are `[1 or b, 1, t, head_dim]`).
-        let fused = self.precision == Precision::F32 && h.device() == Device::Cpu;
+        let fused = self.fused_on_cpu(h).then(|| (cos.squeeze_dim(1), sin.squeeze_dim(1)));
         let apply_rope = |x: &Tensor| {
-            if fused {
-                let (c, s) = (cos.squeeze_dim(1), sin.squeeze_dim(1));
-                return crate::native::rope(x, &c, &s).expect("fused RoPE of f32 CPU tensors of matching shapes").transpose(1, 2);
+            if let Some((c, s)) = &fused {
+                return crate::native::rope(x, c, s).expect("fused RoPE of f32 CPU tensors of matching shapes").transpose(1, 2);
             }
             let x = x.transpose(1, 2);
             let half = hd / 2;
@@ -476,7 +481,7 @@ impl Llama {
         let h = h + self.lin(&y, &l.o).to_kind(Kind::Float);
         let a = self.rms_norm(&h, &l.post_norm);
         let (gate, up) = (self.lin(&a, &l.gate), self.lin(&a, &l.up));
-        let ff = if self.precision == Precision::F32 && gate.device() == Device::Cpu {
+        let ff = if self.fused_on_cpu(&gate) {
             crate::native::swiglu_down(&gate, &up, &l.down).expect("fused SwiGLU of f32 CPU tensors of matching shapes")
         } else {
             self.lin(&(gate.silu() * up), &l.down)
